@@ -1,0 +1,7 @@
+"""Entry point for ``python -m imgforge``."""
+
+import sys
+
+from imgforge.cli import main
+
+sys.exit(main())

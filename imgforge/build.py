@@ -1,0 +1,276 @@
+"""The orchestrator: run BuildJobs in DAG order and leave artifacts and manifests."""
+
+from __future__ import annotations
+
+import datetime as dt
+import platform
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TextIO
+
+from imgforge import __version__, atomic, manifest
+from imgforge.context import DOCKERFILE, build_context
+from imgforge.errors import BuildError, ImgforgeError
+from imgforge.fingerprint import combine
+from imgforge.image import ImageConfig
+from imgforge.manifest import Fingerprint
+from imgforge.plan import BuildJob
+from imgforge.render import make_environment, render
+from imgforge.session import Options, Session
+
+if TYPE_CHECKING:
+    from imgforge.engine.docker import DockerEngine
+
+Say = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class Rendered:
+    """The three texts rendered for one job."""
+
+    dockerfile: str
+    deffile: str
+    envfile: str
+
+    @property
+    def digest(self) -> str:
+        return combine([self.dockerfile, self.deffile, self.envfile])
+
+
+def render_job(job: BuildJob) -> Rendered:
+    env = make_environment()
+    return Rendered(
+        dockerfile=render(job, "dockerfile", env),
+        deffile=render(job, "def", env),
+        envfile=render(job, "env", env),
+    )
+
+
+def write_sources(job: BuildJob, rendered: Rendered) -> None:
+    """Write the Dockerfile, the .def and its env file, each atomically."""
+    paths = job.artifacts
+    atomic.write_text(paths.dockerfile, rendered.dockerfile)
+    atomic.write_text(paths.deffile, rendered.deffile)
+    atomic.write_text(paths.env_file, rendered.envfile, mode=0o755)
+
+
+@dataclass(frozen=True)
+class Status:
+    """Whether a job must be built, and why."""
+
+    name: str
+    stale: bool
+    reason: str
+    fingerprint: Fingerprint
+    image_id: str | None = None
+
+
+@dataclass
+class Summary:
+    """What one ``build`` run did, per recipe."""
+
+    built: list[str] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)
+    failed: list[str] = field(default_factory=list)
+    not_attempted: list[str] = field(default_factory=list)
+    errors: list[ImgforgeError] = field(default_factory=list)
+
+
+def job_status(
+    job: BuildJob,
+    rendered: Rendered,
+    *,
+    base_id: str,
+    engine: DockerEngine,
+    force: bool,
+    strategy: str,
+    rebuilding: set[str],
+) -> Status:
+    """Decide whether ``job`` is up to date: fingerprint, manifest and engine agree."""
+    fingerprint = Fingerprint(job.recipe_hash, rendered.digest, base_id, strategy)
+
+    def stale(reason: str) -> Status:
+        return Status(job.name, True, reason, fingerprint)
+
+    if force:
+        return stale("--force")
+    parents = [p for p in job.parents if p in rebuilding]
+    if parents:
+        return stale(f"parent {', '.join(parents)} rebuilds")
+    recorded = manifest.read(job.artifacts.manifest)
+    if recorded is None:
+        return stale("no manifest")
+    if why := fingerprint.differs(recorded.get("fingerprint") or {}):
+        return stale(why)
+    image_id = engine.image_id(job.recipe.image)
+    if image_id is None:
+        return stale(f"image {job.recipe.image} is missing")
+    if image_id != recorded.get("docker_image_id"):
+        return stale(f"image {job.recipe.image} is not the one recorded")
+    return Status(job.name, False, "up to date", fingerprint, image_id)
+
+
+class Builder:
+    """Builds jobs on one engine; ``say`` gets user messages, ``stream`` build output."""
+
+    def __init__(
+        self, engine: DockerEngine, options: Options, *, say: Say, stream: Say | None = None
+    ) -> None:
+        self.engine = engine
+        self.options = options
+        self.say = say
+        self.stream = stream
+        self.image_ids: dict[str, str] = {}
+
+    def base_id(self, job: BuildJob) -> str:
+        parent = job.recipe.base_recipe
+        if parent is None:
+            return job.base.image_id or ""
+        return self.image_ids.get(parent, "")
+
+    def strategy(self, job: BuildJob) -> str:
+        return self.options.strategy or job.recipe.strategy
+
+    def status(self, job: BuildJob, rendered: Rendered, rebuilding: set[str]) -> Status:
+        return job_status(
+            job,
+            rendered,
+            base_id=self.base_id(job),
+            engine=self.engine,
+            force=self.options.force,
+            strategy=self.strategy(job),
+            rebuilding=rebuilding,
+        )
+
+    def plan(self, session: Session) -> list[Status]:
+        """Every job's status, in build order, without building anything."""
+        statuses: list[Status] = []
+        rebuilding: set[str] = set()
+        for job in session.jobs:
+            status = self.status(job, render_job(job), rebuilding)
+            if status.stale:
+                rebuilding.add(job.name)
+            else:
+                self.image_ids[job.name] = status.image_id or ""
+            statuses.append(status)
+        return statuses
+
+    def run(self, session: Session, *, keep_going: bool = False) -> Summary:
+        """Build stale jobs in order; a failure skips its dependents."""
+        summary = Summary()
+        rebuilding: set[str] = set()
+        blocked: set[str] = set()
+        for job in session.jobs:
+            if blocked & set(job.parents) or (summary.failed and not keep_going):
+                blocked.add(job.name)
+                summary.not_attempted.append(job.name)
+                continue
+            rendered = render_job(job)
+            status = self.status(job, rendered, rebuilding)
+            if not status.stale:
+                self.image_ids[job.name] = status.image_id or ""
+                summary.skipped.append(job.name)
+                self.say(f"{job.recipe.image}: up to date")
+                continue
+            rebuilding.add(job.name)
+            try:
+                self.build_one(job, rendered, status)
+            except ImgforgeError as exc:
+                blocked.add(job.name)
+                summary.failed.append(job.name)
+                summary.errors.append(exc)
+                self.say(f"{job.recipe.image}: FAILED: {exc}")
+                continue
+            summary.built.append(job.name)
+        return summary
+
+    def build_one(self, job: BuildJob, rendered: Rendered, status: Status) -> None:
+        if self.strategy(job) != "dockerfile":
+            raise BuildError(
+                f"{job.recipe.path}: build.strategy: the commit strategy is not available "
+                "in this version of imgforge"
+            )
+        self.say(f"{job.recipe.image}: building ({status.reason})")
+        started = time.monotonic()
+        write_sources(job, rendered)
+        job.artifacts.directory.mkdir(parents=True, exist_ok=True)
+        with job.artifacts.log.open("w", encoding="utf-8") as log_file:
+            image_id = self.docker_build(job, rendered, log_file)
+        built = self.engine.ensure_image(image_id, why=job.recipe.image)
+        check_config(job, ImageConfig.from_inspect(built))
+        self.engine.tag(image_id, job.recipe.name, job.recipe.tag)
+        self.image_ids[job.name] = image_id
+        elapsed = time.monotonic() - started
+        manifest.write(
+            job.artifacts.manifest,
+            self.manifest_data(job, status, image_id, built, elapsed),
+        )
+        self.say(f"{job.recipe.image}: built {image_id[7:19]} in {elapsed:.1f}s")
+
+    def docker_build(self, job: BuildJob, rendered: Rendered, log_file: TextIO) -> str:
+        def log(line: str) -> None:
+            log_file.write(line + "\n")
+            log_file.flush()
+            if self.stream is not None:
+                self.stream(f"[{job.name}] {line}")
+
+        log(f"# imgforge {__version__}: building {job.recipe.image} from {job.recipe.path}")
+        return self.engine.build(
+            build_context(job.recipe, rendered.dockerfile),
+            dockerfile=DOCKERFILE,
+            network=self.options.network,
+            log=log,
+            what=f"{job.recipe.path}: {job.recipe.image}",
+        )
+
+    def manifest_data(
+        self,
+        job: BuildJob,
+        status: Status,
+        image_id: str,
+        built: dict[str, Any],
+        elapsed: float,
+    ) -> dict[str, Any]:
+        return {
+            "imgforge_version": __version__,
+            "recipe": job.name,
+            "recipe_file": str(job.recipe.path),
+            "image": job.recipe.image,
+            "docker_image_id": image_id,
+            "strategy": self.strategy(job),
+            "base": {
+                "ref": job.recipe.base,
+                "resolved": job.base.resolved,
+                "image_id": self.base_id(job),
+            },
+            "fingerprint": manifest.fingerprint_dict(status.fingerprint),
+            "env": list((built.get("Config") or {}).get("Env") or []),
+            "sif": None,
+            "tools": {
+                "imgforge": __version__,
+                "docker_engine": self.engine.version(),
+                "python": platform.python_version(),
+            },
+            "timings": {"docker_build_seconds": round(elapsed, 3)},
+            "built_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        }
+
+
+def check_config(job: BuildJob, built: ImageConfig) -> None:
+    """The built image must carry exactly the env imgforge computed: fail loudly if not."""
+    if list(built.env) == list(job.config.env):
+        return
+    expected = dict(job.config.env_pairs())
+    actual = dict(built.env_pairs())
+    keys = sorted(k for k in expected.keys() | actual.keys() if expected.get(k) != actual.get(k))
+    raise BuildError(
+        f"{job.recipe.path}: env: the built image's Env differs from the expected one "
+        f"for {', '.join(keys) or 'the order of variables'}"
+    )
+
+
+def artifact_paths(job: BuildJob) -> list[Path]:
+    paths = job.artifacts
+    return [paths.dockerfile, paths.deffile, paths.manifest, paths.log]

@@ -1,0 +1,182 @@
+"""Command line: parse arguments, wire the pieces, map errors to exit codes."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import traceback
+from collections.abc import Sequence
+from pathlib import Path
+
+from imgforge import __version__
+from imgforge.errors import EngineError, ImgforgeError, UsageError
+from imgforge.session import Options, parse_base_map, prepare
+
+
+def _common() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--out", type=Path, default=Path("build"), help="artifact directory")
+    common.add_argument("-j", "--jobs", type=int, default=1, help="parallel builds")
+    common.add_argument("--strategy", choices=["dockerfile", "commit"], default=None)
+    common.add_argument(
+        "--singularity",
+        choices=["auto", "apptainer", "singularity", "native", "none"],
+        default="auto",
+    )
+    common.add_argument("--format", dest="image_format", choices=["sif", "simg"], default="sif")
+    common.add_argument("--force", action="store_true", help="rebuild even if up to date")
+    common.add_argument(
+        "--network",
+        default=os.environ.get("IMGFORGE_NETWORK") or None,
+        help="network of build steps (e.g. host); default $IMGFORGE_NETWORK or the engine's",
+    )
+    common.add_argument(
+        "--base-map",
+        action="append",
+        default=[],
+        metavar="REF=LOCAL_REF",
+        help="build recipes naming REF from LOCAL_REF instead (repeatable)",
+    )
+    common.add_argument("--keep-going", action="store_true", help="build unrelated recipes on failure")
+    loud = common.add_mutually_exclusive_group()
+    loud.add_argument("-q", "--quiet", action="store_true")
+    loud.add_argument("-v", "--verbose", action="store_true")
+    return common
+
+
+def make_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="imgforge",
+        description="Build paired Docker images and Singularity images from TOML recipes.",
+    )
+    parser.add_argument("--version", action="version", version=f"imgforge {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    common = _common()
+    for name, text in [
+        ("build", "build recipes and everything they depend on"),
+        ("render", "write Dockerfile + .def only (no engine needed)"),
+        ("plan", "print build order and whether each recipe is up to date"),
+    ]:
+        command = sub.add_parser(name, parents=[common], help=text, description=text)
+        command.add_argument("recipes", nargs="+", type=Path, metavar="RECIPE.toml")
+    graph = sub.add_parser(
+        "graph", parents=[_common()], help="show the recipe DAG", conflict_handler="resolve"
+    )
+    graph.add_argument("directory", nargs="?", type=Path, default=None, metavar="RECIPES_DIR")
+    graph.add_argument("--format", dest="graph_format", choices=["text", "dot"], default="text")
+    return parser
+
+
+def options_from(args: argparse.Namespace) -> Options:
+    if args.jobs < 1:
+        raise UsageError("--jobs: must be at least 1")
+    return Options(
+        out=args.out,
+        jobs=args.jobs,
+        strategy=args.strategy,
+        singularity=args.singularity,
+        image_format=args.image_format,
+        force=args.force,
+        network=args.network,
+        base_map=parse_base_map(args.base_map),
+    )
+
+
+class Output:
+    """Where user messages go: stdout unless --quiet; build output only with --verbose."""
+
+    def __init__(self, args: argparse.Namespace) -> None:
+        self.quiet = bool(getattr(args, "quiet", False))
+        self.verbose = bool(getattr(args, "verbose", False))
+
+    def say(self, message: str) -> None:
+        if not self.quiet:
+            print(message, flush=True)
+
+    def stream(self, line: str) -> None:
+        print(line, flush=True)
+
+
+def cmd_build(args: argparse.Namespace, out: Output) -> int:
+    from imgforge.build import Builder
+    from imgforge.engine.docker import DockerEngine
+
+    options = options_from(args)
+    engine = DockerEngine.connect()
+    session = prepare(args.recipes, options, engine, out.say)
+    builder = Builder(engine, options, say=out.say, stream=out.stream if out.verbose else None)
+    summary = builder.run(session, keep_going=args.keep_going)
+    out.say(
+        f"built {len(summary.built)}, up to date {len(summary.skipped)}, "
+        f"failed {len(summary.failed)}, not attempted {len(summary.not_attempted)}"
+    )
+    for error in summary.errors:
+        print(f"imgforge: error: {error}", file=sys.stderr)
+    return max((e.exit_code for e in summary.errors), default=0)
+
+
+def cmd_render(args: argparse.Namespace, out: Output) -> int:
+    from imgforge.build import render_job, write_sources
+    from imgforge.engine.docker import DockerEngine
+
+    options = options_from(args)
+    try:
+        engine: DockerEngine | None = DockerEngine.connect(timeout=10)
+    except EngineError:
+        engine = None
+    session = prepare(args.recipes, options, engine, out.say, pull=False)
+    for job in session.jobs:
+        write_sources(job, render_job(job))
+        out.say(f"{job.name}: {job.artifacts.dockerfile} {job.artifacts.deffile}")
+    return 0
+
+
+def cmd_plan(args: argparse.Namespace, out: Output) -> int:
+    from imgforge.build import Builder
+    from imgforge.engine.docker import DockerEngine
+
+    options = options_from(args)
+    engine = DockerEngine.connect()
+    session = prepare(args.recipes, options, engine, out.say)
+    statuses = Builder(engine, options, say=out.say).plan(session)
+    for index, status in enumerate(statuses, start=1):
+        job = session.jobs[index - 1]
+        verdict = f"rebuild: {status.reason}" if status.stale else "up to date"
+        print(f"{index}. {job.recipe.image}  {verdict}")
+    return 0
+
+
+def cmd_graph(args: argparse.Namespace, out: Output) -> int:
+    from imgforge.graph import load_all
+    from imgforge.render.graph import render_graph
+
+    directory = args.directory
+    if directory is None:
+        directory = Path("recipes") if Path("recipes").is_dir() else Path(".")
+    graph = load_all(directory)
+    sys.stdout.write(render_graph(graph, args.graph_format))
+    return 0
+
+
+COMMANDS = {"build": cmd_build, "render": cmd_render, "plan": cmd_plan, "graph": cmd_graph}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run imgforge; return the exit code (0 ok, 1 failed, 2 bad input, 3 environment)."""
+    parser = make_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:
+        return int(exc.code or 0)
+    out = Output(args)
+    try:
+        return COMMANDS[args.command](args, out)
+    except ImgforgeError as exc:
+        if out.verbose:
+            traceback.print_exc()
+        print(f"imgforge: error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("imgforge: interrupted", file=sys.stderr)
+        return 130

@@ -1,0 +1,1 @@
+"""Container engines: the Docker Engine (build), and later the commit fallback."""

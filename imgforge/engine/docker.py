@@ -1,0 +1,140 @@
+"""The Docker Engine backend (docker SDK): inspect, pull, build from a context, tag."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterator, Mapping
+from typing import IO, Any, overload
+
+from imgforge.errors import BuildError, EngineError
+
+Log = Callable[[str], None]
+STEP_RE = re.compile(r"^Step (\d+/\d+) : (.*)$")
+
+
+class DockerEngine:
+    """A thin, typed wrapper around ``docker.APIClient`` that raises imgforge errors."""
+
+    def __init__(self, api: Any) -> None:
+        self.api = api
+
+    @classmethod
+    def connect(cls, timeout: int = 600) -> DockerEngine:
+        """Connect using DOCKER_HOST and friends; exit 3 if no engine answers."""
+        import docker  # heavy: imported only when an engine is needed
+        from docker.errors import DockerException
+
+        try:
+            client = docker.from_env(timeout=timeout)
+            client.ping()
+        except DockerException as exc:
+            raise EngineError(
+                f"no Docker engine reachable ({_first_line(exc)}); start dockerd or set DOCKER_HOST"
+            ) from None
+        return cls(client.api)
+
+    def version(self) -> str:
+        info: Mapping[str, Any] = self.api.version()
+        return str(info.get("Version", "unknown"))
+
+    def inspect(self, ref: str) -> dict[str, Any] | None:
+        """``docker image inspect``, or None if there is no such image."""
+        from docker.errors import ImageNotFound, NotFound
+
+        try:
+            result: dict[str, Any] = self.api.inspect_image(ref)
+        except (ImageNotFound, NotFound):
+            return None
+        return result
+
+    def image_id(self, ref: str) -> str | None:
+        found = self.inspect(ref)
+        return None if found is None else str(found["Id"])
+
+    @overload
+    def ensure_image(self, ref: str, *, why: str) -> dict[str, Any]: ...
+    @overload
+    def ensure_image(self, ref: str, *, why: str, pull: bool) -> dict[str, Any] | None: ...
+
+    def ensure_image(self, ref: str, *, why: str, pull: bool = True) -> dict[str, Any] | None:
+        """Inspect ``ref``, pulling it first if it is not present locally (and ``pull``)."""
+        from docker.errors import APIError
+
+        found = self.inspect(ref)
+        if found is not None or not pull:
+            return found
+        try:
+            self.api.pull(ref)
+        except APIError as exc:
+            raise BuildError(
+                f"{why}: image {ref!r} is not present locally and could not be pulled "
+                f"({_first_line(exc)})"
+            ) from None
+        found = self.inspect(ref)
+        if found is None:
+            raise BuildError(f"{why}: image {ref!r} could not be pulled")
+        return found
+
+    def build(
+        self,
+        context: IO[bytes],
+        *,
+        dockerfile: str,
+        network: str | None,
+        log: Log,
+        what: str,
+    ) -> str:
+        """Build from a tar context; return the image ID. Untagged until it succeeds."""
+        from docker.errors import APIError
+
+        try:
+            stream = self.api.build(
+                fileobj=context,
+                custom_context=True,
+                dockerfile=dockerfile,
+                rm=True,
+                forcerm=True,
+                pull=False,
+                network_mode=network,
+                decode=True,
+            )
+            return _follow(stream, log=log, what=what)
+        except APIError as exc:
+            raise BuildError(f"{what}: the engine refused the build: {_first_line(exc)}") from None
+
+    def tag(self, image_id: str, repository: str, tag: str) -> None:
+        self.api.tag(image_id, repository, tag, force=True)
+
+
+def _follow(stream: Iterator[dict[str, Any]], *, log: Log, what: str) -> str:
+    """Pass build output to ``log`` line by line; return the image ID or raise."""
+    step = ""
+    image_id = ""
+    pending = ""
+    for chunk in stream:
+        if "stream" in chunk:
+            pending += chunk["stream"]
+            *lines, pending = pending.split("\n")
+            for line in lines:
+                log(line)
+                if match := STEP_RE.match(line):
+                    step = f"step {match.group(1)} ({match.group(2)})"
+        if "error" in chunk:
+            if pending:
+                log(pending)
+            message = chunk.get("errorDetail", {}).get("message") or chunk["error"]
+            log(f"ERROR: {message}")
+            where = f" at {step}" if step else ""
+            raise BuildError(f"{what}: build failed{where}: {_first_line(message)}")
+        if "aux" in chunk and isinstance(chunk["aux"], dict) and "ID" in chunk["aux"]:
+            image_id = chunk["aux"]["ID"]
+    if pending:
+        log(pending)
+    if not image_id:
+        raise BuildError(f"{what}: the engine reported no image ID")
+    return image_id
+
+
+def _first_line(value: object) -> str:
+    text = str(value).strip()
+    return text.splitlines()[0] if text else "unknown error"

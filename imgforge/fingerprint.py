@@ -1,0 +1,56 @@
+"""Content hashes of recipes and their inputs, for provenance and up-to-date checks."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+
+from imgforge.recipe import Recipe
+
+
+def _walk(root: Path) -> Iterator[Path]:
+    """``root`` and, for a directory, everything below it, in sorted order."""
+    yield root
+    if root.is_dir() and not root.is_symlink():
+        for dirpath, dirnames, filenames in os.walk(root):
+            dirnames.sort()
+            for name in sorted(dirnames + filenames):
+                yield Path(dirpath) / name
+
+
+def _feed(digest: "hashlib._Hash", path: Path, relative: str) -> None:
+    stat = path.lstat()
+    digest.update(f"{relative}\0{stat.st_mode & 0o170111:o}\0".encode())
+    if path.is_symlink():
+        digest.update(os.readlink(path).encode())
+    elif path.is_file():
+        with path.open("rb") as handle:
+            for block in iter(lambda: handle.read(1 << 20), b""):
+                digest.update(block)
+    digest.update(b"\0")
+
+
+def input_paths(recipe: Recipe) -> list[str]:
+    """Paths (relative to the recipe's directory) that a build reads besides the recipe."""
+    return sorted(set(recipe.pip_requirements) | {source for source, _ in recipe.files})
+
+
+def recipe_hash(recipe: Recipe) -> str:
+    """sha256 over the recipe file and every file it copies or reads."""
+    digest = hashlib.sha256(recipe.path.read_bytes())
+    for source in input_paths(recipe):
+        root = recipe.directory / source
+        for path in _walk(root):
+            _feed(digest, path, os.path.relpath(path, recipe.directory))
+    return digest.hexdigest()
+
+
+def combine(parts: Iterable[str]) -> str:
+    """sha256 over several strings, unambiguously separated."""
+    digest = hashlib.sha256()
+    for part in parts:
+        digest.update(part.encode("utf-8"))
+        digest.update(b"\0")
+    return digest.hexdigest()

@@ -1,0 +1,205 @@
+"""Turn recipes, the DAG and facts about base images into BuildJob values (pure)."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from imgforge import __version__
+from imgforge.graph import RecipeGraph
+from imgforge.image import ImageConfig, command_words
+from imgforge.recipe import Recipe
+
+LABEL_PREFIX = "org.imgforge"
+ENV_FILE = "imgforge-env.sh"
+
+
+@dataclass(frozen=True)
+class Artifacts:
+    """Where one recipe's artifacts live under ``--out``."""
+
+    directory: Path
+    name: str
+    image_format: str = "sif"
+
+    @property
+    def dockerfile(self) -> Path:
+        return self.directory / "Dockerfile"
+
+    @property
+    def deffile(self) -> Path:
+        return self.directory / f"{self.name}.def"
+
+    @property
+    def env_file(self) -> Path:
+        return self.directory / ENV_FILE
+
+    @property
+    def image_file(self) -> Path:
+        return self.directory / f"{self.name}.{self.image_format}"
+
+    @property
+    def manifest(self) -> Path:
+        return self.directory / "manifest.json"
+
+    @property
+    def log(self) -> Path:
+        return self.directory / "build.log"
+
+
+@dataclass(frozen=True)
+class BaseImage:
+    """A recipe's base: as written, as used after base mapping, and its config."""
+
+    ref: str
+    resolved: str
+    config: ImageConfig
+    image_id: str | None = None
+
+
+@dataclass(frozen=True)
+class BuildJob:
+    """Everything needed to render and build one recipe."""
+
+    recipe: Recipe
+    artifacts: Artifacts
+    base: BaseImage
+    bootstrap: str
+    bootstrap_from: str
+    config: ImageConfig
+    recipe_hash: str
+    parents: tuple[str, ...]
+
+    @property
+    def name(self) -> str:
+        return self.recipe.name
+
+    @property
+    def provenance(self) -> dict[str, str]:
+        return provenance_labels(self.recipe, self.recipe_hash)
+
+    def relative(self, path: Path) -> str:
+        """``path`` relative to the recipe's directory (where builds run from)."""
+        return os.path.relpath(path, self.recipe.directory)
+
+
+def provenance_labels(recipe: Recipe, recipe_hash: str) -> dict[str, str]:
+    """Labels that record where an image came from."""
+    return {
+        f"{LABEL_PREFIX}.base": recipe.base,
+        f"{LABEL_PREFIX}.recipe": recipe.name,
+        f"{LABEL_PREFIX}.recipe.hash": recipe_hash,
+        f"{LABEL_PREFIX}.version": __version__,
+    }
+
+
+def resolve_base(ref: str, base_map: Mapping[str, str]) -> str:
+    """The reference actually used for ``ref`` after the project's base mapping."""
+    return base_map.get(ref, ref)
+
+
+def _job(
+    recipe: Recipe,
+    *,
+    base: BaseImage,
+    out: Path,
+    recipe_hash: str,
+    image_format: str,
+    parents: tuple[str, ...],
+) -> BuildJob:
+    artifacts = Artifacts(out / recipe.name, recipe.name, image_format)
+    labels = {**dict(recipe.labels), **provenance_labels(recipe, recipe_hash)}
+    config = base.config.derive(
+        env=recipe.env, labels=sorted(labels.items()), cmd=command_words(recipe.runscript)
+    )
+    if recipe.base_recipe is None:
+        bootstrap, bootstrap_from = "docker", base.resolved
+    else:
+        parent_sif = Artifacts(out / recipe.base_recipe, recipe.base_recipe, image_format)
+        bootstrap = "localimage"
+        bootstrap_from = os.path.relpath(parent_sif.image_file, recipe.directory)
+    return BuildJob(
+        recipe=recipe,
+        artifacts=artifacts,
+        base=base,
+        bootstrap=bootstrap,
+        bootstrap_from=bootstrap_from,
+        config=config,
+        recipe_hash=recipe_hash,
+        parents=parents,
+    )
+
+
+def make_jobs(
+    graph: RecipeGraph,
+    order: list[Recipe],
+    *,
+    bases: Mapping[str, BaseImage],
+    recipe_hashes: Mapping[str, str],
+    out: Path,
+    image_format: str = "sif",
+) -> list[BuildJob]:
+    """One BuildJob per recipe in ``order``; ``bases`` maps image refs to their facts.
+
+    A ``recipe:`` base gets the parent's final config, so the env passed down is the
+    parent's final env.
+    """
+    jobs: dict[str, BuildJob] = {}
+    for recipe in order:
+        parent = recipe.base_recipe
+        if parent is None:
+            base = bases[recipe.base]
+        else:
+            parent_job = jobs[parent]
+            base = BaseImage(recipe.base, parent_job.recipe.image, parent_job.config)
+        jobs[recipe.name] = _job(
+            recipe,
+            base=base,
+            out=out,
+            recipe_hash=recipe_hashes[recipe.name],
+            image_format=image_format,
+            parents=tuple(graph.parents(recipe.name)),
+        )
+    return list(jobs.values())
+
+
+@dataclass(frozen=True)
+class CopyStep:
+    """One ``[files]`` entry: Docker COPY semantics, reproduced in a .def's %post.
+
+    The .def stages the source at ``stage`` with %files (whose copy rules differ from
+    COPY's), then %post copies it to ``target`` after creating ``directory``.
+    """
+
+    source: str
+    dest: str
+    stage: str
+    directory: str
+    target: str
+    is_dir: bool
+
+
+def copy_steps(recipe: Recipe) -> list[CopyStep]:
+    """The recipe's ``[files]`` as CopyStep values, in recipe order."""
+    steps = []
+    for index, (source, dest) in enumerate(recipe.files):
+        is_dir = (recipe.directory / source).is_dir()
+        stage = f"/tmp/imgforge-file-{index}"
+        if is_dir or dest.endswith("/"):
+            directory = dest.rstrip("/") or "/"
+            target = directory if is_dir else f"{directory.rstrip('/')}/{Path(source).name}"
+        else:
+            directory, target = os.path.dirname(dest) or "/", dest
+        steps.append(CopyStep(source, dest, stage, directory, target, is_dir))
+    return steps
+
+
+def requirement_paths(recipe: Recipe) -> list[tuple[str, str]]:
+    """(source, path in the image) for each pip requirements file."""
+    return [
+        (source, f"/tmp/imgforge-requirements-{index}.txt")
+        for index, source in enumerate(recipe.pip_requirements)
+    ]
+

@@ -1,0 +1,70 @@
+"""Render a BuildJob to a Dockerfile, a Singularity .def or an env file (jinja2)."""
+
+from __future__ import annotations
+
+from typing import Any, NoReturn
+
+import jinja2
+
+from imgforge import __version__
+from imgforge.plan import BuildJob, copy_steps, requirement_paths
+from imgforge.render.quoting import dockerfile_quote, json_list, sh_join, sh_quote
+
+TEMPLATES = {
+    "dockerfile": "Dockerfile.j2",
+    "def": "singularity.def.j2",
+    "env": "env.sh.j2",
+}
+
+
+def _raise(message: str) -> NoReturn:
+    raise jinja2.TemplateError(message)
+
+
+def _single_line(command: str) -> bool:
+    """A command that a shell-form RUN passes verbatim to ``/bin/sh -c``."""
+    return "\n" not in command and "\r" not in command and not command.rstrip().endswith("\\")
+
+
+def make_environment() -> jinja2.Environment:
+    env = jinja2.Environment(
+        loader=jinja2.PackageLoader("imgforge.render", "templates"),
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        keep_trailing_newline=True,
+        autoescape=False,
+    )
+    env.filters.update(
+        sh_quote=sh_quote, sh_join=sh_join, dockerfile_quote=dockerfile_quote, json_list=json_list
+    )
+    env.tests["single_line"] = _single_line
+    env.globals["raise"] = _raise
+    return env
+
+
+def context(job: BuildJob) -> dict[str, Any]:
+    """The values the templates see: computed here, never in the templates."""
+    config = job.config
+    command = config.entrypoint + config.cmd
+    return {
+        "version": __version__,
+        "job": job,
+        "recipe": job.recipe,
+        "copies": copy_steps(job.recipe),
+        "requirements": requirement_paths(job.recipe),
+        "labels": sorted({**dict(job.recipe.labels), **job.provenance}.items()),
+        "final_env": job.config.shell_env(),
+        "sorted_env": sorted(job.config.shell_env()),
+        "skipped_env": [n for n, _ in config.env_pairs() if (n, _) not in config.shell_env()],
+        "workdir": job.base.config.workdir or "/",
+        "entrypoint": list(config.entrypoint),
+        "default_command": list(command) or ["/bin/sh"],
+        "env_file": job.relative(job.artifacts.env_file),
+    }
+
+
+def render(job: BuildJob, fmt: str, environment: jinja2.Environment | None = None) -> str:
+    """Render ``job`` in format ``fmt`` (dockerfile, def or env)."""
+    env = environment or make_environment()
+    return env.get_template(TEMPLATES[fmt]).render(context(job))

@@ -1,0 +1,114 @@
+"""Wire recipes, base mappings and engine facts into BuildJobs for one command run."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from imgforge.errors import UsageError
+from imgforge.fingerprint import recipe_hash
+from imgforge.graph import RecipeGraph, load_targets
+from imgforge.image import ImageConfig
+from imgforge.plan import BaseImage, BuildJob, make_jobs, resolve_base
+from imgforge.recipe import Recipe, load_project
+from imgforge.schema import IMAGE_REF_RE
+
+if TYPE_CHECKING:
+    from imgforge.engine.docker import DockerEngine
+
+Say = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class Options:
+    """Options shared by the commands (see SPEC.md, "Command line")."""
+
+    out: Path = Path("build")
+    jobs: int = 1
+    strategy: str | None = None
+    singularity: str = "auto"
+    image_format: str = "sif"
+    force: bool = False
+    network: str | None = None
+    base_map: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Session:
+    graph: RecipeGraph
+    targets: list[str]
+    jobs: list[BuildJob]
+
+
+def parse_base_map(items: Iterable[str]) -> dict[str, str]:
+    """``REF=LOCAL_REF`` pairs from the command line."""
+    mapping: dict[str, str] = {}
+    for item in items:
+        ref, sep, local = item.partition("=")
+        if not sep or not IMAGE_REF_RE.match(ref) or not IMAGE_REF_RE.match(local):
+            raise UsageError(f"--base-map: {item!r} is not REF=LOCAL_REF with two image references")
+        mapping[ref] = local
+    return mapping
+
+
+def base_map_for(recipes: Iterable[Recipe], cli_map: Mapping[str, str]) -> dict[str, str]:
+    """The project files' ``[base_map]`` of every recipe directory, then the CLI's."""
+    mapping: dict[str, str] = {}
+    for directory in sorted({r.directory for r in recipes}):
+        mapping.update(load_project(directory))
+    mapping.update(cli_map)
+    return mapping
+
+
+def inspect_bases(
+    order: list[Recipe],
+    base_map: Mapping[str, str],
+    engine: DockerEngine | None,
+    say: Say,
+    *,
+    pull: bool = True,
+) -> dict[str, BaseImage]:
+    """Facts about every image-reference base: pulled where needed when building,
+    left empty (with a warning) when rendering without an engine."""
+    bases: dict[str, BaseImage] = {}
+    for recipe in order:
+        if recipe.base_recipe is not None or recipe.base in bases:
+            continue
+        resolved = resolve_base(recipe.base, base_map)
+        found = None
+        if engine is not None:
+            found = engine.ensure_image(resolved, why=f"{recipe.path}: base", pull=pull)
+        if found is None:
+            say(f"warning: base image {resolved} unknown here; its env is not in the rendered .def")
+            bases[recipe.base] = BaseImage(recipe.base, resolved, ImageConfig())
+            continue
+        config = ImageConfig.from_inspect(found)
+        bases[recipe.base] = BaseImage(recipe.base, resolved, config, str(found["Id"]))
+    return bases
+
+
+def prepare(
+    paths: Iterable[Path],
+    options: Options,
+    engine: DockerEngine | None,
+    say: Say,
+    *,
+    pull: bool = True,
+) -> Session:
+    """Load the targets and their ancestors and make their BuildJobs."""
+    graph, targets = load_targets(paths)
+    order = graph.with_ancestors(targets)
+    base_map = base_map_for(order, options.base_map)
+    bases = inspect_bases(order, base_map, engine, say, pull=pull)
+    hashes = {recipe.name: recipe_hash(recipe) for recipe in order}
+    jobs = make_jobs(
+        graph,
+        order,
+        bases=bases,
+        recipe_hashes=hashes,
+        out=options.out.absolute(),
+        image_format=options.image_format,
+    )
+    return Session(graph=graph, targets=targets, jobs=jobs)
