@@ -123,6 +123,7 @@ class Builder:
         self.say = say
         self.stream = stream
         self.image_ids: dict[str, str] = {}
+        self.network = engine.build_network(options.network)
 
     def base_id(self, job: BuildJob) -> str:
         parent = job.recipe.base_recipe
@@ -194,7 +195,6 @@ class Builder:
             )
         self.say(f"{job.recipe.image}: building ({status.reason})")
         started = time.monotonic()
-        write_sources(job, rendered)
         job.artifacts.directory.mkdir(parents=True, exist_ok=True)
         with job.artifacts.log.open("w", encoding="utf-8") as log_file:
             image_id = self.docker_build(job, rendered, log_file)
@@ -203,6 +203,9 @@ class Builder:
         self.engine.tag(image_id, job.recipe.name, job.recipe.tag)
         self.image_ids[job.name] = image_id
         elapsed = time.monotonic() - started
+        # Sources and manifest move together, only after success: a failed build keeps
+        # the previous good set (the log holds the Dockerfile that failed).
+        write_sources(job, rendered)
         manifest.write(
             job.artifacts.manifest,
             self.manifest_data(job, status, image_id, built, elapsed),
@@ -217,10 +220,13 @@ class Builder:
                 self.stream(f"[{job.name}] {line}")
 
         log(f"# imgforge {__version__}: building {job.recipe.image} from {job.recipe.path}")
+        log(f"# network: {self.network or 'engine default'}; Dockerfile:")
+        for line in rendered.dockerfile.splitlines():
+            log(f"#   {line}")
         return self.engine.build(
             build_context(job.recipe, rendered.dockerfile),
             dockerfile=DOCKERFILE,
-            network=self.options.network,
+            network=self.network,
             log=log,
             what=f"{job.recipe.path}: {job.recipe.image}",
         )
@@ -254,7 +260,7 @@ class Builder:
                 "python": platform.python_version(),
             },
             "timings": {"docker_build_seconds": round(elapsed, 3)},
-            "built_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+            "built_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         }
 
 

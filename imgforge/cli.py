@@ -38,7 +38,9 @@ def _common() -> argparse.ArgumentParser:
         metavar="REF=LOCAL_REF",
         help="build recipes naming REF from LOCAL_REF instead (repeatable)",
     )
-    common.add_argument("--keep-going", action="store_true", help="build unrelated recipes on failure")
+    common.add_argument(
+        "--keep-going", action="store_true", help="build unrelated recipes on failure"
+    )
     loud = common.add_mutually_exclusive_group()
     loud.add_argument("-q", "--quiet", action="store_true")
     loud.add_argument("-v", "--verbose", action="store_true")

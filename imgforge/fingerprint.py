@@ -20,7 +20,7 @@ def _walk(root: Path) -> Iterator[Path]:
                 yield Path(dirpath) / name
 
 
-def _feed(digest: "hashlib._Hash", path: Path, relative: str) -> None:
+def _feed(digest: hashlib._Hash, path: Path, relative: str) -> None:
     stat = path.lstat()
     digest.update(f"{relative}\0{stat.st_mode & 0o170111:o}\0".encode())
     if path.is_symlink():

@@ -37,6 +37,16 @@ class DockerEngine:
         info: Mapping[str, Any] = self.api.version()
         return str(info.get("Version", "unknown"))
 
+    def build_network(self, requested: str | None) -> str | None:
+        """The network for build steps: the requested one, else the engine's default,
+        else ``host`` when the engine runs without a bridge (``dockerd --bridge=none``),
+        where the default would leave build steps with no network at all."""
+        if requested:
+            return requested
+        if self.api.networks(names=["bridge"]):
+            return None
+        return "host"
+
     def inspect(self, ref: str) -> dict[str, Any] | None:
         """``docker image inspect``, or None if there is no such image."""
         from docker.errors import ImageNotFound, NotFound
