@@ -105,8 +105,8 @@ def cmd_build(args: argparse.Namespace, out: Output) -> int:
     from imgforge.engine.docker import DockerEngine
 
     options = options_from(args)
-    engine = DockerEngine.connect()
-    session = prepare(args.recipes, options, engine, out.say)
+    session, engine = prepare(args.recipes, options, DockerEngine.connect, out.say)
+    assert engine is not None
     builder = Builder(engine, options, say=out.say, stream=out.stream if out.verbose else None)
     summary = builder.run(session, keep_going=args.keep_going)
     out.say(
@@ -123,11 +123,14 @@ def cmd_render(args: argparse.Namespace, out: Output) -> int:
     from imgforge.engine.docker import DockerEngine
 
     options = options_from(args)
-    try:
-        engine: DockerEngine | None = DockerEngine.connect(timeout=10)
-    except EngineError:
-        engine = None
-    session = prepare(args.recipes, options, engine, out.say, pull=False)
+
+    def connect() -> DockerEngine | None:
+        try:
+            return DockerEngine.connect(timeout=10)
+        except EngineError:
+            return None
+
+    session, _ = prepare(args.recipes, options, connect, out.say, pull=False)
     for job in session.jobs:
         write_sources(job, render_job(job))
         out.say(f"{job.name}: {job.artifacts.dockerfile} {job.artifacts.deffile}")
@@ -139,8 +142,8 @@ def cmd_plan(args: argparse.Namespace, out: Output) -> int:
     from imgforge.engine.docker import DockerEngine
 
     options = options_from(args)
-    engine = DockerEngine.connect()
-    session = prepare(args.recipes, options, engine, out.say)
+    session, engine = prepare(args.recipes, options, DockerEngine.connect, out.say)
+    assert engine is not None
     statuses = Builder(engine, options, say=out.say).plan(session)
     for index, status in enumerate(statuses, start=1):
         job = session.jobs[index - 1]

@@ -92,15 +92,18 @@ def inspect_bases(
 def prepare(
     paths: Iterable[Path],
     options: Options,
-    engine: DockerEngine | None,
+    connect: Callable[[], DockerEngine | None],
     say: Say,
     *,
     pull: bool = True,
-) -> Session:
-    """Load the targets and their ancestors and make their BuildJobs."""
+) -> tuple[Session, DockerEngine | None]:
+    """Load the targets and their ancestors, then (so that bad input is reported
+    before a missing engine) connect and make their BuildJobs."""
     graph, targets = load_targets(paths)
     order = graph.with_ancestors(targets)
     base_map = base_map_for(order, options.base_map)
+    check_out_dir(options.out)
+    engine = connect()
     bases = inspect_bases(order, base_map, engine, say, pull=pull)
     hashes = {recipe.name: recipe_hash(recipe) for recipe in order}
     jobs = make_jobs(
@@ -111,4 +114,12 @@ def prepare(
         out=options.out.absolute(),
         image_format=options.image_format,
     )
-    return Session(graph=graph, targets=targets, jobs=jobs)
+    return Session(graph=graph, targets=targets, jobs=jobs), engine
+
+
+def check_out_dir(out: Path) -> None:
+    """The .def names files by paths under ``--out``; its parser splits them at
+    whitespace and cuts lines at '#'."""
+    text = str(out.absolute())
+    if any(c.isspace() or c == "#" for c in text):
+        raise UsageError(f"--out: {text!r} must not contain whitespace or '#'")

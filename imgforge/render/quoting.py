@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterable
+
+_LINE_BREAK = re.compile("[\r\n]")
 
 
 def sh_quote(value: str) -> str:
@@ -11,8 +14,12 @@ def sh_quote(value: str) -> str:
 
     Unlike :func:`shlex.quote`, safe-looking strings are quoted too, so that every
     rendered env line has the same shape and sourcing it reproduces the exact bytes.
+    After each line break the quote is closed and reopened (``''``): Apptainer's .def
+    parser starts a new section at any line whose first word begins with ``%``, even
+    inside a quoted string, so no line of the output may start with one.
     """
-    return "'" + value.replace("'", "'\\''") + "'"
+    quoted = value.replace("'", "'\\''")
+    return "'" + _LINE_BREAK.sub("\\g<0>''", quoted) + "'"
 
 
 def sh_join(words: Iterable[str]) -> str:

@@ -1,0 +1,268 @@
+"""Real builds on the Docker Engine: artifacts, env preservation, DAG order, no-op rebuilds."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import shutil
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import docker
+import pytest
+
+from imgforge.cli import main
+from imgforge.image import split_env, update_env
+
+pytestmark = pytest.mark.integration
+
+REPO = Path(__file__).resolve().parents[2]
+STANDIN_REF = "imgforge-standin/ngc-pytorch:24.01-py3"
+NGC_REF = "nvcr.io/nvidia/pytorch:24.01-py3"
+
+
+@pytest.fixture(scope="module")
+def client(standin_image: str) -> docker.DockerClient:
+    return docker.from_env()
+
+
+def _remove_images(client: docker.DockerClient, *refs: str) -> None:
+    for ref in refs:
+        with contextlib.suppress(docker.errors.ImageNotFound):
+            client.images.remove(ref, force=True)
+
+
+def write(path: Path, text: str) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text)
+    return path
+
+
+def build(*args: str | Path, out: Path) -> int:
+    return main(["build", *map(str, args), "--out", str(out), "--network", "host"])
+
+
+def env_of(client: docker.DockerClient, ref: str) -> list[str]:
+    return list(client.api.inspect_image(ref)["Config"]["Env"])
+
+
+def run_in(client: docker.DockerClient, ref: str, *command: str) -> str:
+    output: bytes = client.containers.run(
+        ref, list(command) or None, network_mode="host", remove=True, stderr=True
+    )
+    return output.decode()
+
+
+@pytest.fixture(scope="module")
+def myproj(client: docker.DockerClient, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """recipes/ copied to a temp dir and myproj built from it, as the README does."""
+    root = tmp_path_factory.mktemp("myproj")
+    shutil.copytree(REPO / "recipes", root / "recipes")
+    out = root / "build"
+    assert build(root / "recipes" / "myproj.toml", out=out) == 0
+    yield out
+    _remove_images(client, "myproj:1.0")
+
+
+def test_myproj_leaves_every_artifact(myproj: Path) -> None:
+    directory = myproj / "myproj"
+    for name in ["Dockerfile", "myproj.def", "imgforge-env.sh", "manifest.json", "build.log"]:
+        assert (directory / name).is_file(), name
+    assert not list(directory.glob(".*.tmp"))
+
+
+def test_myproj_env_is_base_env_updated_with_recipe_env(
+    myproj: Path, client: docker.DockerClient
+) -> None:
+    base_env = env_of(client, STANDIN_REF)
+    expected = update_env(
+        base_env,
+        [
+            ("MYPROJ_GREETING", 'hello from $HOME\'s "myproj" (100% byte-exact)'),
+            ("MYPROJ_HOME", "/opt/app"),
+        ],
+    )
+    assert env_of(client, "myproj:1.0") == list(expected)
+    manifest = json.loads((myproj / "myproj" / "manifest.json").read_text())
+    assert manifest["env"] == list(expected)
+    assert manifest["base"]["ref"] == NGC_REF
+    assert manifest["base"]["resolved"] == STANDIN_REF
+    assert manifest["docker_image_id"] == client.api.inspect_image("myproj:1.0")["Id"]
+
+
+def test_myproj_runs_entrypoint_then_command(myproj: Path, client: docker.DockerClient) -> None:
+    output = run_in(client, "myproj:1.0")
+    assert "imgforge stand-in" in output  # the NGC entrypoint still runs
+    assert "myproj train.py" in output
+    assert "CUDA_HOME = /usr/local/cuda" in output
+    assert 'hello from $HOME\'s "myproj" (100% byte-exact)' in output
+
+
+def test_myproj_installed_apt_and_pip_packages_and_left_no_lists(
+    myproj: Path, client: docker.DockerClient
+) -> None:
+    script = (
+        "command -v file && python3 -c 'import einops, tqdm, six; print(\"pip ok\")' "
+        '&& test -z "$(ls /var/lib/apt/lists | grep -v -e lock -e partial)" && echo lists-clean '
+        "&& test ! -e /tmp/imgforge-requirements-0.txt && echo req-removed"
+    )
+    output = run_in(client, "myproj:1.0", "sh", "-c", script)
+    assert "pip ok" in output
+    assert "lists-clean" in output
+    assert "req-removed" in output
+
+
+def test_def_environment_reproduces_image_env_under_sh(myproj: Path) -> None:
+    """The .def's %environment, sourced by sh, gives back every variable byte for byte."""
+    deffile = (myproj / "myproj" / "myproj.def").read_text()
+    body = deffile.split("%environment\n", 1)[1].split("\n%", 1)[0]
+    manifest = json.loads((myproj / "myproj" / "manifest.json").read_text())
+    dumped = subprocess.run(
+        ["sh", "-c", body + "\nenv -0"], env={}, capture_output=True, check=True
+    ).stdout.decode()
+    seen = dict(split_env(entry) for entry in dumped.split("\0") if entry)
+    for name, value in map(split_env, manifest["env"]):
+        if name not in {"PWD", "SHLVL", "_"}:
+            assert seen[name] == value, name
+
+
+@pytest.fixture
+def dag(tmp_path: Path, client: docker.DockerClient) -> Iterator[Path]:
+    """A 3-level DAG on the stand-in: l1 -> l2 -> l3, plus an unrelated leaf."""
+    recipes = tmp_path / "recipes"
+    write(recipes / "imgforge.toml", f'[base_map]\n"{NGC_REF}" = "{STANDIN_REF}"\n')
+    write(
+        recipes / "itest-l1.toml",
+        f'base = "{NGC_REF}"\n[env]\nLEVEL = "1"\nL1 = "a b"\n'
+        '[files]\n"data/one.txt" = "/opt/data/"\n',
+    )
+    write(recipes / "data" / "one.txt", "one\n")
+    write(
+        recipes / "itest-l2.toml",
+        'base = "recipe:itest-l1"\n[env]\nLEVEL = "2"\n[run]\ncommands = ["echo two > /opt/two"]\n',
+    )
+    write(
+        recipes / "itest-l3.toml",
+        'base = "recipe:itest-l2"\n[env]\nLEVEL = "3"\n'
+        '[runscript]\ncommand = "cat /opt/data/one.txt /opt/two"\n',
+    )
+    write(recipes / "itest-other.toml", f'base = "{NGC_REF}"\n[env]\nOTHER = "yes"\n')
+    yield recipes
+    _remove_images(
+        client, "itest-l3:latest", "itest-l2:latest", "itest-l1:latest", "itest-other:latest"
+    )
+
+
+def built_at(out: Path, name: str) -> str:
+    data: dict[str, Any] = json.loads((out / name / "manifest.json").read_text())
+    return str(data["built_at"]) + str(data["docker_image_id"])
+
+
+def test_three_level_dag_builds_parents_first_and_passes_env_down(
+    dag: Path, tmp_path: Path, client: docker.DockerClient, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "out"
+    assert build(dag / "itest-l3.toml", out=out) == 0
+    lines = [line for line in capsys.readouterr().out.splitlines() if ": building" in line]
+    assert [line.split(":")[0] for line in lines] == ["itest-l1", "itest-l2", "itest-l3"]
+    env = dict(split_env(e) for e in env_of(client, "itest-l3:latest"))
+    assert env["LEVEL"] == "3" and env["L1"] == "a b"
+    assert env["TORCH_CUDA_ARCH_LIST"] == "5.2 6.0 6.1 7.0 7.2 7.5 8.0 8.6 8.7 9.0+PTX"
+    output = run_in(client, "itest-l3:latest")
+    assert "one\ntwo" in output
+    assert not (out / "itest-other").exists()  # not a target, not an ancestor
+    deffile = (out / "itest-l3" / "itest-l3.def").read_text()
+    assert "Bootstrap: localimage" in deffile
+    assert "export L1='a b'" in deffile  # the parent's final env is passed down
+
+
+def test_second_build_is_a_noop_and_touching_a_parent_rebuilds_dependents(
+    dag: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "out"
+    targets = [dag / "itest-l3.toml", dag / "itest-other.toml"]
+    assert build(*targets, out=out) == 0
+    before = {n: built_at(out, n) for n in ["itest-l1", "itest-l2", "itest-l3", "itest-other"]}
+    capsys.readouterr()
+
+    started = time.monotonic()
+    assert build(*targets, out=out) == 0
+    elapsed = time.monotonic() - started
+    assert "built 0, up to date 4" in capsys.readouterr().out
+    assert elapsed < 5  # generous: the no-op path is measured properly in bench/
+
+    write(dag / "data" / "one.txt", "one, changed\n")
+    assert build(*targets, out=out) == 0
+    after = {n: built_at(out, n) for n in before}
+    assert after["itest-other"] == before["itest-other"]
+    for name in ["itest-l1", "itest-l2", "itest-l3"]:
+        assert after[name] != before[name], name
+
+    capsys.readouterr()
+    assert main(["plan", str(dag / "itest-l3.toml"), "--out", str(out)]) == 0
+    plan = capsys.readouterr().out
+    assert plan.count("up to date") == 3
+
+
+def test_plan_explains_why_a_recipe_rebuilds(
+    dag: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "out"
+    assert build(dag / "itest-l2.toml", out=out) == 0
+    write(dag / "itest-l1.toml", (dag / "itest-l1.toml").read_text() + "# changed\n")
+    capsys.readouterr()
+    assert main(["plan", str(dag / "itest-l2.toml"), "--out", str(out)]) == 0
+    text = capsys.readouterr().out
+    assert "itest-l1:latest  rebuild: recipe or its files changed" in text
+    assert "itest-l2:latest  rebuild: parent itest-l1 rebuilds" in text
+
+
+def test_failing_step_exits_1_names_the_instruction_and_keeps_previous_artifacts(
+    tmp_path: Path, client: docker.DockerClient, capsys: pytest.CaptureFixture[str]
+) -> None:
+    recipes = tmp_path / "recipes"
+    write(recipes / "imgforge.toml", f'[base_map]\n"{NGC_REF}" = "{STANDIN_REF}"\n')
+    recipe = write(recipes / "itest-fail.toml", f'base = "{NGC_REF}"\n[env]\nA = "1"\n')
+    out = tmp_path / "out"
+    try:
+        assert build(recipe, out=out) == 0
+        good = {
+            p.name: p.read_bytes() for p in (out / "itest-fail").iterdir() if p.name != "build.log"
+        }
+        image_id = client.api.inspect_image("itest-fail:latest")["Id"]
+        write(recipe, f'base = "{NGC_REF}"\n[env]\nA = "2"\n[run]\ncommands = ["exit 7"]\n')
+        capsys.readouterr()
+        assert build(recipe, out=out) == 1
+        err = capsys.readouterr().err
+        assert "itest-fail" in err and "exit 7" in err
+        assert "Traceback" not in err
+        assert client.api.inspect_image("itest-fail:latest")["Id"] == image_id
+        manifest = (out / "itest-fail" / "manifest.json").read_bytes()
+        assert manifest == good["manifest.json"]
+        assert "exit 7" in (out / "itest-fail" / "build.log").read_text()
+    finally:
+        _remove_images(client, "itest-fail:latest")
+
+
+def test_hostile_recipe_exits_2_and_creates_no_image(
+    tmp_path: Path, client: docker.DockerClient, capsys: pytest.CaptureFixture[str]
+) -> None:
+    recipe = write(
+        tmp_path / "itest-evil.toml",
+        f'base = "{STANDIN_REF}"\n[apt]\npackages = ["vim; touch /tmp/pwned"]\n',
+    )
+    assert build(recipe, out=tmp_path / "out") == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0
+    assert f"{recipe}: apt.packages[0]:" in err
+    with pytest.raises(docker.errors.ImageNotFound):
+        client.images.get("itest-evil:latest")
+
+
+def test_no_engine_is_exit_3(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    recipe = write(tmp_path / "x.toml", f'base = "{STANDIN_REF}"\n')
+    monkeypatch.setenv("DOCKER_HOST", "unix:///nonexistent/docker.sock")
+    assert main(["build", str(recipe), "--out", str(tmp_path / "out")]) == 3
