@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any, NoReturn
 
 import jinja2
@@ -14,11 +15,35 @@ TEMPLATES = {
     "dockerfile": "Dockerfile.j2",
     "def": "singularity.def.j2",
     "env": "env.sh.j2",
+    "convert": "convert.def.j2",
+}
+# Files under /.singularity.d that imgforge writes into a SIF itself: path -> template.
+SIF_FILES = {
+    "Singularity": "singularity.def.j2",
+    "actions/exec": "sif/actions/exec.j2",
+    "actions/run": "sif/actions/run.j2",
+    "actions/shell": "sif/actions/shell.j2",
+    "actions/start": "sif/actions/start.j2",
+    "actions/test": "sif/actions/test.j2",
+    "env/01-base.sh": "sif/env/01-base.sh.j2",
+    "env/10-docker2singularity.sh": "env.sh.j2",
+    "env/90-environment.sh": "sif/env/90-environment.sh.j2",
+    "env/95-apps.sh": "sif/env/95-apps.sh.j2",
+    "env/99-base.sh": "sif/env/99-base.sh.j2",
+    "env/99-runtimevars.sh": "sif/env/99-runtimevars.sh.j2",
+    "labels.json": "sif/labels.json.j2",
+    "runscript": "sif/runscript.j2",
+    "startscript": "sif/startscript.j2",
 }
 
 
 def _raise(message: str) -> NoReturn:
     raise jinja2.TemplateError(message)
+
+
+def _json_object(value: dict[str, str]) -> str:
+    """A string map as Apptainer writes labels.json: tab-indented, sorted keys."""
+    return json.dumps(value, indent="\t", sort_keys=True, ensure_ascii=False)
 
 
 def _single_line(command: str) -> bool:
@@ -36,7 +61,11 @@ def make_environment() -> jinja2.Environment:
         autoescape=False,
     )
     env.filters.update(
-        sh_quote=sh_quote, sh_join=sh_join, dockerfile_quote=dockerfile_quote, json_list=json_list
+        sh_quote=sh_quote,
+        sh_join=sh_join,
+        dockerfile_quote=dockerfile_quote,
+        json_list=json_list,
+        json_object=_json_object,
     )
     env.tests["single_line"] = _single_line
     env.globals["raise"] = _raise
@@ -61,10 +90,20 @@ def context(job: BuildJob) -> dict[str, Any]:
         "entrypoint": list(config.entrypoint),
         "default_command": list(command) or ["/bin/sh"],
         "env_file": job.relative(job.artifacts.env_file),
+        "labels_map": dict(config.labels),
     }
 
 
-def render(job: BuildJob, fmt: str, environment: jinja2.Environment | None = None) -> str:
-    """Render ``job`` in format ``fmt`` (dockerfile, def or env)."""
+def render(
+    job: BuildJob, fmt: str, environment: jinja2.Environment | None = None, **extra: Any
+) -> str:
+    """Render ``job`` in format ``fmt`` (dockerfile, def, env or convert)."""
     env = environment or make_environment()
-    return env.get_template(TEMPLATES[fmt]).render(context(job))
+    return env.get_template(TEMPLATES[fmt]).render(context(job), **extra)
+
+
+def render_sif_files(job: BuildJob, environment: jinja2.Environment | None = None) -> dict[str, str]:
+    """The text of every /.singularity.d file imgforge writes, by path under it."""
+    env = environment or make_environment()
+    values = context(job)
+    return {path: env.get_template(name).render(values) for path, name in SIF_FILES.items()}
