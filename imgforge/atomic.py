@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import tempfile
 from pathlib import Path
+from typing import IO
 
 
 def write_bytes(path: Path, data: bytes, *, mode: int = 0o644) -> None:
@@ -26,3 +27,30 @@ def write_bytes(path: Path, data: bytes, *, mode: int = 0o644) -> None:
 def write_text(path: Path, text: str, *, mode: int = 0o644) -> None:
     """Atomically write UTF-8 text."""
     write_bytes(path, text.encode("utf-8"), mode=mode)
+
+
+def copy_range(source: IO[bytes], target: IO[bytes], offset: int, size: int) -> None:
+    """Append ``size`` bytes of ``source``, from ``offset``, to ``target``: in the kernel
+    (copy_file_range) where the file systems allow, else through a buffer."""
+    target.flush()
+    start = target.seek(0, os.SEEK_END)
+    done = 0
+    try:
+        while done < size:
+            step = os.copy_file_range(
+                source.fileno(), target.fileno(), size - done, offset + done, start + done
+            )
+            if step == 0:
+                break
+            done += step
+    except OSError:
+        pass  # e.g. EXDEV or ENOSYS: copy the rest through user space
+    source.seek(offset + done)
+    target.seek(start + done)
+    while done < size:
+        block = source.read(min(size - done, 1 << 20))
+        if not block:
+            raise OSError(f"{source.name!r} ends {size - done} bytes early")
+        target.write(block)
+        done += len(block)
+    target.flush()

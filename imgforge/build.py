@@ -19,6 +19,8 @@ from imgforge.manifest import Fingerprint
 from imgforge.plan import BuildJob
 from imgforge.render import make_environment, render
 from imgforge.session import Options, Session
+from imgforge.sif.backend import SifBackend, choose
+from imgforge.sif.make import make_sif
 
 if TYPE_CHECKING:
     from imgforge.engine.docker import DockerEngine
@@ -87,6 +89,7 @@ def job_status(
     force: bool,
     strategy: str,
     rebuilding: set[str],
+    want_sif: bool = False,
 ) -> Status:
     """Decide whether ``job`` is up to date: fingerprint, manifest and engine agree."""
     fingerprint = Fingerprint(job.recipe_hash, rendered.digest, base_id, strategy)
@@ -109,7 +112,25 @@ def job_status(
         return stale(f"image {job.recipe.image} is missing")
     if image_id != recorded.get("docker_image_id"):
         return stale(f"image {job.recipe.image} is not the one recorded")
+    if want_sif and (why := sif_problem(job, recorded.get("sif"), image_id)):
+        return stale(why)
     return Status(job.name, False, "up to date", fingerprint, image_id)
+
+
+def sif_problem(job: BuildJob, record: Any, image_id: str) -> str | None:
+    """Why the recorded Singularity image can't be reused (by stat, not by hash), or None."""
+    path = job.artifacts.image_file
+    if not isinstance(record, dict) or record.get("format") != job.artifacts.image_format:
+        return f"no {job.artifacts.image_format} recorded"
+    try:
+        stat = path.stat()
+    except OSError:
+        return f"{path.name} is missing"
+    if (stat.st_size, stat.st_mtime_ns) != (record.get("size"), record.get("mtime_ns")):
+        return f"{path.name} changed since it was built"
+    if record.get("docker_image_id") != image_id:
+        return f"{path.name} was made from another image"
+    return None
 
 
 class Builder:
@@ -124,6 +145,16 @@ class Builder:
         self.stream = stream
         self.image_ids: dict[str, str] = {}
         self.network = engine.build_network(options.network)
+        self._sif_backend: SifBackend | None = None
+        self._sif_chosen = False
+
+    @property
+    def sif_backend(self) -> SifBackend | None:
+        """The Singularity backend, chosen on first use (exit 3 if its tool is missing)."""
+        if not self._sif_chosen:
+            self._sif_backend = choose(self.options.singularity)
+            self._sif_chosen = True
+        return self._sif_backend
 
     def base_id(self, job: BuildJob) -> str:
         parent = job.recipe.base_recipe
@@ -143,6 +174,7 @@ class Builder:
             force=self.options.force,
             strategy=self.strategy(job),
             rebuilding=rebuilding,
+            want_sif=self.options.singularity != "none",
         )
 
     def plan(self, session: Session) -> list[Status]:
@@ -193,32 +225,52 @@ class Builder:
                 f"{job.recipe.path}: build.strategy: the commit strategy is not available "
                 "in this version of imgforge"
             )
+        backend = self.sif_backend
         self.say(f"{job.recipe.image}: building ({status.reason})")
         started = time.monotonic()
         job.artifacts.directory.mkdir(parents=True, exist_ok=True)
         with job.artifacts.log.open("w", encoding="utf-8") as log_file:
-            image_id = self.docker_build(job, rendered, log_file)
-        built = self.engine.ensure_image(image_id, why=job.recipe.image)
-        check_config(job, ImageConfig.from_inspect(built))
+            log = self.logger(job, log_file)
+            image_id = self.docker_build(job, rendered, log)
+            built = self.engine.ensure_image(image_id, why=job.recipe.image)
+            config = ImageConfig.from_inspect(built)
+            check_config(job, config)
+            docker_seconds = time.monotonic() - started
+            sif_record = None
+            if backend is not None:
+                sif_name = job.artifacts.image_file.name
+                self.say(f"{job.recipe.image}: making {sif_name} ({backend.name})")
+                sif_record = make_sif(
+                    job,
+                    image_id=image_id,
+                    config=config,
+                    backend=backend,
+                    engine=self.engine,
+                    compression=self.options.compression,
+                    log=log,
+                )
         self.engine.tag(image_id, job.recipe.name, job.recipe.tag)
         self.image_ids[job.name] = image_id
         elapsed = time.monotonic() - started
         # Sources and manifest move together, only after success: a failed build keeps
         # the previous good set (the log holds the Dockerfile that failed).
         write_sources(job, rendered)
-        manifest.write(
-            job.artifacts.manifest,
-            self.manifest_data(job, status, image_id, built, elapsed),
-        )
+        data = self.manifest_data(job, status, image_id, built, elapsed)
+        data["sif"] = sif_record
+        data["timings"]["docker_build_seconds"] = round(docker_seconds, 3)
+        manifest.write(job.artifacts.manifest, data)
         self.say(f"{job.recipe.image}: built {image_id[7:19]} in {elapsed:.1f}s")
 
-    def docker_build(self, job: BuildJob, rendered: Rendered, log_file: TextIO) -> str:
+    def logger(self, job: BuildJob, log_file: TextIO) -> Say:
         def log(line: str) -> None:
             log_file.write(line + "\n")
             log_file.flush()
             if self.stream is not None:
                 self.stream(f"[{job.name}] {line}")
 
+        return log
+
+    def docker_build(self, job: BuildJob, rendered: Rendered, log: Say) -> str:
         log(f"# imgforge {__version__}: building {job.recipe.image} from {job.recipe.path}")
         log(f"# network: {self.network or 'engine default'}; Dockerfile:")
         for line in rendered.dockerfile.splitlines():
@@ -259,7 +311,7 @@ class Builder:
                 "docker_engine": self.engine.version(),
                 "python": platform.python_version(),
             },
-            "timings": {"docker_build_seconds": round(elapsed, 3)},
+            "timings": {"total_seconds": round(elapsed, 3)},
             "built_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         }
 

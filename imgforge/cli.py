@@ -25,6 +25,12 @@ def _common() -> argparse.ArgumentParser:
         default="auto",
     )
     common.add_argument("--format", dest="image_format", choices=["sif", "simg"], default="sif")
+    common.add_argument(
+        "--compression",
+        choices=["gzip", "xz", "zstd", "lz4", "lzo", "lzma"],
+        default="gzip",
+        help="squashfs compression of the native backend (gzip: mountable by every Apptainer)",
+    )
     common.add_argument("--force", action="store_true", help="rebuild even if up to date")
     common.add_argument(
         "--network",
@@ -67,6 +73,16 @@ def make_parser() -> argparse.ArgumentParser:
     )
     graph.add_argument("directory", nargs="?", type=Path, default=None, metavar="RECIPES_DIR")
     graph.add_argument("--format", dest="graph_format", choices=["text", "dot"], default="text")
+    verify = sub.add_parser(
+        "verify",
+        parents=[common],
+        help="compare the Docker image's Env with the SIF's environment",
+        description="Compare a SIF with its Docker image: env (byte for byte), runscript, "
+        "labels, WorkingDir, required paths; --deep also every file.",
+    )
+    verify.add_argument("target", metavar="NAME_OR_SIF")
+    verify.add_argument("--image", default=None, help="Docker image (default: from the manifest)")
+    verify.add_argument("--deep", action="store_true", help="also compare the file trees")
     return parser
 
 
@@ -79,6 +95,7 @@ def options_from(args: argparse.Namespace) -> Options:
         strategy=args.strategy,
         singularity=args.singularity,
         image_format=args.image_format,
+        compression=args.compression,
         force=args.force,
         network=args.network,
         base_map=parse_base_map(args.base_map),
@@ -164,7 +181,30 @@ def cmd_graph(args: argparse.Namespace, out: Output) -> int:
     return 0
 
 
-COMMANDS = {"build": cmd_build, "render": cmd_render, "plan": cmd_plan, "graph": cmd_graph}
+def cmd_verify(args: argparse.Namespace, out: Output) -> int:
+    from imgforge.engine.docker import DockerEngine
+    from imgforge.verify import locate, verify_pair
+
+    sif_path, image = locate(args.target, out=args.out, image=args.image)
+    engine = DockerEngine.connect()
+    problems = verify_pair(sif_path, image, engine=engine, deep=args.deep)
+    for problem in problems:
+        print(problem)
+    if problems:
+        print(f"imgforge: error: {sif_path} differs from {image} ({len(problems)} differences)",
+              file=sys.stderr)
+        return 1
+    out.say(f"{sif_path} matches {image}" + (" (deep)" if args.deep else ""))
+    return 0
+
+
+COMMANDS = {
+    "build": cmd_build,
+    "render": cmd_render,
+    "plan": cmd_plan,
+    "graph": cmd_graph,
+    "verify": cmd_verify,
+}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

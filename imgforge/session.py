@@ -30,6 +30,7 @@ class Options:
     strategy: str | None = None
     singularity: str = "auto"
     image_format: str = "sif"
+    compression: str = "gzip"
     force: bool = False
     network: str | None = None
     base_map: Mapping[str, str] = field(default_factory=dict)

@@ -2,14 +2,42 @@
 
 from __future__ import annotations
 
+import contextlib
+import io
 import re
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from pathlib import Path
 from typing import IO, Any, overload
 
 from imgforge.errors import BuildError, EngineError
 
 Log = Callable[[str], None]
 STEP_RE = re.compile(r"^Step (\d+/\d+) : (.*)$")
+LABEL_ROLE = "org.imgforge.role"
+EXPORT_CHUNK = 1 << 20
+
+
+class ChunkReader(io.RawIOBase):
+    """A readable binary stream over an iterator of byte chunks."""
+
+    def __init__(self, chunks: Iterable[bytes]) -> None:
+        self._chunks = iter(chunks)
+        self._chunk = memoryview(b"")
+        self._position = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        while self._position >= len(self._chunk):
+            try:
+                self._chunk, self._position = memoryview(next(self._chunks)), 0
+            except StopIteration:
+                return 0
+        size = min(len(buffer), len(self._chunk) - self._position)
+        buffer[:size] = self._chunk[self._position : self._position + size]
+        self._position += size
+        return size
 
 
 class DockerEngine:
@@ -114,6 +142,48 @@ class DockerEngine:
 
     def tag(self, image_id: str, repository: str, tag: str) -> None:
         self.api.tag(image_id, repository, tag, force=True)
+
+    def save(self, image_id: str, path: Path) -> None:
+        """``docker save`` one image to ``path`` (a docker-archive tar), streamed in chunks.
+
+        A partial file is removed on failure; callers own (and remove) a complete one.
+        """
+        from docker.errors import APIError
+
+        try:
+            with path.open("wb") as archive:
+                for chunk in self.api.get_image(image_id):
+                    archive.write(chunk)
+        # OSError also covers requests' errors (a dropped connection mid-stream) and a full disk.
+        except (APIError, OSError) as exc:
+            path.unlink(missing_ok=True)
+            raise BuildError(
+                f"docker save of image {image_id} to {path} failed: {_first_line(exc)}"
+            ) from None
+
+    @contextlib.contextmanager
+    def exported(self, image_id: str) -> Iterator[IO[bytes]]:
+        """The image's flattened filesystem as a tar stream (``docker export`` of a
+        container that is created, never started, and always removed)."""
+        from docker.errors import APIError
+
+        try:
+            container = self.api.create_container(
+                image_id,
+                command=["/.imgforge-export"],
+                entrypoint=[],
+                network_disabled=True,
+                labels={LABEL_ROLE: "export"},
+            )
+        except APIError as exc:
+            raise BuildError(
+                f"{image_id[:19]}: cannot create a container: {_first_line(exc)}"
+            ) from None
+        try:
+            chunks = self.api.export(container["Id"], chunk_size=EXPORT_CHUNK)
+            yield io.BufferedReader(ChunkReader(chunks), buffer_size=EXPORT_CHUNK)
+        finally:
+            self.api.remove_container(container["Id"], force=True)
 
 
 def _follow(stream: Iterator[dict[str, Any]], *, log: Log, what: str) -> str:

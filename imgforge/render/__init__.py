@@ -102,7 +102,9 @@ def render(
     return env.get_template(TEMPLATES[fmt]).render(context(job), **extra)
 
 
-def render_sif_files(job: BuildJob, environment: jinja2.Environment | None = None) -> dict[str, str]:
+def render_sif_files(
+    job: BuildJob, environment: jinja2.Environment | None = None
+) -> dict[str, str]:
     """The text of every /.singularity.d file imgforge writes, by path under it."""
     env = environment or make_environment()
     values = context(job)

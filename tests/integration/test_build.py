@@ -41,8 +41,17 @@ def write(path: Path, text: str) -> Path:
     return path
 
 
-def build(*args: str | Path, out: Path) -> int:
-    return main(["build", *map(str, args), "--out", str(out), "--network", "host"])
+def build(*args: str | Path, out: Path, singularity: str = "none") -> int:
+    """``imgforge build``; Docker artifacts only unless a Singularity backend is asked for
+    (SIF making is tested in test_sif.py, on the image built here by ``myproj``)."""
+    return main(
+        ["build", *map(str, args), "--out", str(out), "--network", "host",
+         "--singularity", singularity]
+    )  # fmt: skip
+
+
+def plan(recipe: Path, out: Path) -> int:
+    return main(["plan", str(recipe), "--out", str(out), "--singularity", "none"])
 
 
 def env_of(client: docker.DockerClient, ref: str) -> list[str]:
@@ -62,14 +71,16 @@ def myproj(client: docker.DockerClient, tmp_path_factory: pytest.TempPathFactory
     root = tmp_path_factory.mktemp("myproj")
     shutil.copytree(REPO / "recipes", root / "recipes")
     out = root / "build"
-    assert build(root / "recipes" / "myproj.toml", out=out) == 0
+    assert build(root / "recipes" / "myproj.toml", out=out, singularity="native") == 0
     yield out
     _remove_images(client, "myproj:1.0")
 
 
 def test_myproj_leaves_every_artifact(myproj: Path) -> None:
     directory = myproj / "myproj"
-    for name in ["Dockerfile", "myproj.def", "imgforge-env.sh", "manifest.json", "build.log"]:
+    for name in [
+        "Dockerfile", "myproj.def", "imgforge-env.sh", "manifest.json", "build.log", "myproj.sif"
+    ]:  # fmt: skip
         assert (directory / name).is_file(), name
     assert not list(directory.glob(".*.tmp"))
 
@@ -202,9 +213,8 @@ def test_second_build_is_a_noop_and_touching_a_parent_rebuilds_dependents(
         assert after[name] != before[name], name
 
     capsys.readouterr()
-    assert main(["plan", str(dag / "itest-l3.toml"), "--out", str(out)]) == 0
-    plan = capsys.readouterr().out
-    assert plan.count("up to date") == 3
+    assert plan(dag / "itest-l3.toml", out=out) == 0
+    assert capsys.readouterr().out.count("up to date") == 3
 
 
 def test_plan_explains_why_a_recipe_rebuilds(
@@ -214,7 +224,7 @@ def test_plan_explains_why_a_recipe_rebuilds(
     assert build(dag / "itest-l2.toml", out=out) == 0
     write(dag / "itest-l1.toml", (dag / "itest-l1.toml").read_text() + "# changed\n")
     capsys.readouterr()
-    assert main(["plan", str(dag / "itest-l2.toml"), "--out", str(out)]) == 0
+    assert plan(dag / "itest-l2.toml", out=out) == 0
     text = capsys.readouterr().out
     assert "itest-l1:latest  rebuild: recipe or its files changed" in text
     assert "itest-l2:latest  rebuild: parent itest-l1 rebuilds" in text

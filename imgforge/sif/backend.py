@@ -1,0 +1,87 @@
+"""What every Singularity-image backend gets and does (a Protocol), and how one is chosen."""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Protocol
+
+from imgforge.errors import EngineError
+from imgforge.image import ImageConfig
+
+if TYPE_CHECKING:
+    from imgforge.engine.docker import DockerEngine
+
+Log = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class SifRequest:
+    """One built Docker image to turn into a Singularity image file.
+
+    ``files`` maps paths under ``/.singularity.d`` (``env/10-docker2singularity.sh``,
+    ``runscript``, ``labels.json``, ``Singularity``, ...) to their rendered text: the same
+    metadata whichever backend writes the image. ``convert_deffile`` is the .def that
+    the apptainer/singularity backend builds from, bootstrapping from the ``docker save``
+    archive at ``archive`` (a temporary path it creates and removes).
+    """
+
+    name: str
+    image_id: str
+    config: ImageConfig
+    files: dict[str, str]
+    deffile: str
+    convert_deffile: str
+    archive: Path
+    target: Path
+    image_format: str = "sif"
+    compression: str = "gzip"
+    source_date_epoch: int | None = None
+
+
+class SifBackend(Protocol):
+    """A way to make a SIF (or legacy .simg) from an image in the Docker engine."""
+
+    @property
+    def name(self) -> str:
+        """apptainer, singularity or native."""
+        ...
+
+    def version(self) -> str:
+        """The tool's version, for the manifest."""
+        ...
+
+    def make(self, request: SifRequest, *, engine: DockerEngine, log: Log) -> None:
+        """Write the image file to ``request.target`` (a temporary name)."""
+        ...
+
+
+def binary(name: str) -> str | None:
+    """Path of an installed apptainer/singularity binary, or None."""
+    return shutil.which(name)
+
+
+def choose(requested: str) -> SifBackend | None:
+    """The backend for ``--singularity``: None for ``none``; exit 3 if a tool is missing."""
+    from imgforge.engine.singularity import SingularityCLI
+    from imgforge.sif.pack import NativeBackend
+
+    if requested == "none":
+        return None
+    if requested in ("apptainer", "singularity"):
+        path = binary(requested)
+        if path is None:
+            raise EngineError(f"--singularity {requested}: no {requested} binary on PATH")
+        return SingularityCLI(requested, path)
+    if requested == "auto":
+        for name in ("apptainer", "singularity"):
+            path = binary(name)
+            if path is not None:
+                return SingularityCLI(name, path)
+    return NativeBackend.create()
+
+
+def target_path(directory: Path, name: str, image_format: str) -> Path:
+    return directory / f"{name}.{image_format}"

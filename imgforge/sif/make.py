@@ -1,0 +1,109 @@
+"""Make, check and move into place the Singularity image of one built recipe."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from imgforge import atomic
+from imgforge.errors import BuildError
+from imgforge.image import ImageConfig
+from imgforge.plan import BuildJob
+from imgforge.render import make_environment, render, render_sif_files
+from imgforge.sif.backend import Log, SifBackend, SifRequest
+from imgforge.verify import verify_file
+
+if TYPE_CHECKING:
+    from imgforge.engine.docker import DockerEngine
+
+
+def source_date_epoch() -> int | None:
+    """``SOURCE_DATE_EPOCH`` from the environment: reproducible SIF output when set."""
+    value = os.environ.get("SOURCE_DATE_EPOCH", "").strip()
+    return int(value) if value.isdigit() else None
+
+
+def sha256_of(path: Path) -> str:
+    with path.open("rb") as handle:
+        return hashlib.file_digest(handle, "sha256").hexdigest()
+
+
+def temporary(directory: Path, name: str) -> Path:
+    """A temporary name in ``directory`` that no final artifact ever has."""
+    return directory / f".{name}.{os.getpid()}.tmp"
+
+
+def make_sif(
+    job: BuildJob,
+    *,
+    image_id: str,
+    config: ImageConfig,
+    backend: SifBackend,
+    engine: DockerEngine,
+    compression: str,
+    log: Log,
+) -> dict[str, Any]:
+    """Write ``NAME.sif`` (or ``.simg``) from the built image, verify it, rename it into
+    place; return its manifest record. Nothing is left under a final name on failure."""
+    directory = job.artifacts.directory
+    target = job.artifacts.image_file
+    pending = temporary(directory, target.name)
+    env_file = temporary(directory, "imgforge-env.sh")
+    archive = temporary(directory, f"{job.name}.docker.tar")
+    env = make_environment()
+    files = render_sif_files(job, env)
+    started = time.monotonic()
+    try:
+        atomic.write_text(env_file, files["env/10-docker2singularity.sh"], mode=0o755)
+        request = SifRequest(
+            name=job.recipe.image,
+            image_id=image_id,
+            config=config,
+            files=files,
+            deffile=files["Singularity"],
+            convert_deffile=render(
+                job, "convert", env, archive=str(archive), env_file_path=str(env_file)
+            ),
+            archive=archive,
+            target=pending,
+            image_format=job.artifacts.image_format,
+            compression=compression,
+            source_date_epoch=source_date_epoch(),
+        )
+        backend.make(request, engine=engine, log=log)
+        check(job, pending, config, log)
+        digest = sha256_of(pending)
+        os.replace(pending, target)
+    finally:
+        for path in (pending, env_file, archive):
+            path.unlink(missing_ok=True)
+    stat = target.stat()
+    return {
+        "path": target.name,
+        "format": job.artifacts.image_format,
+        "sha256": digest,
+        "size": stat.st_size,
+        "mtime_ns": stat.st_mtime_ns,
+        "backend": backend.name,
+        "tool_version": backend.version(),
+        "compression": compression,
+        "docker_image_id": image_id,
+        "seconds": round(time.monotonic() - started, 3),
+    }
+
+
+def check(job: BuildJob, path: Path, config: ImageConfig, log: Log) -> None:
+    """Read the new image back before it gets its final name."""
+    problems = verify_file(path, config)
+    for problem in problems:
+        log(f"verify: {problem}")
+    if problems:
+        more = f" (and {len(problems) - 1} more, see build.log)" if len(problems) > 1 else ""
+        raise BuildError(
+            f"{job.recipe.path}: {job.recipe.image}: the Singularity image does not match "
+            f"the Docker image: {problems[0]}{more}"
+        )
+    log(f"verify: {path.name}: env, runscript, labels and layout match the Docker image")

@@ -1,0 +1,107 @@
+"""Read a SIF (or legacy .simg) back: descriptors, files inside its squashfs, its tree."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO
+
+from imgforge.atomic import copy_range
+from imgforge.errors import BuildError, EngineError
+from imgforge.sif import format as sif
+
+SQUASHFS_MAGIC = b"hsqs"
+# One `export NAME=WORD` as imgforge writes it: WORD is single-quoted segments and \'.
+EXPORT_RE = re.compile(r"[ \t]*export ([A-Za-z_][A-Za-z0-9_]*)=((?:'[^']*'|\\')+)[ \t]*(?:\n|\Z)")
+SKIP_RE = re.compile(r"[ \t]*(?:#[^\n]*)?(?:\n|\Z)")
+SEGMENT_RE = re.compile(r"'([^']*)'|\\(')")
+
+
+def parse_exports(text: str) -> list[tuple[str, str]]:
+    """Parse an env script made only of comments and single-quoted exports.
+
+    The script is never run: a tampered file can't execute anything here, and any line
+    of another shape is an error naming it.
+    """
+    pairs: list[tuple[str, str]] = []
+    position = 0
+    while position < len(text):
+        if match := EXPORT_RE.match(text, position):
+            value = "".join(a or b for a, b in SEGMENT_RE.findall(match.group(2)))
+            pairs.append((match.group(1), value))
+        elif not (match := SKIP_RE.match(text, position)) or match.end() == position:
+            line = text.count("\n", 0, position) + 1
+            snippet = text[position:].split("\n", 1)[0][:60]
+            raise ValueError(f"line {line}: not a single-quoted export: {snippet!r}")
+        position = match.end()
+    return pairs
+
+
+@dataclass(frozen=True)
+class SifImage:
+    """A Singularity image file opened for checking."""
+
+    path: Path
+    container: sif.SIF | None
+    offset: int
+    size: int
+
+    @classmethod
+    def open(cls, path: Path) -> SifImage:
+        with path.open("rb") as handle:
+            start = handle.read(2048)
+            if sif.MAGIC in start:
+                container = sif.read(handle)
+                partition = container.primary_partition()
+                offset, size = partition.offset, partition.size
+            elif start.startswith(sif.LAUNCH_SCRIPT) and SQUASHFS_MAGIC in start:
+                container, offset = None, start.index(SQUASHFS_MAGIC)
+                size = path.stat().st_size - offset
+            else:
+                raise sif.SIFFormatError("neither a SIF nor a legacy squashfs image")
+            handle.seek(offset)
+            if handle.read(4) != SQUASHFS_MAGIC:
+                raise sif.SIFFormatError(f"no squashfs superblock at partition offset {offset}")
+        return cls(path, container, offset, size)
+
+    def object_text(self, kind: str, name: str | None = None) -> str | None:
+        if self.container is None:
+            return None
+        for descriptor in self.container.find(kind):
+            if name is None or descriptor.name == name:
+                with self.path.open("rb") as handle:
+                    return sif.read_object(handle, descriptor).decode("utf-8", "replace")
+        return None
+
+    def read_file(self, inner: str) -> bytes | None:
+        """A file's bytes from the squashfs (``unsquashfs -cat``), or None if absent."""
+        tool = shutil.which("unsquashfs")
+        if tool is None:
+            raise EngineError("reading a SIF needs unsquashfs: apt-get install squashfs-tools")
+        result = subprocess.run(
+            [tool, "-o", str(self.offset), "-cat", str(self.path), inner],
+            capture_output=True,
+        )
+        return result.stdout if result.returncode == 0 else None
+
+    @contextmanager
+    def tar_stream(self) -> Iterator[IO[bytes]]:
+        """The squashfs as a tar stream (sqfs2tar on a copy of the partition)."""
+        tool = shutil.which("sqfs2tar")
+        if tool is None:
+            raise EngineError("--deep needs sqfs2tar: apt-get install squashfs-tools-ng")
+        with tempfile.NamedTemporaryFile(dir=self.path.parent, suffix=".sqfs.tmp") as part:
+            with self.path.open("rb") as source:
+                copy_range(source, part, self.offset, self.size)
+            with subprocess.Popen([tool, "--no-xattr", part.name], stdout=subprocess.PIPE) as proc:
+                assert proc.stdout is not None
+                yield proc.stdout
+                proc.stdout.read()
+            if proc.returncode != 0:
+                raise BuildError(f"{self.path}: sqfs2tar failed (exit {proc.returncode})")

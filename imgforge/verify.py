@@ -1,0 +1,242 @@
+"""Compare a Singularity image with the Docker image it was made from."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shlex
+import shutil
+import subprocess
+import tarfile
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import IO, TYPE_CHECKING
+
+from imgforge import manifest
+from imgforge.errors import EngineError, UsageError
+from imgforge.image import ImageConfig
+from imgforge.schema import ENV_KEY_RE
+from imgforge.sif.format import SIFFormatError
+from imgforge.sif.layout import MOUNT_POINTS, SYMLINKS, normalise, replaced
+from imgforge.sif.read import SifImage, parse_exports
+
+if TYPE_CHECKING:
+    from imgforge.engine.docker import DockerEngine
+
+ENV_SCRIPTS = ("env/10-docker2singularity.sh", "env/90-environment.sh")
+REQUIRED = (
+    ".singularity.d/env/99-base.sh",
+    ".singularity.d/runscript",
+    ".singularity.d/libs",
+    "etc/hosts",
+    "etc/resolv.conf",
+    *MOUNT_POINTS,
+)
+
+
+def _show(value: str | None) -> str:
+    return "(unset)" if value is None else repr(value)
+
+
+def compare_maps(what: str, expected: Mapping[str, str], actual: Mapping[str, str]) -> list[str]:
+    """One line per key whose value differs, in key order."""
+    return [
+        f"{what} {key}: image {_show(expected.get(key))}, SIF {_show(actual.get(key))}"
+        for key in sorted(expected.keys() | actual.keys())
+        if expected.get(key) != actual.get(key)
+    ]
+
+
+def sif_env(image: SifImage) -> tuple[dict[str, str], list[str]]:
+    """The environment the SIF's env scripts set, in the order Apptainer sources them."""
+    env: dict[str, str] = {}
+    problems = []
+    for script in ENV_SCRIPTS:
+        data = image.read_file(f"/.singularity.d/{script}")
+        if data is None:
+            problems.append(f"file /.singularity.d/{script}: missing")
+            continue
+        try:
+            env.update(parse_exports(data.decode("utf-8")))
+        except (ValueError, UnicodeDecodeError) as exc:
+            problems.append(f"file /.singularity.d/{script}: {exc}")
+    return env, problems
+
+
+def runscript_command(text: str) -> list[str] | None:
+    """The words of the runscript's last ``exec`` line, without a trailing ``"$@"``."""
+    lines = [line.strip() for line in text.splitlines() if line.strip().startswith("exec ")]
+    if not lines:
+        return None
+    words = shlex.split(lines[-1])[1:]
+    return words[:-1] if words and words[-1] == "$@" else words
+
+
+def check_runscript(image: SifImage, config: ImageConfig) -> list[str]:
+    data = image.read_file("/.singularity.d/runscript")
+    if data is None:
+        return ["file /.singularity.d/runscript: missing"]
+    expected = list(config.entrypoint + config.cmd) or ["/bin/sh"]
+    actual = runscript_command(data.decode("utf-8", "replace"))
+    if actual != expected:
+        return [f"runscript: image runs {expected}, SIF runs {actual}"]
+    return []
+
+
+def check_labels(image: SifImage, config: ImageConfig) -> list[str]:
+    data = image.read_file("/.singularity.d/labels.json")
+    try:
+        labels = json.loads(data or b"")
+    except ValueError:
+        return ["file /.singularity.d/labels.json: missing or not JSON"]
+    if not isinstance(labels, dict):
+        return ["file /.singularity.d/labels.json: not a JSON object"]
+    expected = dict(config.labels)
+    present = {k: str(v) for k, v in labels.items() if k in expected}
+    return compare_maps("label", expected, present)
+
+
+def check_workdir(image: SifImage, config: ImageConfig) -> list[str]:
+    text = image.object_text("GenericJSON", "oci-config.json")
+    if text is None:
+        return []
+    try:
+        recorded = json.loads(text).get("WorkingDir", "")
+    except (ValueError, AttributeError):
+        return ["oci-config.json: not a JSON object"]
+    if recorded != config.workdir:
+        return [f"WorkingDir: image {config.workdir!r}, SIF oci-config.json {recorded!r}"]
+    return []
+
+
+def check_required(image: SifImage) -> list[str]:
+    tool = shutil.which("unsquashfs")
+    if tool is None:
+        raise EngineError("reading a SIF needs unsquashfs: apt-get install squashfs-tools")
+    listing = subprocess.run(
+        [tool, "-o", str(image.offset), "-l", "-d", "", str(image.path)],
+        capture_output=True,
+        text=True,
+    ).stdout
+    names = {normalise(line) for line in listing.splitlines()}
+    return [f"path /{name}: missing" for name in REQUIRED if name not in names]
+
+
+def shallow(image: SifImage, config: ImageConfig) -> list[str]:
+    """Env (byte for byte), runscript, labels, WorkingDir and required paths."""
+    env, problems = sif_env(image)
+    expected_env = {k: v for k, v in config.env_pairs() if ENV_KEY_RE.match(k)}
+    problems += compare_maps("env", expected_env, env)
+    problems += check_runscript(image, config)
+    problems += check_labels(image, config)
+    problems += check_workdir(image, config)
+    problems += check_required(image)
+    return problems
+
+
+def verify_file(path: Path, config: ImageConfig) -> list[str]:
+    """:func:`shallow` on the file at ``path``; a malformed file is one problem."""
+    try:
+        image = SifImage.open(path)
+    except (OSError, SIFFormatError) as exc:
+        return [f"format: {exc}"]
+    return shallow(image, config)
+
+
+Tree = dict[str, tuple[str, ...]]
+
+
+def tree(stream: IO[bytes], *, skip: Iterable[str] = ()) -> Tree:
+    """path -> (type, mode, uid, gid, size, link target, sha256) for a tar stream."""
+    skipped = set(skip)
+    entries: Tree = {}
+    links: dict[str, str] = {}
+    with tarfile.open(fileobj=stream, mode="r|") as tar:
+        for member in tar:
+            name = normalise(member.name)
+            if not name or name in skipped or replaced(name):
+                continue
+            if member.islnk():
+                # Which name of a hard-linked inode comes first differs between writers.
+                links[name] = normalise(member.linkname)
+                continue
+            digest = ""
+            if member.isreg():
+                handle = tar.extractfile(member)
+                assert handle is not None
+                digest = hashlib.file_digest(handle, "sha256").hexdigest()  # type: ignore[arg-type]
+            kind = member.type.decode()
+            entries[name] = (
+                kind, oct(member.mode & 0o7777), str(member.uid), str(member.gid),
+                str(member.size if member.isreg() else 0), member.linkname, digest,
+            )  # fmt: skip
+    for name, target in links.items():
+        entries[name] = entries.get(target, ("hardlink to missing", target))
+    return entries
+
+
+FIELDS = ("type", "mode", "uid", "gid", "size", "link", "sha256")
+
+
+def compare_trees(expected: Tree, actual: Tree) -> list[str]:
+    problems = []
+    for name in sorted(expected.keys() | actual.keys()):
+        want, have = expected.get(name), actual.get(name)
+        if want is None:
+            problems.append(f"path /{name}: only in the SIF")
+        elif have is None:
+            problems.append(f"path /{name}: only in the image")
+        elif want != have:
+            pairs = zip(FIELDS, want, have, strict=True)
+            fields = [f"{field} {a} != {b}" for field, a, b in pairs if a != b]
+            problems.append(f"path /{name}: {', '.join(fields)}")
+    return problems
+
+
+def deep_compare(image: SifImage, image_id: str, engine: DockerEngine) -> list[str]:
+    """Every path of ``docker export`` against the SIF's squashfs (imgforge's own layout
+    and the mount points it adds excepted)."""
+    with engine.exported(image_id) as stream:
+        expected = tree(stream)
+    added = [name for name in MOUNT_POINTS if name not in expected]
+    with image.tar_stream() as stream:
+        actual = tree(stream, skip=[*added, *SYMLINKS])
+    return compare_trees(expected, actual)
+
+
+def locate(target: str, *, out: Path, image: str | None) -> tuple[Path, str]:
+    """The SIF and Docker image to compare: a recipe NAME (its manifest under ``out``)
+    or a SIF path (``image`` given, or a manifest beside the file)."""
+    path = Path(target)
+    if path.suffix in (".sif", ".simg") or path.is_file():
+        manifest_path = path.parent / "manifest.json"
+    else:
+        manifest_path = out / target / "manifest.json"
+    recorded = manifest.read(manifest_path) or {}
+    sif = recorded.get("sif") or {}
+    if path.suffix not in (".sif", ".simg") and not path.is_file():
+        if not sif:
+            raise UsageError(f"{target}: no SIF recorded in {manifest_path}")
+        path = manifest_path.parent / str(sif.get("path"))
+    if not path.is_file():
+        raise UsageError(f"{path}: no such file")
+    chosen = image or sif.get("docker_image_id") or recorded.get("docker_image_id")
+    if not chosen:
+        raise UsageError(f"{path}: say which Docker image to compare it with (--image NAME:TAG)")
+    return path, str(chosen)
+
+
+def verify_pair(path: Path, image: str, *, engine: DockerEngine, deep: bool) -> list[str]:
+    """Every difference between the SIF at ``path`` and the Docker image ``image``."""
+    found = engine.inspect(image)
+    if found is None:
+        raise UsageError(f"{image}: no such image in the engine")
+    config = ImageConfig.from_inspect(found)
+    try:
+        sif_image = SifImage.open(path)
+    except (OSError, SIFFormatError) as exc:
+        return [f"format: {exc}"]
+    problems = shallow(sif_image, config)
+    if deep:
+        problems += deep_compare(sif_image, str(found["Id"]), engine)
+    return problems
