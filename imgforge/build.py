@@ -13,12 +13,14 @@ from typing import TYPE_CHECKING, Any, TextIO
 from imgforge import __version__, atomic, manifest
 from imgforge.context import DOCKERFILE, build_context
 from imgforge.errors import BuildError, ImgforgeError
-from imgforge.fingerprint import combine
+from imgforge.fingerprint import combine, input_paths, input_stats, stat_signature
 from imgforge.image import ImageConfig
 from imgforge.manifest import Fingerprint
+from imgforge.options import Options, options_key
 from imgforge.plan import BuildJob
+from imgforge.recipe import PROJECT_FILE
 from imgforge.render import make_environment, render
-from imgforge.session import Options, Session
+from imgforge.session import Session
 from imgforge.sif.backend import SifBackend, choose
 from imgforge.sif.make import make_sif
 
@@ -205,6 +207,7 @@ class Builder:
             if not status.stale:
                 self.image_ids[job.name] = status.image_id or ""
                 summary.skipped.append(job.name)
+                self.refresh_inputs(job)
                 self.say(f"{job.recipe.image}: up to date")
                 continue
             rebuilding.add(job.name)
@@ -257,9 +260,18 @@ class Builder:
         write_sources(job, rendered)
         data = self.manifest_data(job, status, image_id, built, elapsed)
         data["sif"] = sif_record
+        data["inputs"] = input_record(job, self.options)
         data["timings"]["docker_build_seconds"] = round(docker_seconds, 3)
         manifest.write(job.artifacts.manifest, data)
         self.say(f"{job.recipe.image}: built {image_id[7:19]} in {elapsed:.1f}s")
+
+    def refresh_inputs(self, job: BuildJob) -> None:
+        """Record current file stats of an up-to-date recipe (e.g. after a touch), so the
+        next no-op run takes the fast path again."""
+        recorded = manifest.read(job.artifacts.manifest)
+        inputs = input_record(job, self.options)
+        if recorded is not None and recorded.get("inputs") != inputs:
+            manifest.write(job.artifacts.manifest, {**recorded, "inputs": inputs})
 
     def logger(self, job: BuildJob, log_file: TextIO) -> Say:
         def log(line: str) -> None:
@@ -314,6 +326,18 @@ class Builder:
             "timings": {"total_seconds": round(elapsed, 3)},
             "built_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         }
+
+
+def input_record(job: BuildJob, options: Options) -> dict[str, Any]:
+    """Stat signatures of everything the build read, for the no-op fast path."""
+    recipe = job.recipe
+    project = recipe.directory / PROJECT_FILE
+    return {
+        "options": options_key(options),
+        "recipe": stat_signature(recipe.path),
+        "project": stat_signature(project) if project.exists() else None,
+        "files": input_stats(recipe.directory, input_paths(recipe)),
+    }
 
 
 def check_config(job: BuildJob, built: ImageConfig) -> None:

@@ -11,7 +11,8 @@ from pathlib import Path
 
 from imgforge import __version__
 from imgforge.errors import EngineError, ImgforgeError, UsageError
-from imgforge.session import Options, parse_base_map, prepare
+from imgforge.fastpath import up_to_date
+from imgforge.options import Options, parse_base_map
 
 
 def _common() -> argparse.ArgumentParser:
@@ -118,10 +119,17 @@ class Output:
 
 
 def cmd_build(args: argparse.Namespace, out: Output) -> int:
+    options = options_from(args)
+    if (names := up_to_date(args.recipes, options)) is not None:
+        for name in names:
+            out.say(f"{name}: up to date")
+        out.say(f"built 0, up to date {len(names)}, failed 0, not attempted 0")
+        return 0
+
     from imgforge.build import Builder
     from imgforge.engine.docker import DockerEngine
+    from imgforge.session import prepare
 
-    options = options_from(args)
     session, engine = prepare(args.recipes, options, DockerEngine.connect, out.say)
     assert engine is not None
     builder = Builder(engine, options, say=out.say, stream=out.stream if out.verbose else None)
@@ -138,6 +146,7 @@ def cmd_build(args: argparse.Namespace, out: Output) -> int:
 def cmd_render(args: argparse.Namespace, out: Output) -> int:
     from imgforge.build import render_job, write_sources
     from imgforge.engine.docker import DockerEngine
+    from imgforge.session import prepare
 
     options = options_from(args)
 
@@ -155,10 +164,16 @@ def cmd_render(args: argparse.Namespace, out: Output) -> int:
 
 
 def cmd_plan(args: argparse.Namespace, out: Output) -> int:
+    options = options_from(args)
+    if (names := up_to_date(args.recipes, options)) is not None:
+        for index, name in enumerate(names, start=1):
+            print(f"{index}. {name}  up to date")
+        return 0
+
     from imgforge.build import Builder
     from imgforge.engine.docker import DockerEngine
+    from imgforge.session import prepare
 
-    options = options_from(args)
     session, engine = prepare(args.recipes, options, DockerEngine.connect, out.say)
     assert engine is not None
     statuses = Builder(engine, options, say=out.say).plan(session)

@@ -6,8 +6,10 @@ import hashlib
 import os
 from collections.abc import Iterable, Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from imgforge.recipe import Recipe
+if TYPE_CHECKING:
+    from imgforge.recipe import Recipe
 
 
 def _walk(root: Path) -> Iterator[Path]:
@@ -34,7 +36,26 @@ def _feed(digest: hashlib._Hash, path: Path, relative: str) -> None:
 
 def input_paths(recipe: Recipe) -> list[str]:
     """Paths (relative to the recipe's directory) that a build reads besides the recipe."""
-    return sorted(set(recipe.pip_requirements) | {source for source, _ in recipe.files})
+    return sources_of(recipe.pip_requirements, [source for source, _ in recipe.files])
+
+
+def sources_of(requirements: Iterable[str], files: Iterable[str]) -> list[str]:
+    return sorted(set(requirements) | set(files))
+
+
+def stat_signature(path: Path) -> list[int]:
+    """What changes when a file is edited: size, mtime (ns), mode, inode."""
+    stat = path.lstat()
+    return [stat.st_size, stat.st_mtime_ns, stat.st_mode, stat.st_ino]
+
+
+def input_stats(directory: Path, sources: Iterable[str]) -> dict[str, list[int]]:
+    """Stat signature of every path a build reads below ``directory`` (by relative path)."""
+    stats: dict[str, list[int]] = {}
+    for source in sources:
+        for path in _walk(directory / source):
+            stats[os.path.relpath(path, directory)] = stat_signature(path)
+    return stats
 
 
 def recipe_hash(recipe: Recipe) -> str:

@@ -7,7 +7,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
 from typing import Any
 
-from imgforge.schema import ENV_KEY_RE
+from imgforge.patterns import ENV_KEY_RE
 
 
 def split_env(entry: str) -> tuple[str, str]:

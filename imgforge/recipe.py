@@ -10,8 +10,8 @@ from typing import Any
 from pydantic import ValidationError
 
 from imgforge.errors import RecipeError
+from imgforge.patterns import RECIPE_PREFIX
 from imgforge.schema import (
-    RECIPE_PREFIX,
     ProjectModel,
     RecipeModel,
     check_env_key,

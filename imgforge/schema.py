@@ -2,32 +2,23 @@
 
 from __future__ import annotations
 
-import re
 import shlex
 from typing import Annotated, Literal
 
 from packaging.requirements import InvalidRequirement, Requirement
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
-NAME_RE = re.compile(r"^[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*$")
-TAG_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$")
-ENV_KEY_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
-APT_RE = re.compile(
-    r"^[a-z0-9][a-z0-9+.-]+(?::[a-z0-9-]+)?(?:=[0-9][A-Za-z0-9.+~:-]*)?$"
+from imgforge.patterns import (
+    APT_RE,
+    ENV_KEY_RE,
+    IMAGE_REF_RE,
+    LABEL_KEY_RE,
+    NAME_RE,
+    PATH_RE,
+    RECIPE_PREFIX,
+    TAG_RE,
+    URL_RE,
 )
-LABEL_KEY_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._/-]*$")
-# Docker reference: [host[:port]/]path[:tag][@digest], lower-case path components.
-IMAGE_REF_RE = re.compile(
-    r"^(?:[A-Za-z0-9.-]+(?::[0-9]+)?/)?"
-    r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*(?:/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)*"
-    r"(?::[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})?(?:@sha256:[a-f0-9]{64})?$"
-)
-# Characters allowed in [files] paths: enough for real trees, none that a Dockerfile
-# COPY treats as a glob or variable or that a .def %files line splits on.
-PATH_RE = re.compile(r"^[A-Za-z0-9._@+,=/-]+$")
-URL_RE = re.compile(r"^https?://[^\s'\"\\]+$")
-
-RECIPE_PREFIX = "recipe:"
 
 
 def _no_control(value: str) -> str:

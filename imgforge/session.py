@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -11,9 +11,9 @@ from imgforge.errors import UsageError
 from imgforge.fingerprint import recipe_hash
 from imgforge.graph import RecipeGraph, load_targets
 from imgforge.image import ImageConfig
+from imgforge.options import Options
 from imgforge.plan import BaseImage, BuildJob, make_jobs, resolve_base
 from imgforge.recipe import Recipe, load_project
-from imgforge.schema import IMAGE_REF_RE
 
 if TYPE_CHECKING:
     from imgforge.engine.docker import DockerEngine
@@ -22,36 +22,10 @@ Say = Callable[[str], None]
 
 
 @dataclass(frozen=True)
-class Options:
-    """Options shared by the commands (see SPEC.md, "Command line")."""
-
-    out: Path = Path("build")
-    jobs: int = 1
-    strategy: str | None = None
-    singularity: str = "auto"
-    image_format: str = "sif"
-    compression: str = "gzip"
-    force: bool = False
-    network: str | None = None
-    base_map: Mapping[str, str] = field(default_factory=dict)
-
-
-@dataclass(frozen=True)
 class Session:
     graph: RecipeGraph
     targets: list[str]
     jobs: list[BuildJob]
-
-
-def parse_base_map(items: Iterable[str]) -> dict[str, str]:
-    """``REF=LOCAL_REF`` pairs from the command line."""
-    mapping: dict[str, str] = {}
-    for item in items:
-        ref, sep, local = item.partition("=")
-        if not sep or not IMAGE_REF_RE.match(ref) or not IMAGE_REF_RE.match(local):
-            raise UsageError(f"--base-map: {item!r} is not REF=LOCAL_REF with two image references")
-        mapping[ref] = local
-    return mapping
 
 
 def base_map_for(recipes: Iterable[Recipe], cli_map: Mapping[str, str]) -> dict[str, str]:

@@ -15,7 +15,7 @@ from typing import IO, TYPE_CHECKING
 from imgforge import manifest
 from imgforge.errors import EngineError, UsageError
 from imgforge.image import ImageConfig
-from imgforge.schema import ENV_KEY_RE
+from imgforge.patterns import ENV_KEY_RE
 from imgforge.sif.format import SIFFormatError
 from imgforge.sif.layout import MOUNT_POINTS, SYMLINKS, normalise, replaced
 from imgforge.sif.read import SifImage, parse_exports
@@ -47,11 +47,13 @@ def compare_maps(what: str, expected: Mapping[str, str], actual: Mapping[str, st
     ]
 
 
-def sif_env(image: SifImage) -> tuple[dict[str, str], list[str]]:
-    """The environment the SIF's env scripts set, in the order Apptainer sources them."""
+def sif_env(
+    image: SifImage, scripts: Iterable[str] = ENV_SCRIPTS
+) -> tuple[dict[str, str], list[str]]:
+    """The environment the SIF's env ``scripts`` set, sourced in the order given."""
     env: dict[str, str] = {}
     problems = []
-    for script in ENV_SCRIPTS:
+    for script in scripts:
         data = image.read_file(f"/.singularity.d/{script}")
         if data is None:
             problems.append(f"file /.singularity.d/{script}: missing")
@@ -124,9 +126,14 @@ def check_required(image: SifImage) -> list[str]:
 
 def shallow(image: SifImage, config: ImageConfig) -> list[str]:
     """Env (byte for byte), runscript, labels, WorkingDir and required paths."""
-    env, problems = sif_env(image)
     expected_env = {k: v for k, v in config.env_pairs() if ENV_KEY_RE.match(k)}
-    problems += compare_maps("env", expected_env, env)
+    problems: list[str] = []
+    # Each script must hold the whole Env by itself: 90-environment.sh wins at run time,
+    # but %post of a localimage build (and Singularity < 3.6) sources only the 10- file.
+    for script in ENV_SCRIPTS:
+        env, found = sif_env(image, [script])
+        differences = compare_maps("env", expected_env, env)
+        problems += found or [f"{line} (in /.singularity.d/{script})" for line in differences]
     problems += check_runscript(image, config)
     problems += check_labels(image, config)
     problems += check_workdir(image, config)

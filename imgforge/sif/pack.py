@@ -32,9 +32,18 @@ if TYPE_CHECKING:
 COMPRESSORS = ("gzip", "xz", "zstd", "lz4", "lzo", "lzma")
 
 
-def transfer(source: IO[bytes], sink: IO[bytes], files: dict[str, str], *, mtime: int) -> int:
+def transfer(
+    source: IO[bytes],
+    sink: IO[bytes],
+    files: dict[str, str],
+    *,
+    mtime: int,
+    clamp: int | None = None,
+) -> int:
     """Copy the tar stream ``source`` to ``sink`` minus the entries imgforge replaces,
-    then append the layout; returns the number of entries written."""
+    then append the layout; returns the number of entries written. With ``clamp``
+    (SOURCE_DATE_EPOCH) no entry is newer than it: ``docker export`` stamps what the
+    engine adds at container creation (/.dockerenv, /etc, /dev, ...) with the time."""
     count = 0
     present: set[str] = set()
     with (
@@ -46,6 +55,8 @@ def transfer(source: IO[bytes], sink: IO[bytes], files: dict[str, str], *, mtime
             if not name or replaced(name):
                 continue
             present.add(name)
+            if clamp is not None and member.mtime > clamp:
+                member.mtime = clamp
             tout.addfile(member, tin.extractfile(member) if member.isreg() else None)
             count += 1
         for entry in entries(files, present=present, mtime=mtime):
@@ -169,7 +180,10 @@ class NativeBackend:
             assert proc.stdin is not None
             try:
                 with engine.exported(request.image_id) as stream:
-                    count = transfer(stream, proc.stdin, request.files, mtime=mtime)
+                    count = transfer(
+                        stream, proc.stdin, request.files, mtime=mtime,
+                        clamp=request.source_date_epoch,
+                    )  # fmt: skip
                 proc.stdin.close()
             except BrokenPipeError:
                 count = -1

@@ -17,9 +17,9 @@ import pytest
 from imgforge.engine.docker import DockerEngine
 from imgforge.engine.singularity import SingularityCLI
 from imgforge.image import ImageConfig, split_env
+from imgforge.patterns import ENV_KEY_RE
 from imgforge.plan import BuildJob
 from imgforge.render import render
-from imgforge.schema import ENV_KEY_RE
 from imgforge.sif.backend import SifRequest
 
 TOOL_NAME = "apptainer" if shutil.which("apptainer") else "singularity"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import shutil
 import subprocess
 import time
@@ -15,7 +16,9 @@ import docker
 import pytest
 
 from imgforge.cli import main
+from imgforge.fastpath import up_to_date
 from imgforge.image import split_env, update_env
+from imgforge.options import Options
 
 pytestmark = pytest.mark.integration
 
@@ -276,3 +279,30 @@ def test_no_engine_is_exit_3(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) ->
     recipe = write(tmp_path / "x.toml", f'base = "{STANDIN_REF}"\n')
     monkeypatch.setenv("DOCKER_HOST", "unix:///nonexistent/docker.sock")
     assert main(["build", str(recipe), "--out", str(tmp_path / "out")]) == 3
+
+
+def test_fast_noop_path_agrees_with_the_full_path(dag: Path, tmp_path: Path) -> None:
+    """The no-op fast path says "up to date" only when the full path would, and a touch
+    that changes no content sends one run through the full path, then is fast again."""
+    out = tmp_path / "out"
+    target = dag / "itest-l3.toml"
+    options = Options(out=out, singularity="none")
+    assert up_to_date([target], options) is None  # nothing built yet
+    assert build(target, out=out) == 0
+    expected = ["itest-l1:latest", "itest-l2:latest", "itest-l3:latest"]
+    assert up_to_date([target], options) == expected
+
+    assert up_to_date([target], Options(out=out)) is None  # a SIF is wanted now
+    assert up_to_date([target], Options(out=out, singularity="none", force=True)) is None
+    assert up_to_date([target], Options(out=tmp_path / "elsewhere", singularity="none")) is None
+
+    data = dag / "data" / "one.txt"
+    os.utime(data, ns=(data.stat().st_atime_ns, data.stat().st_mtime_ns + 10**9))
+    assert up_to_date([target], options) is None
+    before = built_at(out, "itest-l1")
+    assert build(target, out=out) == 0  # full path: same content, nothing rebuilt
+    assert built_at(out, "itest-l1") == before
+    assert up_to_date([target], options) == expected
+
+    docker.from_env().images.remove("itest-l2:latest", force=True)
+    assert up_to_date([target], options) is None

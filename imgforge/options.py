@@ -1,0 +1,53 @@
+"""Options shared by the commands (SPEC.md, "Command line"), light enough for every path."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from imgforge import __version__
+from imgforge.errors import UsageError
+from imgforge.patterns import IMAGE_REF_RE
+
+
+@dataclass(frozen=True)
+class Options:
+    """Options shared by the commands (see SPEC.md, "Command line")."""
+
+    out: Path = Path("build")
+    jobs: int = 1
+    strategy: str | None = None
+    singularity: str = "auto"
+    image_format: str = "sif"
+    compression: str = "gzip"
+    force: bool = False
+    network: str | None = None
+    base_map: Mapping[str, str] = field(default_factory=dict)
+
+
+def parse_base_map(items: Iterable[str]) -> dict[str, str]:
+    """``REF=LOCAL_REF`` pairs from the command line."""
+    mapping: dict[str, str] = {}
+    for item in items:
+        ref, sep, local = item.partition("=")
+        if not sep or not IMAGE_REF_RE.match(ref) or not IMAGE_REF_RE.match(local):
+            raise UsageError(f"--base-map: {item!r} is not REF=LOCAL_REF with two image references")
+        mapping[ref] = local
+    return mapping
+
+
+def options_key(options: Options) -> str:
+    """The options that change what a build produces, as one comparable string."""
+    return json.dumps(
+        [
+            __version__,
+            str(options.out.absolute()),
+            options.strategy,
+            options.singularity != "none",
+            options.image_format,
+            options.compression,
+            sorted(options.base_map.items()),
+        ]
+    )
