@@ -20,6 +20,7 @@ from imgforge.options import Options, options_key
 from imgforge.plan import BuildJob
 from imgforge.recipe import PROJECT_FILE
 from imgforge.render import make_environment, render
+from imgforge.scheduler import FAILED, NOT_ATTEMPTED, schedule
 from imgforge.session import Session
 from imgforge.sif.backend import SifBackend, choose
 from imgforge.sif.make import make_sif
@@ -139,13 +140,21 @@ class Builder:
     """Builds jobs on one engine; ``say`` gets user messages, ``stream`` build output."""
 
     def __init__(
-        self, engine: DockerEngine, options: Options, *, say: Say, stream: Say | None = None
+        self,
+        engine: DockerEngine,
+        options: Options,
+        *,
+        say: Say,
+        stream: Say | None = None,
+        step: Callable[[str, str | None], None] | None = None,
     ) -> None:
         self.engine = engine
         self.options = options
         self.say = say
         self.stream = stream
+        self.step = step or (lambda name, text: None)
         self.image_ids: dict[str, str] = {}
+        self.rebuilt: set[str] = set()
         self.network = engine.build_network(options.network)
         self._sif_backend: SifBackend | None = None
         self._sif_chosen = False
@@ -193,34 +202,48 @@ class Builder:
         return statuses
 
     def run(self, session: Session, *, keep_going: bool = False) -> Summary:
-        """Build stale jobs in order; a failure skips its dependents."""
-        summary = Summary()
-        rebuilding: set[str] = set()
-        blocked: set[str] = set()
-        for job in session.jobs:
-            if blocked & set(job.parents) or (summary.failed and not keep_going):
-                blocked.add(job.name)
-                summary.not_attempted.append(job.name)
-                continue
-            rendered = render_job(job)
-            status = self.status(job, rendered, rebuilding)
-            if not status.stale:
-                self.image_ids[job.name] = status.image_id or ""
-                summary.skipped.append(job.name)
-                self.refresh_inputs(job)
-                self.say(f"{job.recipe.image}: up to date")
-                continue
-            rebuilding.add(job.name)
-            try:
-                self.build_one(job, rendered, status)
-            except ImgforgeError as exc:
-                blocked.add(job.name)
-                summary.failed.append(job.name)
-                summary.errors.append(exc)
-                self.say(f"{job.recipe.image}: FAILED: {exc}")
-                continue
-            summary.built.append(job.name)
+        """Build stale jobs in DAG order, ``--jobs`` at a time; a failure skips its
+        dependents (and, without ``keep_going``, everything not yet started)."""
+        jobs = {job.name: job for job in session.jobs}
+        errors: list[ImgforgeError] = []
+        outcomes = schedule(
+            list(jobs),
+            {name: job.parents for name, job in jobs.items()},
+            lambda name: self.process(jobs[name]),
+            jobs=self.options.jobs,
+            keep_going=keep_going,
+            errors=errors,
+        )
+        summary = Summary(errors=errors)
+        lists = {
+            "built": summary.built,
+            "skipped": summary.skipped,
+            FAILED: summary.failed,
+            NOT_ATTEMPTED: summary.not_attempted,
+        }
+        for name, outcome in outcomes.items():
+            lists[outcome].append(name)
         return summary
+
+    def process(self, job: BuildJob) -> str:
+        """Build one job if it is stale; its parents are done. Returns the outcome."""
+        rendered = render_job(job)
+        status = self.status(job, rendered, self.rebuilt)
+        if not status.stale:
+            self.image_ids[job.name] = status.image_id or ""
+            self.refresh_inputs(job)
+            self.say(f"{job.recipe.image}: up to date")
+            return "skipped"
+        self.step(job.name, f"starting ({status.reason})")
+        try:
+            self.build_one(job, rendered, status)
+        except ImgforgeError as exc:
+            self.say(f"{job.recipe.image}: FAILED: {exc}")
+            raise
+        finally:
+            self.step(job.name, None)
+        self.rebuilt.add(job.name)
+        return "built"
 
     def build_one(self, job: BuildJob, rendered: Rendered, status: Status) -> None:
         if self.strategy(job) != "dockerfile":
@@ -277,6 +300,8 @@ class Builder:
         def log(line: str) -> None:
             log_file.write(line + "\n")
             log_file.flush()
+            if line.startswith(("Step ", "$ ", "packed ", "verify: ")):
+                self.step(job.name, line)
             if self.stream is not None:
                 self.stream(f"[{job.name}] {line}")
 

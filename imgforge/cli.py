@@ -13,6 +13,7 @@ from imgforge import __version__
 from imgforge.errors import EngineError, ImgforgeError, UsageError
 from imgforge.fastpath import up_to_date
 from imgforge.options import Options, parse_base_map
+from imgforge.progress import make_progress
 
 
 def _common() -> argparse.ArgumentParser:
@@ -132,8 +133,15 @@ def cmd_build(args: argparse.Namespace, out: Output) -> int:
 
     session, engine = prepare(args.recipes, options, DockerEngine.connect, out.say)
     assert engine is not None
-    builder = Builder(engine, options, say=out.say, stream=out.stream if out.verbose else None)
-    summary = builder.run(session, keep_going=args.keep_going)
+    with make_progress(quiet=out.quiet, verbose=out.verbose) as progress:
+        builder = Builder(
+            engine,
+            options,
+            say=progress.say,
+            stream=out.stream if out.verbose else None,
+            step=progress.step,
+        )
+        summary = builder.run(session, keep_going=args.keep_going)
     out.say(
         f"built {len(summary.built)}, up to date {len(summary.skipped)}, "
         f"failed {len(summary.failed)}, not attempted {len(summary.not_attempted)}"

@@ -181,9 +181,12 @@ class NativeBackend:
             try:
                 with engine.exported(request.image_id) as stream:
                     count = transfer(
-                        stream, proc.stdin, request.files, mtime=mtime,
+                        stream,
+                        proc.stdin,
+                        request.files,
+                        mtime=mtime,
                         clamp=request.source_date_epoch,
-                    )  # fmt: skip
+                    )
                 proc.stdin.close()
             except BrokenPipeError:
                 count = -1
