@@ -11,7 +11,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
 from imgforge import __version__, atomic, manifest
-from imgforge.context import DOCKERFILE, build_context
 from imgforge.errors import BuildError, ImgforgeError
 from imgforge.fingerprint import combine, input_paths, input_stats, stat_signature
 from imgforge.image import ImageConfig
@@ -24,6 +23,7 @@ from imgforge.scheduler import FAILED, NOT_ATTEMPTED, schedule
 from imgforge.session import Session
 from imgforge.sif.backend import SifBackend, choose
 from imgforge.sif.make import make_sif
+from imgforge.strategies import STRATEGIES
 
 if TYPE_CHECKING:
     from imgforge.engine.docker import DockerEngine
@@ -213,6 +213,7 @@ class Builder:
             jobs=self.options.jobs,
             keep_going=keep_going,
             errors=errors,
+            on_interrupt=self.engine.interrupt,
         )
         summary = Summary(errors=errors)
         lists = {
@@ -246,18 +247,17 @@ class Builder:
         return "built"
 
     def build_one(self, job: BuildJob, rendered: Rendered, status: Status) -> None:
-        if self.strategy(job) != "dockerfile":
-            raise BuildError(
-                f"{job.recipe.path}: build.strategy: the commit strategy is not available "
-                "in this version of imgforge"
-            )
         backend = self.sif_backend
         self.say(f"{job.recipe.image}: building ({status.reason})")
         started = time.monotonic()
         job.artifacts.directory.mkdir(parents=True, exist_ok=True)
         with job.artifacts.log.open("w", encoding="utf-8") as log_file:
             log = self.logger(job, log_file)
-            image_id = self.docker_build(job, rendered, log)
+            log(f"# imgforge {__version__}: building {job.recipe.image} from {job.recipe.path}")
+            strategy = STRATEGIES[self.strategy(job)]
+            image_id, strategy_record = strategy(
+                self.engine, job, rendered.dockerfile, network=self.network, log=log
+            )
             built = self.engine.ensure_image(image_id, why=job.recipe.image)
             config = ImageConfig.from_inspect(built)
             check_config(job, config)
@@ -283,6 +283,8 @@ class Builder:
         write_sources(job, rendered)
         data = self.manifest_data(job, status, image_id, built, elapsed)
         data["sif"] = sif_record
+        if strategy_record:
+            data["commit"] = strategy_record
         data["inputs"] = input_record(job, self.options)
         data["timings"]["docker_build_seconds"] = round(docker_seconds, 3)
         manifest.write(job.artifacts.manifest, data)
@@ -306,19 +308,6 @@ class Builder:
                 self.stream(f"[{job.name}] {line}")
 
         return log
-
-    def docker_build(self, job: BuildJob, rendered: Rendered, log: Say) -> str:
-        log(f"# imgforge {__version__}: building {job.recipe.image} from {job.recipe.path}")
-        log(f"# network: {self.network or 'engine default'}; Dockerfile:")
-        for line in rendered.dockerfile.splitlines():
-            log(f"#   {line}")
-        return self.engine.build(
-            build_context(job.recipe, rendered.dockerfile),
-            dockerfile=DOCKERFILE,
-            network=self.network,
-            log=log,
-            what=f"{job.recipe.path}: {job.recipe.image}",
-        )
 
     def manifest_data(
         self,

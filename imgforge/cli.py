@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 import sys
+import threading
 import traceback
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from imgforge import __version__
 from imgforge.errors import EngineError, ImgforgeError, UsageError
@@ -214,8 +217,10 @@ def cmd_verify(args: argparse.Namespace, out: Output) -> int:
     for problem in problems:
         print(problem)
     if problems:
-        print(f"imgforge: error: {sif_path} differs from {image} ({len(problems)} differences)",
-              file=sys.stderr)
+        print(
+            f"imgforge: error: {sif_path} differs from {image} ({len(problems)} differences)",
+            file=sys.stderr,
+        )
         return 1
     out.say(f"{sif_path} matches {image}" + (" (deep)" if args.deep else ""))
     return 0
@@ -238,6 +243,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SystemExit as exc:
         return int(exc.code or 0)
     out = Output(args)
+    previous = _terminate_as_interrupt()
     try:
         return COMMANDS[args.command](args, out)
     except ImgforgeError as exc:
@@ -246,5 +252,21 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"imgforge: error: {exc}", file=sys.stderr)
         return exc.exit_code
     except KeyboardInterrupt:
-        print("imgforge: interrupted", file=sys.stderr)
+        print(
+            "imgforge: interrupted; build containers removed, artifacts unchanged", file=sys.stderr
+        )
         return 130
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
+def _terminate_as_interrupt() -> Any:
+    """SIGTERM unwinds like Ctrl-C, so cleanup runs (main thread only)."""
+    if threading.current_thread() is not threading.main_thread():
+        return None
+    return signal.signal(signal.SIGTERM, _interrupt)

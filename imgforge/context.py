@@ -8,6 +8,7 @@ import tarfile
 from pathlib import Path
 
 from imgforge.fingerprint import _walk, input_paths
+from imgforge.plan import copy_steps, requirement_paths
 from imgforge.recipe import Recipe
 
 DOCKERFILE = ".imgforge/Dockerfile"
@@ -20,14 +21,53 @@ def _normalise(info: tarfile.TarInfo) -> tarfile.TarInfo:
     return info
 
 
+def _add_tree(tar: tarfile.TarFile, root: Path, arcname: str) -> None:
+    """``root`` (a file or a directory and everything below it) at ``arcname``."""
+    for path in _walk(root):
+        relative = os.path.relpath(path, root)
+        name = arcname if relative == "." else os.path.join(arcname, relative)
+        info = _normalise(tar.gettarinfo(str(path), arcname=name))
+        if info.isreg():
+            with path.open("rb") as handle:
+                tar.addfile(info, handle)
+        else:
+            tar.addfile(info)
+
+
+def staging_context(recipe: Recipe) -> io.BytesIO:
+    """A tar to extract at ``/`` in a build container: each requirements file and each
+    ``[files]`` source at the staging path the build script takes it from."""
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w") as tar:
+        for source, target in requirement_paths(recipe):
+            _add_tree(tar, recipe.directory / source, target.lstrip("/"))
+        for copy in copy_steps(recipe):
+            _add_tree(tar, recipe.directory / copy.source, copy.stage.lstrip("/"))
+    buffer.seek(0)
+    return buffer
+
+
+def dockerfile_only(dockerfile: str) -> io.BytesIO:
+    """A build context holding nothing but the Dockerfile."""
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w") as tar:
+        _add_dockerfile(tar, dockerfile)
+    buffer.seek(0)
+    return buffer
+
+
+def _add_dockerfile(tar: tarfile.TarFile, dockerfile: str) -> None:
+    data = dockerfile.encode("utf-8")
+    info = _normalise(tarfile.TarInfo(DOCKERFILE))
+    info.size, info.mode = len(data), 0o644
+    tar.addfile(info, io.BytesIO(data))
+
+
 def build_context(recipe: Recipe, dockerfile: str) -> io.BytesIO:
     """A tar of the Dockerfile and the recipe's inputs: sorted, root-owned, mtime 0."""
     buffer = io.BytesIO()
     with tarfile.open(fileobj=buffer, mode="w") as tar:
-        data = dockerfile.encode("utf-8")
-        info = _normalise(tarfile.TarInfo(DOCKERFILE))
-        info.size, info.mode = len(data), 0o644
-        tar.addfile(info, io.BytesIO(data))
+        _add_dockerfile(tar, dockerfile)
         seen: set[str] = set()
         for source in input_paths(recipe):
             for path in _walk(recipe.directory / source):

@@ -178,7 +178,7 @@ def tree(stream: IO[bytes], *, skip: Iterable[str] = ()) -> Tree:
                 str(member.size if member.isreg() else 0), member.linkname, digest,
             )  # fmt: skip
     for name, target in links.items():
-        entries[name] = entries.get(target, ("hardlink to missing", target))
+        entries[name] = entries.get(target, ("hardlink to missing", "", "", "", "", target, ""))
     return entries
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import io
 import re
+import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import IO, Any, overload
@@ -18,10 +19,11 @@ EXPORT_CHUNK = 1 << 20
 
 
 class ChunkReader(io.RawIOBase):
-    """A readable binary stream over an iterator of byte chunks."""
+    """A readable binary stream over an iterator of byte chunks; stops when cancelled."""
 
-    def __init__(self, chunks: Iterable[bytes]) -> None:
+    def __init__(self, chunks: Iterable[bytes], cancel: threading.Event | None = None) -> None:
         self._chunks = iter(chunks)
+        self._cancel = cancel
         self._chunk = memoryview(b"")
         self._position = 0
 
@@ -29,6 +31,8 @@ class ChunkReader(io.RawIOBase):
         return True
 
     def readinto(self, buffer: Any) -> int:
+        if self._cancel is not None and self._cancel.is_set():
+            raise BuildError("interrupted")
         while self._position >= len(self._chunk):
             try:
                 self._chunk, self._position = memoryview(next(self._chunks)), 0
@@ -45,6 +49,31 @@ class DockerEngine:
 
     def __init__(self, api: Any) -> None:
         self.api = api
+        # Set on Ctrl-C/SIGTERM: streams stop, and containers in `active` are removed.
+        self.cancel = threading.Event()
+        self.active: set[str] = set()
+        self._lock = threading.Lock()
+
+    def track(self, container: str, *, running: bool) -> None:
+        """Record a container imgforge created (running) or removed (not running)."""
+        with self._lock:
+            (self.active.add if running else self.active.discard)(container)
+
+    def remove_container(self, container: str) -> None:
+        """Remove a container imgforge created, whatever state it is in."""
+        from docker.errors import NotFound
+
+        with contextlib.suppress(NotFound):
+            self.api.remove_container(container, force=True)
+        self.track(container, running=False)
+
+    def interrupt(self) -> None:
+        """Cancel everything under way: called from the main thread on Ctrl-C."""
+        self.cancel.set()
+        with self._lock:
+            containers = list(self.active)
+        for container in containers:
+            self.remove_container(container)
 
     @classmethod
     def connect(cls, timeout: int = 600) -> DockerEngine:
@@ -136,7 +165,7 @@ class DockerEngine:
                 network_mode=network,
                 decode=True,
             )
-            return _follow(stream, log=log, what=what)
+            return _follow(stream, log=log, what=what, cancel=self.cancel)
         except APIError as exc:
             raise BuildError(f"{what}: the engine refused the build: {_first_line(exc)}") from None
 
@@ -179,19 +208,24 @@ class DockerEngine:
             raise BuildError(
                 f"{image_id[:19]}: cannot create a container: {_first_line(exc)}"
             ) from None
+        self.track(container["Id"], running=True)
         try:
             chunks = self.api.export(container["Id"], chunk_size=EXPORT_CHUNK)
-            yield io.BufferedReader(ChunkReader(chunks), buffer_size=EXPORT_CHUNK)
+            yield io.BufferedReader(ChunkReader(chunks, self.cancel), buffer_size=EXPORT_CHUNK)
         finally:
-            self.api.remove_container(container["Id"], force=True)
+            self.remove_container(container["Id"])
 
 
-def _follow(stream: Iterator[dict[str, Any]], *, log: Log, what: str) -> str:
+def _follow(
+    stream: Iterator[dict[str, Any]], *, log: Log, what: str, cancel: threading.Event
+) -> str:
     """Pass build output to ``log`` line by line; return the image ID or raise."""
     step = ""
     image_id = ""
     pending = ""
     for chunk in stream:
+        if cancel.is_set():
+            raise BuildError(f"{what}: interrupted")
         if "stream" in chunk:
             pending += chunk["stream"]
             *lines, pending = pending.split("\n")

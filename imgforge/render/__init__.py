@@ -16,6 +16,8 @@ TEMPLATES = {
     "def": "singularity.def.j2",
     "env": "env.sh.j2",
     "convert": "convert.def.j2",
+    "commit": "commit.sh.j2",
+    "finalize": "commit-finalize.Dockerfile.j2",
 }
 # Files under /.singularity.d that imgforge writes into a SIF itself: path -> template.
 SIF_FILES = {

@@ -1,0 +1,92 @@
+"""The commit fallback: run a script in a container from the base, then docker commit."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import IO, Any
+
+from imgforge.engine.docker import DockerEngine, _first_line
+from imgforge.errors import BuildError, EngineError
+
+Log = Callable[[str], None]
+CONTAINER_PREFIX = "imgforge-commit-"
+
+
+@dataclass(frozen=True)
+class CommitRun:
+    """What to run: a ``/bin/sh -c`` script in a container of ``base``."""
+
+    base: str
+    env: list[str]
+    workdir: str
+    script: str
+    staging: IO[bytes]
+    network: str | None
+    gpus: bool
+    what: str
+
+
+def _host_config(engine: DockerEngine, run: CommitRun) -> Any:
+    from docker.types import DeviceRequest
+
+    requests = [DeviceRequest(count=-1, capabilities=[["gpu"]])] if run.gpus else None
+    return engine.api.create_host_config(network_mode=run.network, device_requests=requests)
+
+
+def _start(engine: DockerEngine, container: str, run: CommitRun) -> None:
+    from docker.errors import APIError
+
+    try:
+        engine.api.start(container)
+    except APIError as exc:
+        message = _first_line(exc)
+        if run.gpus and ("device driver" in message or "nvidia" in message.lower()):
+            raise EngineError(
+                f"{run.what}: build.gpus = true needs GPUs and the NVIDIA container runtime, "
+                f"which this engine lacks ({message})"
+            ) from None
+        raise BuildError(f"{run.what}: cannot start the build container: {message}") from None
+
+
+def commit_run(engine: DockerEngine, run: CommitRun, log: Log) -> str:
+    """Run the script; commit the container on success; always remove the container.
+
+    The container's entrypoint is the script (the base's own entrypoint must not run,
+    as it doesn't for a Dockerfile RUN); the config it leaves behind is replaced by
+    the caller. The container is named, not labelled: a label would be committed.
+    """
+    from docker.errors import APIError
+
+    name = f"{CONTAINER_PREFIX}{uuid.uuid4().hex[:12]}"
+    try:
+        container = engine.api.create_container(
+            run.base,
+            entrypoint=["/bin/sh", "-c", run.script],
+            environment=run.env,
+            working_dir=run.workdir or None,
+            name=name,
+            host_config=_host_config(engine, run),
+        )["Id"]
+    except APIError as exc:
+        raise BuildError(
+            f"{run.what}: cannot create the build container: {_first_line(exc)}"
+        ) from None
+    engine.track(container, running=True)
+    try:
+        engine.api.put_archive(container, "/", run.staging)
+        _start(engine, container, run)
+        last = ""
+        for chunk in engine.api.logs(container, stream=True, follow=True):
+            for line in chunk.decode("utf-8", "replace").splitlines():
+                log(line)
+                last = line or last
+        status = engine.api.wait(container).get("StatusCode", 1)
+        if status != 0:
+            raise BuildError(f"{run.what}: the build script failed (exit {status}): {last}")
+        if engine.cancel.is_set():
+            raise BuildError(f"{run.what}: interrupted")
+        return str(engine.api.commit(container)["Id"])
+    finally:
+        engine.remove_container(container)
