@@ -307,9 +307,11 @@ def test_files(project: Callable[..., Path], render_ngc: Callable[[Path], Texts]
     assert post_steps(texts["def"]) == (
         "    mkdir -p '/opt/app'\n"
         "    cp -a '/tmp/imgforge-file-0/.' '/opt/app'\n"
+        "    touch '/opt/app'\n"
         "    rm -rf '/tmp/imgforge-file-0'\n"
         "    mkdir -p '/opt/tools'\n"
         "    cp -a '/tmp/imgforge-file-1/.' '/opt/tools'\n"
+        "    touch '/opt/tools'\n"
         "    rm -rf '/tmp/imgforge-file-1'\n"
         "    mkdir -p '/etc/proj'\n"
         "    cp -a '/tmp/imgforge-file-2' '/etc/proj/cfg.yaml'\n"
