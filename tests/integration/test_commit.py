@@ -3,6 +3,7 @@ traceable, and no container left behind on success, failure, SIGINT or SIGTERM."
 
 from __future__ import annotations
 
+import contextlib
 import json
 import shutil
 import signal
@@ -79,10 +80,8 @@ def pair(client: docker.DockerClient, recipe_dir: Path) -> Iterator[tuple[dict, 
     yield by_dockerfile, by_commit, recipe_dir / "out-commit"
     client.images.remove("itest-commit:latest", force=True)
     for image in (by_dockerfile["Id"], by_commit["Id"]):
-        try:
+        with contextlib.suppress(docker.errors.APIError):
             client.images.remove(image, force=True)
-        except docker.errors.APIError:
-            pass
 
 
 def test_both_strategies_give_the_same_config(pair: tuple[dict, dict, Path]) -> None:
