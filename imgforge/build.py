@@ -17,6 +17,7 @@ from imgforge.image import ImageConfig
 from imgforge.manifest import Fingerprint
 from imgforge.options import Options, options_key
 from imgforge.plan import BuildJob
+from imgforge.publish import publish_problem, push_image, save_image
 from imgforge.recipe import PROJECT_FILE
 from imgforge.render import make_environment, render
 from imgforge.scheduler import FAILED, NOT_ATTEMPTED, schedule
@@ -93,6 +94,7 @@ def job_status(
     strategy: str,
     rebuilding: set[str],
     want_sif: bool = False,
+    options: Options | None = None,
 ) -> Status:
     """Decide whether ``job`` is up to date: fingerprint, manifest and engine agree."""
     fingerprint = Fingerprint(job.recipe_hash, rendered.digest, base_id, strategy)
@@ -116,6 +118,8 @@ def job_status(
     if image_id != recorded.get("docker_image_id"):
         return stale(f"image {job.recipe.image} is not the one recorded")
     if want_sif and (why := sif_problem(job, recorded.get("sif"), image_id)):
+        return stale(why)
+    if options is not None and (why := publish_problem(job, recorded, options)):
         return stale(why)
     return Status(job.name, False, "up to date", fingerprint, image_id)
 
@@ -186,6 +190,7 @@ class Builder:
             strategy=self.strategy(job),
             rebuilding=rebuilding,
             want_sif=self.options.singularity != "none",
+            options=self.options,
         )
 
     def plan(self, session: Session) -> list[Status]:
@@ -262,6 +267,9 @@ class Builder:
             config = ImageConfig.from_inspect(built)
             check_config(job, config)
             docker_seconds = time.monotonic() - started
+            extra: dict[str, Any] = {}
+            if self.options.push:
+                extra["push"] = push_image(self.engine, job, image_id, self.options.push, log)
             sif_record = None
             if backend is not None:
                 sif_name = job.artifacts.image_file.name
@@ -274,7 +282,10 @@ class Builder:
                     engine=self.engine,
                     compression=self.options.compression,
                     log=log,
+                    pushed=(extra.get("push") or {}).get("reference"),
                 )
+            if self.options.save:
+                extra["saved"] = save_image(self.engine, job, image_id)
         self.engine.tag(image_id, job.recipe.name, job.recipe.tag)
         self.image_ids[job.name] = image_id
         elapsed = time.monotonic() - started
@@ -285,6 +296,7 @@ class Builder:
         data["sif"] = sif_record
         if strategy_record:
             data["commit"] = strategy_record
+        data.update(extra)
         data["inputs"] = input_record(job, self.options)
         data["timings"]["docker_build_seconds"] = round(docker_seconds, 3)
         manifest.write(job.artifacts.manifest, data)

@@ -16,6 +16,7 @@ from imgforge import __version__
 from imgforge.errors import EngineError, ImgforgeError, UsageError
 from imgforge.fastpath import up_to_date
 from imgforge.options import Options, parse_base_map
+from imgforge.patterns import REGISTRY_RE
 from imgforge.progress import make_progress
 
 
@@ -48,6 +49,16 @@ def _common() -> argparse.ArgumentParser:
         default=[],
         metavar="REF=LOCAL_REF",
         help="build recipes naming REF from LOCAL_REF instead (repeatable)",
+    )
+    common.add_argument(
+        "--push",
+        metavar="REGISTRY",
+        default=None,
+        help="push each built image to REGISTRY (e.g. localhost:5000); credentials from "
+        "IMGFORGE_REGISTRY_USER/_PASSWORD, NGC_API_KEY or Docker's credential store",
+    )
+    common.add_argument(
+        "--save", action="store_true", help="also write NAME.docker.tar (docker save)"
     )
     common.add_argument(
         "--keep-going", action="store_true", help="build unrelated recipes on failure"
@@ -94,6 +105,8 @@ def make_parser() -> argparse.ArgumentParser:
 def options_from(args: argparse.Namespace) -> Options:
     if args.jobs < 1:
         raise UsageError("--jobs: must be at least 1")
+    if args.push is not None and not REGISTRY_RE.match(args.push):
+        raise UsageError(f"--push: {args.push!r} is not a registry (HOST[:PORT][/PATH])")
     return Options(
         out=args.out,
         jobs=args.jobs,
@@ -104,6 +117,8 @@ def options_from(args: argparse.Namespace) -> Options:
         force=args.force,
         network=args.network,
         base_map=parse_base_map(args.base_map),
+        push=args.push,
+        save=args.save,
     )
 
 

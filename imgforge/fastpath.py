@@ -129,7 +129,7 @@ def up_to_date(paths: list[Path], options: Options) -> list[str] | None:
     """The image names of the targets and their ancestors, in build order, when every one
     is provably up to date; otherwise None."""
     sock = engine_socket()
-    if options.force or sock is None:
+    if options.force or options.push or options.save or sock is None:
         return None
     try:
         order = _order([Path(p).absolute() for p in paths])

@@ -25,6 +25,8 @@ class Options:
     force: bool = False
     network: str | None = None
     base_map: Mapping[str, str] = field(default_factory=dict)
+    push: str | None = None
+    save: bool = False
 
 
 def parse_base_map(items: Iterable[str]) -> dict[str, str]:
@@ -49,5 +51,7 @@ def options_key(options: Options) -> str:
             options.image_format,
             options.compression,
             sorted(options.base_map.items()),
+            options.push,
+            options.save,
         ]
     )

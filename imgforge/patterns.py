@@ -23,3 +23,4 @@ PATH_RE = re.compile(r"^[A-Za-z0-9._@+,=/-]+$")
 URL_RE = re.compile(r"^https?://[^\s'\"\\]+$")
 
 RECIPE_PREFIX = "recipe:"
+REGISTRY_RE = re.compile(r"^[A-Za-z0-9.-]+(?::[0-9]+)?(?:/[a-z0-9]+(?:[._/-][a-z0-9]+)*)?$")

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from imgforge.credentials import auth_config, for_registry, registry_of
 from imgforge.errors import UsageError
 from imgforge.fingerprint import recipe_hash
 from imgforge.graph import RecipeGraph, load_targets
@@ -54,7 +56,10 @@ def inspect_bases(
         resolved = resolve_base(recipe.base, base_map)
         found = None
         if engine is not None:
-            found = engine.ensure_image(resolved, why=f"{recipe.path}: base", pull=pull)
+            auth = auth_config(for_registry(registry_of(resolved), os.environ))
+            found = engine.ensure_image(
+                resolved, why=f"{recipe.path}: base", pull=pull, auth=auth
+            )
         if found is None:
             say(f"warning: base image {resolved} unknown here; its env is not in the rendered .def")
             bases[recipe.base] = BaseImage(recipe.base, resolved, ImageConfig())

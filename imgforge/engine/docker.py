@@ -121,9 +121,13 @@ class DockerEngine:
     @overload
     def ensure_image(self, ref: str, *, why: str) -> dict[str, Any]: ...
     @overload
-    def ensure_image(self, ref: str, *, why: str, pull: bool) -> dict[str, Any] | None: ...
+    def ensure_image(
+        self, ref: str, *, why: str, pull: bool, auth: dict[str, str] | None = None
+    ) -> dict[str, Any] | None: ...
 
-    def ensure_image(self, ref: str, *, why: str, pull: bool = True) -> dict[str, Any] | None:
+    def ensure_image(
+        self, ref: str, *, why: str, pull: bool = True, auth: dict[str, str] | None = None
+    ) -> dict[str, Any] | None:
         """Inspect ``ref``, pulling it first if it is not present locally (and ``pull``)."""
         from docker.errors import APIError
 
@@ -131,7 +135,7 @@ class DockerEngine:
         if found is not None or not pull:
             return found
         try:
-            self.api.pull(ref)
+            self.api.pull(ref, auth_config=auth)
         except APIError as exc:
             raise BuildError(
                 f"{why}: image {ref!r} is not present locally and could not be pulled "
@@ -168,6 +172,30 @@ class DockerEngine:
             return _follow(stream, log=log, what=what, cancel=self.cancel)
         except APIError as exc:
             raise BuildError(f"{what}: the engine refused the build: {_first_line(exc)}") from None
+
+    def push(self, repository: str, tag: str, *, auth: dict[str, str] | None, log: Log) -> str:
+        """Push ``repository:tag``; return the registry's manifest digest."""
+        from docker.errors import APIError
+
+        digest = ""
+        try:
+            for chunk in self.api.push(
+                repository, tag, stream=True, decode=True, auth_config=auth
+            ):
+                if self.cancel.is_set():
+                    raise BuildError(f"push of {repository}:{tag}: interrupted")
+                if "error" in chunk:
+                    raise BuildError(f"push of {repository}:{tag} failed: {chunk['error']}")
+                if "status" in chunk and "progressDetail" not in chunk:
+                    log(f"push: {chunk.get('id', '')} {chunk['status']}".replace("  ", " "))
+                aux = chunk.get("aux")
+                if isinstance(aux, dict) and "Digest" in aux:
+                    digest = str(aux["Digest"])
+        except APIError as exc:
+            raise BuildError(f"push of {repository}:{tag} failed: {_first_line(exc)}") from None
+        if not digest:
+            raise BuildError(f"push of {repository}:{tag}: the registry reported no digest")
+        return digest
 
     def tag(self, image_id: str, repository: str, tag: str) -> None:
         self.api.tag(image_id, repository, tag, force=True)

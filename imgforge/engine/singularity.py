@@ -144,7 +144,8 @@ class SingularityCLI:
         """The argv and environment for building ``request`` from ``deffile``."""
         as_root = os.geteuid() == 0
         sudo = wants_sudo(environ) and not as_root
-        keep = (EPOCH_ENV,) if request.source_date_epoch is not None else ()
+        keep: tuple[str, ...] = (EPOCH_ENV,) if request.source_date_epoch is not None else ()
+        keep += tuple(sorted(request.tool_env))
         argv = build_argv(
             self.path,
             deffile=deffile,
@@ -154,14 +155,16 @@ class SingularityCLI:
             mksquashfs_args=self._compression_args(request.compression),
             keep_env=keep,
         )
-        return argv, child_env(environ, request.source_date_epoch)
+        # Registry credentials reach the tool only through its environment.
+        return argv, {**child_env(environ, request.source_date_epoch), **request.tool_env}
 
     def make(self, request: SifRequest, *, engine: DockerEngine, log: Log) -> None:
         """Build ``request.target`` from the image; see the module docstring."""
         deffile: Path | None = None
         try:
             self._check_format(request)
-            _save(request, engine)
+            if request.source_ref is None:
+                _save(request, engine)
             deffile = _write_deffile(request)
             self._build(request, deffile, log)
         except BaseException:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import shutil
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
@@ -39,6 +39,11 @@ class SifRequest:
     image_format: str = "sif"
     compression: str = "gzip"
     source_date_epoch: int | None = None
+    # Set when the image was pushed: the apptainer/singularity backend then builds from
+    # this registry reference (the field's workflow), with ``tool_env`` (credentials,
+    # the no-HTTPS switch for a local registry) in its environment only.
+    source_ref: str | None = None
+    tool_env: dict[str, str] = field(default_factory=dict, repr=False)
 
 
 class SifBackend(Protocol):

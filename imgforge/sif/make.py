@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from imgforge import atomic
+from imgforge.credentials import for_registry, registry_of, singularity_env
 from imgforge.errors import BuildError
 from imgforge.image import ImageConfig
 from imgforge.plan import BuildJob
@@ -24,6 +25,14 @@ def source_date_epoch() -> int | None:
     """``SOURCE_DATE_EPOCH`` from the environment: reproducible SIF output when set."""
     value = os.environ.get("SOURCE_DATE_EPOCH", "").strip()
     return int(value) if value.isdigit() else None
+
+
+def registry_env(reference: str | None) -> dict[str, str]:
+    """What apptainer/singularity need in their environment to pull ``reference``."""
+    if reference is None:
+        return {}
+    registry = registry_of(reference)
+    return singularity_env(for_registry(registry, os.environ), registry)
 
 
 def sha256_of(path: Path) -> str:
@@ -45,6 +54,7 @@ def make_sif(
     engine: DockerEngine,
     compression: str,
     log: Log,
+    pushed: str | None = None,
 ) -> dict[str, Any]:
     """Write ``NAME.sif`` (or ``.simg``) from the built image, verify it, rename it into
     place; return its manifest record. Nothing is left under a final name on failure."""
@@ -65,13 +75,20 @@ def make_sif(
             files=files,
             deffile=files["Singularity"],
             convert_deffile=render(
-                job, "convert", env, archive=str(archive), env_file_path=str(env_file)
+                job,
+                "convert",
+                env,
+                archive=str(archive),
+                env_file_path=str(env_file),
+                source_ref=pushed,
             ),
             archive=archive,
             target=pending,
             image_format=job.artifacts.image_format,
             compression=compression,
             source_date_epoch=source_date_epoch(),
+            source_ref=pushed,
+            tool_env=registry_env(pushed),
         )
         backend.make(request, engine=engine, log=log)
         check(job, pending, config, log)
