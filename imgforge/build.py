@@ -104,6 +104,8 @@ def job_status(
 
     if force:
         return stale("--force")
+    if strategy == "interactive":
+        return stale("interactive session")
     parents = [p for p in job.parents if p in rebuilding]
     if parents:
         return stale(f"parent {', '.join(parents)} rebuilds")
@@ -178,6 +180,8 @@ class Builder:
         return self.image_ids.get(parent, "")
 
     def strategy(self, job: BuildJob) -> str:
+        if job.name == self.options.interactive:
+            return "interactive"
         return self.options.strategy or job.recipe.strategy
 
     def status(self, job: BuildJob, rendered: Rendered, rebuilding: set[str]) -> Status:

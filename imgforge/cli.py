@@ -84,6 +84,15 @@ def make_parser() -> argparse.ArgumentParser:
     ]:
         command = sub.add_parser(name, parents=[common], help=text, description=text)
         command.add_argument("recipes", nargs="+", type=Path, metavar="RECIPE.toml")
+    shell = sub.add_parser(
+        "shell",
+        parents=[common],
+        help="build a recipe's steps, then open a shell in the container; commit on exit",
+        description="Build the recipe's parents, run its steps in a container, then give "
+        "you a shell there. When you exit, the container is committed as NAME:TAG; the "
+        "manifest marks the image not reproducible and lists the paths you changed.",
+    )
+    shell.add_argument("recipes", nargs=1, type=Path, metavar="RECIPE.toml")
     graph = sub.add_parser(
         "graph", parents=[_common()], help="show the recipe DAG", conflict_handler="resolve"
     )
@@ -169,6 +178,23 @@ def cmd_build(args: argparse.Namespace, out: Output) -> int:
     return max((e.exit_code for e in summary.errors), default=0)
 
 
+def cmd_shell(args: argparse.Namespace, out: Output) -> int:
+    from dataclasses import replace
+
+    from imgforge.build import Builder
+    from imgforge.engine.docker import DockerEngine
+    from imgforge.session import prepare
+
+    options = options_from(args)
+    session, engine = prepare(args.recipes, options, DockerEngine.connect, out.say)
+    assert engine is not None
+    options = replace(options, interactive=session.targets[0], jobs=1)
+    summary = Builder(engine, options, say=out.say).run(session)
+    for error in summary.errors:
+        print(f"imgforge: error: {error}", file=sys.stderr)
+    return max((e.exit_code for e in summary.errors), default=0)
+
+
 def cmd_render(args: argparse.Namespace, out: Output) -> int:
     from imgforge.build import render_job, write_sources
     from imgforge.engine.docker import DockerEngine
@@ -247,6 +273,7 @@ COMMANDS = {
     "plan": cmd_plan,
     "graph": cmd_graph,
     "verify": cmd_verify,
+    "shell": cmd_shell,
 }
 
 

@@ -27,6 +27,8 @@ class Options:
     base_map: Mapping[str, str] = field(default_factory=dict)
     push: str | None = None
     save: bool = False
+    # `imgforge shell`: the recipe whose steps end in an interactive shell.
+    interactive: str | None = None
 
 
 def parse_base_map(items: Iterable[str]) -> dict[str, str]:

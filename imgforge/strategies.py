@@ -34,21 +34,32 @@ def dockerfile_build(
     return image_id, {}
 
 
-def commit_labels(job: BuildJob, script: str) -> list[tuple[str, str]]:
+def commit_labels(job: BuildJob, script: str, *, interactive: bool) -> list[tuple[str, str]]:
     """The Dockerfile path's labels plus the strategy and the exact script that ran."""
     labels = {**dict(job.recipe.labels), **job.provenance}
-    labels[f"{LABEL_PREFIX}.strategy"] = "commit"
+    labels[f"{LABEL_PREFIX}.strategy"] = "interactive" if interactive else "commit"
     labels[f"{LABEL_PREFIX}.commit.script"] = json.dumps(script)
+    if interactive:
+        labels[f"{LABEL_PREFIX}.reproducible"] = "false"
     return sorted(labels.items())
 
 
 def commit_build(
-    engine: DockerEngine, job: BuildJob, dockerfile: str, *, network: str | None, log: Log
+    engine: DockerEngine,
+    job: BuildJob,
+    dockerfile: str,
+    *,
+    network: str | None,
+    log: Log,
+    interactive: bool = False,
 ) -> tuple[str, dict[str, Any]]:
     """Run the steps as one script in a container, commit it, then give the result the
-    config the Dockerfile path would (one metadata-only build on top)."""
+    config the Dockerfile path would (one metadata-only build on top). Interactive: the
+    script ends in a shell for the user; what they change is listed, not reproducible."""
     env = make_environment()
     script = render(job, "commit", env)
+    if interactive:
+        script += INTERACTIVE_SHELL
     log(f"# commit strategy (gpus: {job.recipe.gpus}); script:")
     for line in script.splitlines():
         log(f"#   {line}")
@@ -62,19 +73,41 @@ def commit_build(
         network=network,
         gpus=job.recipe.gpus,
         what=what,
+        interactive=interactive,
     )
-    committed = commit_run(engine, run, log)
+    committed, changes = commit_run(engine, run, log)
     finalize = render(
         job,
         "finalize",
         env,
         committed=committed,
-        commit_labels=commit_labels(job, script),
+        commit_labels=commit_labels(job, script, interactive=interactive),
     )
     image_id = engine.build(
         dockerfile_only(finalize), dockerfile=DOCKERFILE, network=None, log=log, what=what
     )
-    return image_id, {"script": script, "gpus": job.recipe.gpus, "committed": committed}
+    record: dict[str, Any] = {"script": script, "gpus": job.recipe.gpus, "committed": committed}
+    if interactive:
+        record.update(reproducible=False, changed_paths=changes)
+        for change in changes:
+            log(f"changed by hand: {change}")
+    return image_id, record
 
 
-STRATEGIES = {"dockerfile": dockerfile_build, "commit": commit_build}
+def interactive_build(
+    engine: DockerEngine, job: BuildJob, dockerfile: str, *, network: str | None, log: Log
+) -> tuple[str, dict[str, Any]]:
+    return commit_build(engine, job, dockerfile, network=network, log=log, interactive=True)
+
+
+# After the recipe's steps, a login shell for the user; its exit status is the script's.
+INTERACTIVE_SHELL = (
+    'echo "imgforge: recipe steps done; changes you make now are committed when you exit." >&2\n'
+    "if [ -x /bin/bash ]; then exec /bin/bash -i; else exec /bin/sh -i; fi\n"
+)
+
+STRATEGIES = {
+    "dockerfile": dockerfile_build,
+    "commit": commit_build,
+    "interactive": interactive_build,
+}

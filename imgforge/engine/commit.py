@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import shutil
+import subprocess
+import sys
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -26,6 +29,7 @@ class CommitRun:
     network: str | None
     gpus: bool
     what: str
+    interactive: bool = False
 
 
 def _host_config(engine: DockerEngine, run: CommitRun) -> Any:
@@ -50,8 +54,24 @@ def _start(engine: DockerEngine, container: str, run: CommitRun) -> None:
         raise BuildError(f"{run.what}: cannot start the build container: {message}") from None
 
 
-def commit_run(engine: DockerEngine, run: CommitRun, log: Log) -> str:
+def _attach(engine: DockerEngine, container: str, what: str) -> None:
+    """Hand the terminal to the container (the docker CLI does TTY handling well;
+    DOCKER_HOST and friends reach it through the environment)."""
+    docker = shutil.which("docker")
+    if docker is None:
+        raise EngineError(f"{what}: an interactive shell needs the docker command-line client")
+    subprocess.run([docker, "start", "--attach", "--interactive", container], check=False)
+
+
+def changed_paths(engine: DockerEngine, container: str) -> list[str]:
+    """``docker diff``: A/C/D and the path, for every change the session made."""
+    kinds = {0: "C", 1: "A", 2: "D"}
+    return [f"{kinds.get(c['Kind'], '?')} {c['Path']}" for c in engine.api.diff(container) or []]
+
+
+def commit_run(engine: DockerEngine, run: CommitRun, log: Log) -> tuple[str, list[str]]:
     """Run the script; commit the container on success; always remove the container.
+    Returns the committed image and, for an interactive run, the changed paths.
 
     The container's entrypoint is the script (the base's own entrypoint must not run,
     as it doesn't for a Dockerfile RUN); the config it leaves behind is replaced by
@@ -68,6 +88,8 @@ def commit_run(engine: DockerEngine, run: CommitRun, log: Log) -> str:
             working_dir=run.workdir or None,
             name=name,
             host_config=_host_config(engine, run),
+            tty=run.interactive and sys.stdin.isatty(),
+            stdin_open=run.interactive,
         )["Id"]
     except APIError as exc:
         raise BuildError(
@@ -76,17 +98,21 @@ def commit_run(engine: DockerEngine, run: CommitRun, log: Log) -> str:
     engine.track(container, running=True)
     try:
         engine.api.put_archive(container, "/", run.staging)
-        _start(engine, container, run)
         last = ""
-        for chunk in engine.api.logs(container, stream=True, follow=True):
-            for line in chunk.decode("utf-8", "replace").splitlines():
-                log(line)
-                last = line or last
+        if run.interactive:
+            _attach(engine, container, run.what)
+        else:
+            _start(engine, container, run)
+            for chunk in engine.api.logs(container, stream=True, follow=True):
+                for line in chunk.decode("utf-8", "replace").splitlines():
+                    log(line)
+                    last = line or last
         status = engine.api.wait(container).get("StatusCode", 1)
         if status != 0:
             raise BuildError(f"{run.what}: the build script failed (exit {status}): {last}")
         if engine.cancel.is_set():
             raise BuildError(f"{run.what}: interrupted")
-        return str(engine.api.commit(container)["Id"])
+        changes = changed_paths(engine, container) if run.interactive else []
+        return str(engine.api.commit(container)["Id"]), changes
     finally:
         engine.remove_container(container)

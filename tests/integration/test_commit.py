@@ -181,3 +181,32 @@ def test_gpus_without_a_gpu_runtime_is_exit_3(
     err = capsys.readouterr().err
     assert "gpus = true" in err and "Traceback" not in err
     assert imgforge_containers(client) == []
+
+
+def test_shell_commits_the_session_and_marks_it_not_reproducible(
+    client: docker.DockerClient, tmp_path: Path
+) -> None:
+    recipe = tmp_path / "itest-shell.toml"
+    recipe.write_text(f'base = "{STANDIN}"\n[run]\ncommands = ["touch /opt/by-recipe"]\n')
+    session = "touch /opt/by-hand\nrm -f /etc/issue\nexit\n"
+    out = tmp_path / "out"
+    done = subprocess.run(
+        [sys.executable, "-m", "imgforge", "shell", str(recipe), "--out", str(out),
+         "--singularity", "none", "--network", "host"],
+        input=session, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    try:
+        manifest = json.loads((out / "itest-shell" / "manifest.json").read_text())
+        changes = manifest["commit"]["changed_paths"]
+        assert "A /opt/by-hand" in changes and "D /etc/issue" in changes
+        assert manifest["commit"]["reproducible"] is False
+        labels = client.api.inspect_image("itest-shell:latest")["Config"]["Labels"]
+        assert labels["org.imgforge.reproducible"] == "false"
+        output = client.containers.run(
+            "itest-shell:latest", ["ls", "/opt"], entrypoint=[], remove=True, network_mode="host"
+        ).decode()
+        assert "by-hand" in output and "by-recipe" in output
+        assert imgforge_containers(client) == []
+    finally:
+        client.images.remove("itest-shell:latest", force=True)
