@@ -14,6 +14,7 @@ from imgforge import __version__, atomic, manifest
 from imgforge.errors import BuildError, ImgforgeError
 from imgforge.fingerprint import combine, input_paths, input_stats, stat_signature
 from imgforge.image import ImageConfig
+from imgforge.lock import recipe_lock
 from imgforge.manifest import Fingerprint
 from imgforge.options import Options, options_key
 from imgforge.plan import BuildJob
@@ -245,8 +246,17 @@ class Builder:
             self.say(f"{job.recipe.image}: up to date")
             return "skipped"
         self.step(job.name, f"starting ({status.reason})")
+        what = f"{job.recipe.path}: {job.recipe.image}"
         try:
-            self.build_one(job, rendered, status)
+            with recipe_lock(
+                job.artifacts.directory, what=what, wait=self.options.wait, say=self.say
+            ):
+                self.build_one(job, rendered, status)
+        except OSError as exc:
+            # A full disk, a read-only --out, a vanished file: one line, not a traceback.
+            error = BuildError(f"{what}: {exc.strerror or exc}: {exc.filename or ''}".rstrip(": "))
+            self.say(f"{job.recipe.image}: FAILED: {error}")
+            raise error from None
         except ImgforgeError as exc:
             self.say(f"{job.recipe.image}: FAILED: {exc}")
             raise

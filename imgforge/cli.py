@@ -61,6 +61,11 @@ def _common() -> argparse.ArgumentParser:
         "--save", action="store_true", help="also write NAME.docker.tar (docker save)"
     )
     common.add_argument(
+        "--wait",
+        action="store_true",
+        help="wait for another imgforge building the same recipe into the same --out",
+    )
+    common.add_argument(
         "--keep-going", action="store_true", help="build unrelated recipes on failure"
     )
     loud = common.add_mutually_exclusive_group()
@@ -128,6 +133,7 @@ def options_from(args: argparse.Namespace) -> Options:
         base_map=parse_base_map(args.base_map),
         push=args.push,
         save=args.save,
+        wait=args.wait,
     )
 
 
@@ -293,6 +299,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             traceback.print_exc()
         print(f"imgforge: error: {exc}", file=sys.stderr)
         return exc.exit_code
+    except OSError as exc:
+        # Outside a build (e.g. --out not writable while rendering): still one line.
+        if out.verbose:
+            traceback.print_exc()
+        print(f"imgforge: error: {exc}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         print(
             "imgforge: interrupted; build containers removed, artifacts unchanged", file=sys.stderr

@@ -7,7 +7,7 @@ import os
 import tarfile
 from pathlib import Path
 
-from imgforge.fingerprint import _walk, input_paths
+from imgforge.fingerprint import input_paths, walk_source
 from imgforge.plan import copy_steps, requirement_paths
 from imgforge.recipe import Recipe
 
@@ -21,9 +21,11 @@ def _normalise(info: tarfile.TarInfo) -> tarfile.TarInfo:
     return info
 
 
-def _add_tree(tar: tarfile.TarFile, root: Path, arcname: str) -> None:
-    """``root`` (a file or a directory and everything below it) at ``arcname``."""
-    for path in _walk(root):
+def _add_tree(tar: tarfile.TarFile, directory: Path, source: str, arcname: str) -> None:
+    """The recipe's ``source`` (a file, or a directory and what ``.dockerignore`` keeps
+    below it) at ``arcname``."""
+    root = directory / source
+    for path in walk_source(directory, source):
         relative = os.path.relpath(path, root)
         name = arcname if relative == "." else os.path.join(arcname, relative)
         info = _normalise(tar.gettarinfo(str(path), arcname=name))
@@ -40,9 +42,9 @@ def staging_context(recipe: Recipe) -> io.BytesIO:
     buffer = io.BytesIO()
     with tarfile.open(fileobj=buffer, mode="w") as tar:
         for source, target in requirement_paths(recipe):
-            _add_tree(tar, recipe.directory / source, target.lstrip("/"))
+            _add_tree(tar, recipe.directory, source, target.lstrip("/"))
         for copy in copy_steps(recipe):
-            _add_tree(tar, recipe.directory / copy.source, copy.stage.lstrip("/"))
+            _add_tree(tar, recipe.directory, copy.source, copy.stage.lstrip("/"))
     buffer.seek(0)
     return buffer
 
@@ -64,22 +66,22 @@ def _add_dockerfile(tar: tarfile.TarFile, dockerfile: str) -> None:
 
 
 def build_context(recipe: Recipe, dockerfile: str) -> io.BytesIO:
-    """A tar of the Dockerfile and the recipe's inputs: sorted, root-owned, mtime 0."""
+    """A tar of the Dockerfile and only the recipe's inputs (never the whole directory):
+    sorted, root-owned, mtime 0, ``.dockerignore`` honoured."""
     buffer = io.BytesIO()
     with tarfile.open(fileobj=buffer, mode="w") as tar:
         _add_dockerfile(tar, dockerfile)
-        seen: set[str] = set()
-        for source in input_paths(recipe):
-            for path in _walk(recipe.directory / source):
-                name = os.path.relpath(path, recipe.directory)
-                if name in seen:
-                    continue
-                seen.add(name)
-                info = _normalise(tar.gettarinfo(str(path), arcname=name))
-                if info.isreg():
-                    with Path(path).open("rb") as handle:
-                        tar.addfile(info, handle)
-                else:
-                    tar.addfile(info)
+        for source in _outermost(input_paths(recipe)):
+            _add_tree(tar, recipe.directory, source, source)
     buffer.seek(0)
     return buffer
+
+
+def _outermost(sources: list[str]) -> list[str]:
+    """Sources not inside another source (a tar must not list a path twice)."""
+    kept: list[str] = []
+    for source in sorted(sources, key=lambda s: (s.count("/"), s)):
+        clean = source.rstrip("/")
+        if not any(clean == k or clean.startswith(k + "/") for k in kept):
+            kept.append(clean)
+    return sorted(kept)

@@ -100,7 +100,9 @@ def _order(targets: list[Path]) -> list[tuple[Path, dict[str, Any]]]:
 def _inputs_match(path: Path, data: dict[str, Any], record: dict[str, Any], key: str) -> bool:
     inputs = record.get("inputs") or {}
     pip = data.get("pip") or {}
-    sources = sources_of(pip.get("requirements") or [], (data.get("files") or {}).keys())
+    sources = sources_of(
+        pip.get("requirements") or [], (data.get("files") or {}).keys(), path.parent
+    )
     project = path.parent / PROJECT_FILE
     return bool(
         inputs.get("options") == key

@@ -27,6 +27,7 @@ class Options:
     base_map: Mapping[str, str] = field(default_factory=dict)
     push: str | None = None
     save: bool = False
+    wait: bool = False
     # `imgforge shell`: the recipe whose steps end in an interactive shell.
     interactive: str | None = None
 

@@ -10,6 +10,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from imgforge.errors import RecipeError
+from imgforge.ignore import IGNORE_FILE, Ignore
 from imgforge.patterns import RECIPE_PREFIX
 from imgforge.schema import (
     ProjectModel,
@@ -134,8 +135,11 @@ def _check_extra(path: Path, model: RecipeModel) -> None:
         _check_inside(path, key, path.parent, source)
         if not (path.parent / source).is_file():
             raise RecipeError(path, key, f"{source!r} is not a file")
+    ignore = Ignore.load(path.parent)
     for source in model.files:
         _check_inside(path, f"files.{source}", path.parent, source)
+        if ignore.excludes(source.rstrip("/")):
+            raise RecipeError(path, f"files.{source}", f"{source!r} is excluded by {IGNORE_FILE}")
 
 
 def from_model(path: Path, model: RecipeModel) -> Recipe:
