@@ -20,13 +20,16 @@ demo: setup
 	imgforge build recipes/myproj.toml
 
 test: setup
-	$(PYTHON) -m pytest -ra tests
+	$(PYTHON) -m pytest -ra
 
 test-unit: install
 	$(PYTHON) -m pytest -q tests/unit tests/golden
 
 test-integration: setup
 	$(PYTHON) -m pytest -ra -m integration tests
+
+bench: setup
+	$(PYTHON) bench/run.py
 
 lint: install
 	ruff check imgforge tests scripts
