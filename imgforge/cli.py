@@ -89,6 +89,10 @@ def make_parser() -> argparse.ArgumentParser:
     ]:
         command = sub.add_parser(name, parents=[common], help=text, description=text)
         command.add_argument("recipes", nargs="+", type=Path, metavar="RECIPE.toml")
+    sub.add_parser(
+        "schema",
+        help="print the JSON Schema of recipes (also shipped as schema/recipe.schema.json)",
+    )
     shell = sub.add_parser(
         "shell",
         parents=[common],
@@ -201,6 +205,15 @@ def cmd_shell(args: argparse.Namespace, out: Output) -> int:
     return max((e.exit_code for e in summary.errors), default=0)
 
 
+def cmd_schema(args: argparse.Namespace, out: Output) -> int:
+    import json
+
+    from imgforge.schema import recipe_json_schema
+
+    sys.stdout.write(json.dumps(recipe_json_schema(), indent=2, ensure_ascii=False) + "\n")
+    return 0
+
+
 def cmd_render(args: argparse.Namespace, out: Output) -> int:
     from imgforge.build import render_job, write_sources
     from imgforge.engine.docker import DockerEngine
@@ -280,6 +293,7 @@ COMMANDS = {
     "graph": cmd_graph,
     "verify": cmd_verify,
     "shell": cmd_shell,
+    "schema": cmd_schema,
 }
 
 

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import re
 import shlex
 from typing import Annotated, Literal
 
 from packaging.requirements import InvalidRequirement, Requirement
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, WithJsonSchema
 
 from imgforge.patterns import (
     APT_RE,
@@ -117,14 +118,60 @@ def _shell_command(value: str) -> str:
     return value
 
 
-Text = Annotated[str, AfterValidator(_no_control)]
-Name = Annotated[str, AfterValidator(_name)]
-AptPackage = Annotated[str, AfterValidator(_apt_package)]
-PipRequirement = Annotated[str, AfterValidator(_pip_requirement)]
-RelativePath = Annotated[str, AfterValidator(_relative_path)]
-AbsolutePath = Annotated[str, AfterValidator(_absolute_path)]
-Url = Annotated[str, AfterValidator(_url)]
-ShellCommand = Annotated[str, AfterValidator(_shell_command)]
+def _schema(pattern: str, description: str) -> WithJsonSchema:
+    """What editors see of a checked string (the loader's own checks stay the authority)."""
+    return WithJsonSchema({"type": "string", "pattern": pattern, "description": description})
+
+
+def _bare(regex: re.Pattern[str]) -> str:
+    return regex.pattern.removeprefix("^").removesuffix("$")
+
+
+NO_CONTROL = "^[^\\u0000\\n\\r]*$"
+SAFE_PATH = "[A-Za-z0-9._@+,=/-]"
+NO_DOTDOT = "(?!.*(?:^|/)\\.\\.(?:/|$))"
+
+Text = Annotated[
+    str, AfterValidator(_no_control), _schema(NO_CONTROL, "Any text without NUL or newline.")
+]
+Name = Annotated[
+    str,
+    AfterValidator(_name),
+    _schema(NAME_RE.pattern, "Lower-case letters and digits, with . _ - between them."),
+]
+Tag = Annotated[str, AfterValidator(_tag), _schema(TAG_RE.pattern, "A Docker tag.")]
+Base = Annotated[
+    str,
+    AfterValidator(_base),
+    _schema(
+        f"^(?:{RECIPE_PREFIX}{_bare(NAME_RE)}|{_bare(IMAGE_REF_RE)})$",
+        "A Docker image reference, or recipe:NAME for another recipe in the same directory.",
+    ),
+]
+AptPackage = Annotated[
+    str, AfterValidator(_apt_package), _schema(APT_RE.pattern, "A Debian package name.")
+]
+PipRequirement = Annotated[
+    str,
+    AfterValidator(_pip_requirement),
+    _schema(NO_CONTROL, "A PEP 508 requirement, e.g. timm==0.9.16."),
+]
+RelativePath = Annotated[
+    str,
+    AfterValidator(_relative_path),
+    _schema(f"^(?!/){NO_DOTDOT}{SAFE_PATH}+$", "A path relative to the recipe's directory."),
+]
+AbsolutePath = Annotated[
+    str,
+    AfterValidator(_absolute_path),
+    _schema(f"^/{NO_DOTDOT}{SAFE_PATH}*$", "An absolute path in the image."),
+]
+Url = Annotated[str, AfterValidator(_url), _schema(URL_RE.pattern, "An http(s) URL.")]
+ShellCommand = Annotated[
+    str,
+    AfterValidator(_shell_command),
+    _schema("^(?=[\\s\\S]*\\S)[^\\u0000]*$", "A shell command (run by /bin/sh -c)."),
+]
 
 
 class _Section(BaseModel):
@@ -132,41 +179,78 @@ class _Section(BaseModel):
 
 
 class AptSection(_Section):
-    packages: list[AptPackage] = Field(default_factory=list)
+    """Debian packages: one RUN, --no-install-recommends, apt lists removed."""
+
+    packages: list[AptPackage] = Field(default_factory=list, description="Packages to install.")
 
 
 class PipSection(_Section):
-    packages: list[PipRequirement] = Field(default_factory=list)
-    requirements: list[RelativePath] = Field(default_factory=list)
-    index_url: Url | None = None
-    extra_index_urls: list[Url] = Field(default_factory=list)
+    """pip installs (--no-cache-dir); the base image's pip configuration still applies."""
+
+    packages: list[PipRequirement] = Field(
+        default_factory=list, description="PEP 508 requirement strings."
+    )
+    requirements: list[RelativePath] = Field(
+        default_factory=list, description="Requirements files, relative to the recipe."
+    )
+    index_url: Url | None = Field(default=None, description="pip --index-url.")
+    extra_index_urls: list[Url] = Field(
+        default_factory=list, description="pip --extra-index-url, each."
+    )
 
 
 class RunSection(_Section):
-    commands: list[ShellCommand] = Field(default_factory=list)
+    """Shell commands, after apt, pip and files, in order."""
+
+    commands: list[ShellCommand] = Field(
+        default_factory=list, description="Each runs as /bin/sh -c in the base's WORKDIR."
+    )
 
 
 class RunscriptSection(_Section):
-    command: Annotated[str, AfterValidator(_command_words)]
+    """What the image runs: Docker CMD, Singularity %runscript (arguments appended)."""
+
+    command: Annotated[str, AfterValidator(_command_words)] = Field(
+        description="A command line, split into words like a shell does (no expansion)."
+    )
 
 
 class BuildSection(_Section):
-    strategy: Literal["dockerfile", "commit"] = "dockerfile"
-    gpus: bool = False
+    """How the image is built."""
+
+    strategy: Literal["dockerfile", "commit"] = Field(
+        default="dockerfile",
+        description="dockerfile: docker build; commit: the steps in one container, committed.",
+    )
+    gpus: bool = Field(
+        default=False, description="commit strategy only: run the steps with all GPUs visible."
+    )
 
 
 class RecipeModel(_Section):
-    """A recipe file as written, checked key by key."""
+    """An imgforge recipe: apt/pip packages, files, env and commands on a base image."""
 
-    name: Name | None = None
-    tag: Annotated[str, AfterValidator(_tag)] = "latest"
-    base: Annotated[str, AfterValidator(_base)]
+    name: Name | None = Field(default=None, description="Image name; default: the file name.")
+    tag: Tag = Field(default="latest", description="Image tag.")
+    base: Base = Field(description="The base image, or recipe:NAME (a DAG edge).")
     apt: AptSection = Field(default_factory=AptSection)
     pip: PipSection = Field(default_factory=PipSection)
-    env: dict[str, Text] = Field(default_factory=dict)
-    files: dict[RelativePath, AbsolutePath] = Field(default_factory=dict)
+    env: dict[str, Text] = Field(
+        default_factory=dict,
+        description="Environment variables, kept byte for byte (no $VAR expansion).",
+        json_schema_extra={"propertyNames": {"pattern": ENV_KEY_RE.pattern}},
+    )
+    files: dict[RelativePath, AbsolutePath] = Field(
+        default_factory=dict,
+        description="Source (relative to the recipe) -> absolute path in the image (COPY).",
+        json_schema_extra={"propertyNames": {"pattern": f"^(?!/){NO_DOTDOT}{SAFE_PATH}+$"}},
+    )
     run: RunSection = Field(default_factory=RunSection)
-    labels: dict[str, Text] = Field(default_factory=dict)
+    labels: dict[str, Text] = Field(
+        default_factory=dict,
+        description="Image labels.",
+        json_schema_extra={"propertyNames": {"pattern": LABEL_KEY_RE.pattern}},
+    )
     runscript: RunscriptSection | None = None
     build: BuildSection = Field(default_factory=BuildSection)
 
@@ -174,9 +258,7 @@ class RecipeModel(_Section):
 class ProjectModel(_Section):
     """``imgforge.toml`` beside the recipes: project-wide settings."""
 
-    base_map: dict[Annotated[str, AfterValidator(_base)], Annotated[str, AfterValidator(_base)]] = (
-        Field(default_factory=dict)
-    )
+    base_map: dict[Base, Base] = Field(default_factory=dict)
 
 
 def check_env_key(key: str) -> str | None:
@@ -191,3 +273,14 @@ def check_label_key(key: str) -> str | None:
     if LABEL_KEY_RE.match(key) and len(key) <= 255:
         return None
     return f"{key!r} is not a valid label key (letters, digits and . _ / -)"
+
+
+SCHEMA_URL = "https://json-schema.org/draft/2020-12/schema"
+
+
+def recipe_json_schema() -> dict[str, object]:
+    """The JSON Schema of recipes, for editors (taplo / Even Better TOML)."""
+    schema: dict[str, object] = {"$schema": SCHEMA_URL, "$id": "imgforge-recipe.schema.json"}
+    schema.update(RecipeModel.model_json_schema())
+    schema["title"] = "imgforge recipe"
+    return schema
