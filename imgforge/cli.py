@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from imgforge import __version__
+from imgforge import __version__, atomic
 from imgforge.errors import EngineError, ImgforgeError, UsageError
 from imgforge.fastpath import up_to_date
 from imgforge.options import Options, parse_base_map
@@ -106,7 +106,13 @@ def make_parser() -> argparse.ArgumentParser:
         "graph", parents=[_common()], help="show the recipe DAG", conflict_handler="resolve"
     )
     graph.add_argument("directory", nargs="?", type=Path, default=None, metavar="RECIPES_DIR")
-    graph.add_argument("--format", dest="graph_format", choices=["text", "dot"], default="text")
+    graph.add_argument(
+        "--format",
+        dest="graph_format",
+        choices=["text", "dot", "mermaid", "svg", "png"],
+        default="text",
+    )
+    graph.add_argument("-o", "--output", type=Path, default=None, help="write to a file")
     verify = sub.add_parser(
         "verify",
         parents=[common],
@@ -130,7 +136,7 @@ def options_from(args: argparse.Namespace) -> Options:
         jobs=args.jobs,
         strategy=args.strategy,
         singularity=args.singularity,
-        image_format=args.image_format,
+        image_format=getattr(args, "image_format", "sif"),
         compression=args.compression,
         force=args.force,
         network=args.network,
@@ -263,8 +269,46 @@ def cmd_graph(args: argparse.Namespace, out: Output) -> int:
     if directory is None:
         directory = Path("recipes") if Path("recipes").is_dir() else Path(".")
     graph = load_all(directory)
-    sys.stdout.write(render_graph(graph, args.graph_format))
+    status = graph_status(graph, options_from(args))
+    data = render_graph(graph, args.graph_format, status)
+    if args.output is not None:
+        atomic.write_bytes(args.output, data)
+        out.say(f"wrote {args.output}")
+    else:
+        sys.stdout.buffer.write(data)
+        sys.stdout.flush()
     return 0
+
+
+def graph_status(graph: Any, options: Options) -> dict[str, str]:
+    """Each recipe's status for the picture: up to date / stale (engine needed) / failed
+    (its latest build attempt left a log but no newer manifest)."""
+    from imgforge.build import Builder
+    from imgforge.engine.docker import DockerEngine
+    from imgforge.session import prepare
+
+    recipes = [r.path for r in graph.order()]
+    status: dict[str, str] = {}
+    if recipes:
+        try:
+            session, engine = prepare(
+                recipes,
+                options,
+                lambda: DockerEngine.connect(timeout=10),
+                lambda message: None,
+                pull=False,
+            )
+            assert engine is not None
+            for job_status in Builder(engine, options, say=lambda m: None).plan(session):
+                status[job_status.name] = "stale" if job_status.stale else "up to date"
+        except ImgforgeError:
+            pass
+    for recipe in graph.order():
+        directory = options.out / recipe.name
+        log, record = directory / "build.log", directory / "manifest.json"
+        if log.exists() and (not record.exists() or log.stat().st_mtime > record.stat().st_mtime):
+            status[recipe.name] = "failed"
+    return status
 
 
 def cmd_verify(args: argparse.Namespace, out: Output) -> int:

@@ -48,6 +48,15 @@ def _json_object(value: dict[str, str]) -> str:
     return json.dumps(value, indent="\t", sort_keys=True, ensure_ascii=False)
 
 
+def _mermaid_id(name: str) -> str:
+    """A Mermaid node id: recipe names may hold . and -, which Mermaid reads as syntax."""
+    return "n_" + "".join(c if c.isalnum() else "_" for c in name)
+
+
+def _mermaid_text(text: str) -> str:
+    return text.replace('"', "#quot;")
+
+
 def _single_line(command: str) -> bool:
     """A command that a shell-form RUN passes verbatim to ``/bin/sh -c``."""
     return "\n" not in command and "\r" not in command and not command.rstrip().endswith("\\")
@@ -68,6 +77,8 @@ def make_environment() -> jinja2.Environment:
         dockerfile_quote=dockerfile_quote,
         json_list=json_list,
         json_object=_json_object,
+        mermaid_id=_mermaid_id,
+        mermaid_text=_mermaid_text,
     )
     env.tests["single_line"] = _single_line
     env.globals["raise"] = _raise
