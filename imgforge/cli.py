@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import signal
 import sys
@@ -89,6 +90,12 @@ def make_parser() -> argparse.ArgumentParser:
     ]:
         command = sub.add_parser(name, parents=[common], help=text, description=text)
         command.add_argument("recipes", nargs="+", type=Path, metavar="RECIPE.toml")
+        if name != "render":
+            command.add_argument("--json", action="store_true", help="machine-readable output")
+    doctor = sub.add_parser(
+        "doctor", parents=[common], help="check engine, Singularity tools, disk, credentials"
+    )
+    doctor.add_argument("--json", action="store_true", help="machine-readable output")
     sub.add_parser(
         "schema",
         help="print the JSON Schema of recipes (also shipped as schema/recipe.schema.json)",
@@ -123,6 +130,7 @@ def make_parser() -> argparse.ArgumentParser:
     verify.add_argument("target", metavar="NAME_OR_SIF")
     verify.add_argument("--image", default=None, help="Docker image (default: from the manifest)")
     verify.add_argument("--deep", action="store_true", help="also compare the file trees")
+    verify.add_argument("--json", action="store_true", help="machine-readable output")
     return parser
 
 
@@ -148,11 +156,17 @@ def options_from(args: argparse.Namespace) -> Options:
 
 
 class Output:
-    """Where user messages go: stdout unless --quiet; build output only with --verbose."""
+    """Where user messages go: stdout unless --quiet or --json; build output only with
+    --verbose; with --json one JSON document on stdout."""
 
     def __init__(self, args: argparse.Namespace) -> None:
-        self.quiet = bool(getattr(args, "quiet", False))
+        self.as_json = bool(getattr(args, "json", False))
+        self.quiet = bool(getattr(args, "quiet", False)) or self.as_json
         self.verbose = bool(getattr(args, "verbose", False))
+
+    def json(self, data: object) -> None:
+        if self.as_json:
+            print(json.dumps(data, indent=2), flush=True)
 
     def say(self, message: str) -> None:
         if not self.quiet:
@@ -168,6 +182,9 @@ def cmd_build(args: argparse.Namespace, out: Output) -> int:
         for name in names:
             out.say(f"{name}: up to date")
         out.say(f"built 0, up to date {len(names)}, failed 0, not attempted 0")
+        out.json(
+            {"built": [], "up_to_date": names, "failed": [], "not_attempted": [], "errors": []}
+        )
         return 0
 
     from imgforge.build import Builder
@@ -188,6 +205,16 @@ def cmd_build(args: argparse.Namespace, out: Output) -> int:
     out.say(
         f"built {len(summary.built)}, up to date {len(summary.skipped)}, "
         f"failed {len(summary.failed)}, not attempted {len(summary.not_attempted)}"
+    )
+    images = {job.name: job.recipe.image for job in session.jobs}
+    out.json(
+        {
+            "built": [images[n] for n in summary.built],
+            "up_to_date": [images[n] for n in summary.skipped],
+            "failed": [images[n] for n in summary.failed],
+            "not_attempted": [images[n] for n in summary.not_attempted],
+            "errors": [str(e) for e in summary.errors],
+        }
     )
     for error in summary.errors:
         print(f"imgforge: error: {error}", file=sys.stderr)
@@ -211,9 +238,22 @@ def cmd_shell(args: argparse.Namespace, out: Output) -> int:
     return max((e.exit_code for e in summary.errors), default=0)
 
 
-def cmd_schema(args: argparse.Namespace, out: Output) -> int:
-    import json
+def cmd_doctor(args: argparse.Namespace, out: Output) -> int:
+    from dataclasses import asdict
 
+    from imgforge.doctor import FAIL, run_all
+
+    findings = run_all(args.out)
+    if args.json:
+        print(json.dumps([asdict(f) for f in findings], indent=2))
+    else:
+        for finding in findings:
+            fix = f"  -> {finding.fix}" if finding.fix else ""
+            print(f"{finding.level:<4}  {finding.check}: {finding.detail}{fix}")
+    return 3 if any(f.level == FAIL for f in findings) else 0
+
+
+def cmd_schema(args: argparse.Namespace, out: Output) -> int:
     from imgforge.schema import recipe_json_schema
 
     sys.stdout.write(json.dumps(recipe_json_schema(), indent=2, ensure_ascii=False) + "\n")
@@ -243,9 +283,8 @@ def cmd_render(args: argparse.Namespace, out: Output) -> int:
 def cmd_plan(args: argparse.Namespace, out: Output) -> int:
     options = options_from(args)
     if (names := up_to_date(args.recipes, options)) is not None:
-        for index, name in enumerate(names, start=1):
-            print(f"{index}. {name}  up to date")
-        return 0
+        rows = [{"image": name, "stale": False, "reason": "up to date"} for name in names]
+        return print_plan(rows, out)
 
     from imgforge.build import Builder
     from imgforge.engine.docker import DockerEngine
@@ -254,10 +293,21 @@ def cmd_plan(args: argparse.Namespace, out: Output) -> int:
     session, engine = prepare(args.recipes, options, DockerEngine.connect, out.say)
     assert engine is not None
     statuses = Builder(engine, options, say=out.say).plan(session)
-    for index, status in enumerate(statuses, start=1):
-        job = session.jobs[index - 1]
-        verdict = f"rebuild: {status.reason}" if status.stale else "up to date"
-        print(f"{index}. {job.recipe.image}  {verdict}")
+    rows = [
+        {"image": job.recipe.image, "stale": status.stale, "reason": status.reason}
+        for job, status in zip(session.jobs, statuses, strict=True)
+    ]
+    return print_plan(rows, out)
+
+
+def print_plan(rows: list[dict[str, Any]], out: Output) -> int:
+    """Build order with each recipe's verdict (``--json``: a list of objects)."""
+    if out.as_json:
+        out.json(rows)
+        return 0
+    for index, row in enumerate(rows, start=1):
+        verdict = f"rebuild: {row['reason']}" if row["stale"] else "up to date"
+        print(f"{index}. {row['image']}  {verdict}")
     return 0
 
 
@@ -318,7 +368,16 @@ def cmd_verify(args: argparse.Namespace, out: Output) -> int:
     sif_path, image = locate(args.target, out=args.out, image=args.image)
     engine = DockerEngine.connect()
     problems = verify_pair(sif_path, image, engine=engine, deep=args.deep)
-    for problem in problems:
+    out.json(
+        {
+            "sif": str(sif_path),
+            "image": image,
+            "deep": args.deep,
+            "match": not problems,
+            "differences": problems,
+        }
+    )
+    for problem in [] if out.as_json else problems:
         print(problem)
     if problems:
         print(
@@ -338,6 +397,7 @@ COMMANDS = {
     "verify": cmd_verify,
     "shell": cmd_shell,
     "schema": cmd_schema,
+    "doctor": cmd_doctor,
 }
 
 
