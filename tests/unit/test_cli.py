@@ -226,8 +226,8 @@ def test_usage_error_is_exit_2(capsys: pytest.CaptureFixture[str]) -> None:
 def test_graph_text(recipes: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["graph", str(recipes)]) == 0
     assert capsys.readouterr().out == (
-        f"common:1.0  <-  {NGC}\n"
-        "app:latest  <-  recipe:common\n"
+        f"common:1.0  <-  {NGC}  [unknown]\n"
+        "app:latest  <-  recipe:common  [unknown]\n"
     )
 
 
@@ -236,9 +236,11 @@ def test_graph_dot(recipes: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert capsys.readouterr().out == (
         "digraph recipes {\n"
         "  rankdir=LR;\n"
-        "  node [shape=box];\n"
-        f'  "common" [label="common:1.0\\n{NGC}"];\n'
-        '  "app" [label="app:latest\\nrecipe:common"];\n'
+        '  node [shape=box, style="rounded,filled", fontname="Helvetica"];\n'
+        f'  "common" [label="common:1.0\\n{NGC}\\nunknown", fillcolor="#eeeeee", '
+        'tooltip="unknown"];\n'
+        '  "app" [label="app:latest\\nrecipe:common\\nunknown", fillcolor="#eeeeee", '
+        'tooltip="unknown"];\n'
         '  "common" -> "app";\n'
         "}\n"
     )
@@ -249,4 +251,4 @@ def test_graph_default_directory(
 ) -> None:
     monkeypatch.chdir(recipes.parent)  # holds recipes/
     assert main(["graph"]) == 0
-    assert capsys.readouterr().out.splitlines()[0] == f"common:1.0  <-  {NGC}"
+    assert capsys.readouterr().out.splitlines()[0] == f"common:1.0  <-  {NGC}  [unknown]"
