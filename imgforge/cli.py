@@ -92,6 +92,18 @@ def make_parser() -> argparse.ArgumentParser:
         command.add_argument("recipes", nargs="+", type=Path, metavar="RECIPE.toml")
         if name != "render":
             command.add_argument("--json", action="store_true", help="machine-readable output")
+    init = sub.add_parser("init", help="write a commented recipe NAME.toml")
+    init.add_argument("name", metavar="NAME")
+    init.add_argument(
+        "--base", required=True, help="the base image, e.g. nvcr.io/nvidia/pytorch:24.01-py3"
+    )
+    init.add_argument("--dir", type=Path, default=Path("."), help="where to write it")
+    imports = sub.add_parser(
+        "import", help="turn a simple Dockerfile into a recipe (or list what it can't express)"
+    )
+    imports.add_argument("dockerfile", type=Path, metavar="DOCKERFILE")
+    imports.add_argument("--name", default=None, help="recipe name (default: the directory's)")
+    imports.add_argument("-o", "--output", type=Path, default=None, help="recipe file to write")
     doctor = sub.add_parser(
         "doctor", parents=[common], help="check engine, Singularity tools, disk, credentials"
     )
@@ -253,6 +265,22 @@ def cmd_doctor(args: argparse.Namespace, out: Output) -> int:
     return 3 if any(f.level == FAIL for f in findings) else 0
 
 
+def cmd_init(args: argparse.Namespace, out: Output) -> int:
+    from imgforge.scaffold import init_recipe
+
+    path = init_recipe(args.name, args.base, args.dir)
+    out.say(f"wrote {path}; build it with: imgforge build {path}")
+    return 0
+
+
+def cmd_import(args: argparse.Namespace, out: Output) -> int:
+    from imgforge.scaffold import import_to_file
+
+    path = import_to_file(args.dockerfile, args.name, args.output)
+    out.say(f"wrote {path}; build it with: imgforge build {path}")
+    return 0
+
+
 def cmd_schema(args: argparse.Namespace, out: Output) -> int:
     from imgforge.schema import recipe_json_schema
 
@@ -398,6 +426,8 @@ COMMANDS = {
     "shell": cmd_shell,
     "schema": cmd_schema,
     "doctor": cmd_doctor,
+    "init": cmd_init,
+    "import": cmd_import,
 }
 
 

@@ -57,6 +57,15 @@ def _mermaid_text(text: str) -> str:
     return text.replace('"', "#quot;")
 
 
+def _toml_string(value: str) -> str:
+    """A TOML basic string: JSON's escapes are a subset TOML reads the same way."""
+    return json.dumps(value, ensure_ascii=False).replace("\x7f", "\\u007f")
+
+
+def _toml_list(values: list[str]) -> str:
+    return "[" + ", ".join(_toml_string(v) for v in values) + "]"
+
+
 def _single_line(command: str) -> bool:
     """A command that a shell-form RUN passes verbatim to ``/bin/sh -c``."""
     return "\n" not in command and "\r" not in command and not command.rstrip().endswith("\\")
@@ -78,6 +87,8 @@ def make_environment() -> jinja2.Environment:
         json_list=json_list,
         json_object=_json_object,
         mermaid_id=_mermaid_id,
+        toml_string=_toml_string,
+        toml_list=_toml_list,
         mermaid_text=_mermaid_text,
     )
     env.tests["single_line"] = _single_line
