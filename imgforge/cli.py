@@ -92,6 +92,15 @@ def make_parser() -> argparse.ArgumentParser:
         command.add_argument("recipes", nargs="+", type=Path, metavar="RECIPE.toml")
         if name != "render":
             command.add_argument("--json", action="store_true", help="machine-readable output")
+    bake = sub.add_parser(
+        "bake",
+        parents=[common],
+        help="write a docker-bake.json expressing the DAG (for docker buildx bake)",
+    )
+    bake.add_argument("recipes", nargs="+", type=Path, metavar="RECIPE.toml")
+    bake.add_argument(
+        "-o", "--output", type=Path, default=Path("docker-bake.json"), help="file to write"
+    )
     init = sub.add_parser("init", help="write a commented recipe NAME.toml")
     init.add_argument("name", metavar="NAME")
     init.add_argument(
@@ -281,6 +290,30 @@ def cmd_import(args: argparse.Namespace, out: Output) -> int:
     return 0
 
 
+def cmd_bake(args: argparse.Namespace, out: Output) -> int:
+    from imgforge.bake import bake_file
+    from imgforge.build import render_job, write_sources
+    from imgforge.engine.docker import DockerEngine
+    from imgforge.session import prepare
+
+    options = options_from(args)
+
+    def connect() -> DockerEngine | None:
+        try:
+            return DockerEngine.connect(timeout=10)
+        except EngineError:
+            return None
+
+    session, _ = prepare(args.recipes, options, connect, out.say, pull=False)
+    for job in session.jobs:
+        write_sources(job, render_job(job))
+    output = args.output.absolute()
+    data = bake_file(session.jobs, where=output.parent, network=options.network)
+    atomic.write_text(output, json.dumps(data, indent=2) + "\n")
+    out.say(f"wrote {args.output}; build the graph with: docker buildx bake -f {args.output}")
+    return 0
+
+
 def cmd_schema(args: argparse.Namespace, out: Output) -> int:
     from imgforge.schema import recipe_json_schema
 
@@ -428,6 +461,7 @@ COMMANDS = {
     "doctor": cmd_doctor,
     "init": cmd_init,
     "import": cmd_import,
+    "bake": cmd_bake,
 }
 
 
