@@ -101,6 +101,8 @@ def make_parser() -> argparse.ArgumentParser:
     bake.add_argument(
         "-o", "--output", type=Path, default=Path("docker-bake.json"), help="file to write"
     )
+    completion = sub.add_parser("completion", help="print a shell completion script")
+    completion.add_argument("shell", choices=["bash", "zsh"])
     init = sub.add_parser("init", help="write a commented recipe NAME.toml")
     init.add_argument("name", metavar="NAME")
     init.add_argument(
@@ -314,6 +316,27 @@ def cmd_bake(args: argparse.Namespace, out: Output) -> int:
     return 0
 
 
+def cmd_completion(args: argparse.Namespace, out: Output) -> int:
+    from imgforge.render import make_environment
+
+    parser = make_parser()
+    sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    per_command, choices = [], {}
+    for name, command in sorted(sub.choices.items()):
+        options = sorted(o for a in command._actions for o in a.option_strings)
+        per_command.append((name, options))
+        for action in command._actions:
+            if action.choices and action.option_strings:
+                choices[action.option_strings[-1]] = sorted(map(str, action.choices))
+    template = make_environment().get_template(f"completion.{args.shell}.j2")
+    sys.stdout.write(
+        template.render(
+            commands=sorted(sub.choices), per_command=per_command, choices=sorted(choices.items())
+        )
+    )
+    return 0
+
+
 def cmd_schema(args: argparse.Namespace, out: Output) -> int:
     from imgforge.schema import recipe_json_schema
 
@@ -462,6 +485,7 @@ COMMANDS = {
     "init": cmd_init,
     "import": cmd_import,
     "bake": cmd_bake,
+    "completion": cmd_completion,
 }
 
 
