@@ -119,9 +119,16 @@ def make_parser() -> argparse.ArgumentParser:
         "doctor", parents=[common], help="check engine, Singularity tools, disk, credentials"
     )
     doctor.add_argument("--json", action="store_true", help="machine-readable output")
-    sub.add_parser(
+    schema = sub.add_parser(
         "schema",
         help="print the JSON Schema of recipes (also shipped as schema/recipe.schema.json)",
+    )
+    schema.add_argument(
+        "--format",
+        dest="schema_format",
+        choices=["json", "markdown"],
+        default="json",
+        help="markdown: the recipe reference (docs/RECIPES.md)",
     )
     shell = sub.add_parser(
         "shell",
@@ -338,9 +345,14 @@ def cmd_completion(args: argparse.Namespace, out: Output) -> int:
 
 
 def cmd_schema(args: argparse.Namespace, out: Output) -> int:
-    from imgforge.schema import recipe_json_schema
+    from imgforge.render import make_environment
+    from imgforge.schema import recipe_json_schema, reference_sections
 
-    sys.stdout.write(json.dumps(recipe_json_schema(), indent=2, ensure_ascii=False) + "\n")
+    if args.schema_format == "markdown":
+        template = make_environment().get_template("reference.md.j2")
+        sys.stdout.write(template.render(sections=reference_sections()))
+    else:
+        sys.stdout.write(json.dumps(recipe_json_schema(), indent=2, ensure_ascii=False) + "\n")
     return 0
 
 

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import re
 import shlex
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from packaging.requirements import InvalidRequirement, Requirement
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, WithJsonSchema
@@ -284,3 +285,57 @@ def recipe_json_schema() -> dict[str, object]:
     schema.update(RecipeModel.model_json_schema())
     schema["title"] = "imgforge recipe"
     return schema
+
+
+def _type(prop: dict[str, Any]) -> str:
+    if "anyOf" in prop:
+        return " or ".join(_type(p) for p in prop["anyOf"] if p.get("type") != "null")
+    if "$ref" in prop:
+        return "table"
+    kind = prop.get("type", "")
+    if kind == "array":
+        return f"array of {_type(prop.get('items', {}))}"
+    if kind == "object":
+        return "table of strings"
+    if "enum" in prop:
+        return " or ".join(f"`{v}`" for v in prop["enum"])
+    return str(kind)
+
+
+def _row(key: str, prop: dict[str, Any], required: bool) -> dict[str, str]:
+    inner = next((p for p in prop.get("anyOf", []) if p.get("type") != "null"), prop)
+    description = prop.get("description") or inner.get("description", "")
+    pattern = inner.get("pattern") or (inner.get("items") or {}).get("pattern")
+    names = (prop.get("propertyNames") or {}).get("pattern")
+    if names:
+        description += f" Keys match `{names}`."
+    elif pattern and "u0000" not in pattern:
+        description += f" Pattern: `{pattern}`."
+    default = (
+        "required" if required else f"`{json.dumps(prop['default'])}`" if "default" in prop else ""
+    )
+    return {"key": key, "type": _type(prop), "default": default, "description": description}
+
+
+def reference_sections() -> list[dict[str, Any]]:
+    """The recipe schema as sections of rows, for the Markdown reference."""
+    schema = RecipeModel.model_json_schema()
+    defs = schema.get("$defs", {})
+    top = {"title": "Top level", "description": schema.get("description", ""), "rows": []}
+    sections = [top]
+    for key, prop in schema["properties"].items():
+        ref = prop.get("$ref") or next(
+            (p["$ref"] for p in prop.get("anyOf", []) if "$ref" in p), None
+        )
+        if ref is None:
+            top["rows"].append(_row(key, prop, key in schema.get("required", [])))
+            continue
+        model = defs[ref.rsplit("/", 1)[-1]]
+        rows = [
+            _row(name, sub, name in model.get("required", []))
+            for name, sub in model["properties"].items()
+        ]
+        sections.append(
+            {"title": f"[{key}]", "description": model.get("description", ""), "rows": rows}
+        )
+    return sections

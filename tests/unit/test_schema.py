@@ -64,3 +64,10 @@ def test_schema_and_loader_refuse_the_same_input(case: str, text: str, tmp_path:
     assert not VALIDATOR.is_valid(tomllib.loads(text)), case
     with pytest.raises(RecipeError):
         load(path)
+
+
+def test_shipped_reference_is_generated_from_the_schema(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["schema", "--format", "markdown"]) == 0
+    assert capsys.readouterr().out == (REPO / "docs" / "RECIPES.md").read_text(), (
+        "regenerate with: imgforge schema --format markdown > docs/RECIPES.md"
+    )
