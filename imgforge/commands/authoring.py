@@ -1,0 +1,59 @@
+"""The commands that help write recipes: init, import, schema, completion."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from imgforge.commands.common import Output
+
+
+def cmd_init(args: argparse.Namespace, out: Output) -> int:
+    from imgforge.scaffold import init_recipe
+
+    path = init_recipe(args.name, args.base, args.dir)
+    out.say(f"wrote {path}; build it with: imgforge build {path}")
+    return 0
+
+
+def cmd_import(args: argparse.Namespace, out: Output) -> int:
+    from imgforge.scaffold import import_to_file
+
+    path = import_to_file(args.dockerfile, args.name, args.output)
+    out.say(f"wrote {path}; build it with: imgforge build {path}")
+    return 0
+
+
+def cmd_schema(args: argparse.Namespace, out: Output) -> int:
+    from imgforge.render import make_environment
+    from imgforge.schema import recipe_json_schema, reference_sections
+
+    if args.schema_format == "markdown":
+        template = make_environment().get_template("reference.md.j2")
+        sys.stdout.write(template.render(sections=reference_sections()))
+    else:
+        sys.stdout.write(json.dumps(recipe_json_schema(), indent=2, ensure_ascii=False) + "\n")
+    return 0
+
+
+def cmd_completion(args: argparse.Namespace, out: Output) -> int:
+    from imgforge.cli import make_parser
+    from imgforge.render import make_environment
+
+    parser = make_parser()
+    sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    per_command, choices = [], {}
+    for name, command in sorted(sub.choices.items()):
+        options = sorted(o for a in command._actions for o in a.option_strings)
+        per_command.append((name, options))
+        for action in command._actions:
+            if action.choices and action.option_strings:
+                choices[action.option_strings[-1]] = sorted(map(str, action.choices))
+    template = make_environment().get_template(f"completion.{args.shell}.j2")
+    sys.stdout.write(
+        template.render(
+            commands=sorted(sub.choices), per_command=per_command, choices=sorted(choices.items())
+        )
+    )
+    return 0

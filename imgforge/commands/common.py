@@ -1,0 +1,52 @@
+"""What every command shares: options from arguments, and where output goes."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+from imgforge.errors import UsageError
+from imgforge.options import Options, parse_base_map
+from imgforge.patterns import REGISTRY_RE
+
+
+def options_from(args: argparse.Namespace) -> Options:
+    if args.jobs < 1:
+        raise UsageError("--jobs: must be at least 1")
+    if args.push is not None and not REGISTRY_RE.match(args.push):
+        raise UsageError(f"--push: {args.push!r} is not a registry (HOST[:PORT][/PATH])")
+    return Options(
+        out=args.out,
+        jobs=args.jobs,
+        strategy=args.strategy,
+        singularity=args.singularity,
+        image_format=getattr(args, "image_format", "sif"),
+        compression=args.compression,
+        force=args.force,
+        network=args.network,
+        base_map=parse_base_map(args.base_map),
+        push=args.push,
+        save=args.save,
+        wait=args.wait,
+    )
+
+
+class Output:
+    """Where user messages go: stdout unless --quiet or --json; build output only with
+    --verbose; with --json one JSON document on stdout."""
+
+    def __init__(self, args: argparse.Namespace) -> None:
+        self.as_json = bool(getattr(args, "json", False))
+        self.quiet = bool(getattr(args, "quiet", False)) or self.as_json
+        self.verbose = bool(getattr(args, "verbose", False))
+
+    def json(self, data: object) -> None:
+        if self.as_json:
+            print(json.dumps(data, indent=2), flush=True)
+
+    def say(self, message: str) -> None:
+        if not self.quiet:
+            print(message, flush=True)
+
+    def stream(self, line: str) -> None:
+        print(line, flush=True)
