@@ -143,6 +143,9 @@ def up_to_date(paths: list[Path], options: Options) -> list[str] | None:
             record = manifest.read(out / name / "manifest.json")
             if record is None or not _inputs_match(path, data, record, key):
                 return None
+            wanted = options.strategy or (data.get("build") or {}).get("strategy", "dockerfile")
+            if record.get("strategy") != wanted:
+                return None  # e.g. an `imgforge shell` session's image: not the recipe's
             if not _sif_matches(record, out / name, options):
                 return None
             records[name] = record

@@ -22,6 +22,9 @@ from imgforge.patterns import (
     URL_RE,
 )
 
+# Patterns are checked with fullmatch: their $ (kept for the JSON schema) also matches
+# before a final newline, which would let "name\n" through into a line of its own.
+
 
 def _no_control(value: str) -> str:
     if "\0" in value:
@@ -32,7 +35,7 @@ def _no_control(value: str) -> str:
 
 
 def _name(value: str) -> str:
-    if not NAME_RE.match(value) or len(value) > 128:
+    if not NAME_RE.fullmatch(value) or len(value) > 128:
         raise ValueError(
             f"{value!r} is not a valid name (lower-case letters, digits and . _ - "
             "between them, as in a Docker repository name)"
@@ -41,7 +44,7 @@ def _name(value: str) -> str:
 
 
 def _tag(value: str) -> str:
-    if not TAG_RE.match(value):
+    if not TAG_RE.fullmatch(value):
         raise ValueError(f"{value!r} is not a valid Docker tag")
     return value
 
@@ -49,13 +52,13 @@ def _tag(value: str) -> str:
 def _base(value: str) -> str:
     if value.startswith(RECIPE_PREFIX):
         _name(value[len(RECIPE_PREFIX) :])
-    elif not IMAGE_REF_RE.match(value):
+    elif not IMAGE_REF_RE.fullmatch(value):
         raise ValueError(f"{value!r} is neither a Docker image reference nor recipe:NAME")
     return value
 
 
 def _apt_package(value: str) -> str:
-    if not APT_RE.match(value):
+    if not APT_RE.fullmatch(value):
         raise ValueError(f"{value!r} is not a valid Debian package name")
     return value
 
@@ -71,7 +74,7 @@ def _pip_requirement(value: str) -> str:
 
 
 def _relative_path(value: str) -> str:
-    if not value or not PATH_RE.match(value):
+    if not value or not PATH_RE.fullmatch(value):
         raise ValueError(
             f"{value!r} is not an allowed path (letters, digits and . _ @ + , = / - only)"
         )
@@ -83,7 +86,7 @@ def _relative_path(value: str) -> str:
 
 
 def _absolute_path(value: str) -> str:
-    if not value or not PATH_RE.match(value):
+    if not value or not PATH_RE.fullmatch(value):
         raise ValueError(
             f"{value!r} is not an allowed path (letters, digits and . _ @ + , = / - only)"
         )
@@ -95,7 +98,7 @@ def _absolute_path(value: str) -> str:
 
 
 def _url(value: str) -> str:
-    if not URL_RE.match(value):
+    if not URL_RE.fullmatch(value):
         raise ValueError(f"{value!r} is not an http(s) URL")
     return value
 
@@ -264,14 +267,14 @@ class ProjectModel(_Section):
 
 def check_env_key(key: str) -> str | None:
     """Return why ``key`` is not a valid environment variable name, or None."""
-    if ENV_KEY_RE.match(key):
+    if ENV_KEY_RE.fullmatch(key):
         return None
     return f"{key!r} is not a valid variable name ([A-Za-z_][A-Za-z0-9_]*)"
 
 
 def check_label_key(key: str) -> str | None:
     """Return why ``key`` is not a valid label key, or None."""
-    if LABEL_KEY_RE.match(key) and len(key) <= 255:
+    if LABEL_KEY_RE.fullmatch(key) and len(key) <= 255:
         return None
     return f"{key!r} is not a valid label key (letters, digits and . _ / -)"
 
@@ -281,7 +284,8 @@ SCHEMA_URL = "https://json-schema.org/draft/2020-12/schema"
 
 def recipe_json_schema() -> dict[str, object]:
     """The JSON Schema of recipes, for editors (taplo / Even Better TOML)."""
-    schema: dict[str, object] = {"$schema": SCHEMA_URL, "$id": "imgforge-recipe.schema.json"}
+    # No relative "$id": taplo refuses a schema whose $id is not an absolute URI.
+    schema: dict[str, object] = {"$schema": SCHEMA_URL}
     schema.update(RecipeModel.model_json_schema())
     schema["title"] = "imgforge recipe"
     return schema

@@ -49,7 +49,8 @@ def cmd_completion(args: argparse.Namespace, out: Output) -> int:
         per_command.append((name, options))
         for action in command._actions:
             if action.choices and action.option_strings:
-                choices[action.option_strings[-1]] = sorted(map(str, action.choices))
+                for option in action.option_strings:
+                    choices[f"{name}:{option}"] = sorted(map(str, action.choices))
     template = make_environment().get_template(f"completion.{args.shell}.j2")
     sys.stdout.write(
         template.render(
