@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 from typing import Any, NoReturn
 
@@ -71,7 +72,9 @@ def _single_line(command: str) -> bool:
     return "\n" not in command and "\r" not in command and not command.rstrip().endswith("\\")
 
 
+@functools.cache
 def make_environment() -> jinja2.Environment:
+    """The one jinja environment (cached: templates compile once per process)."""
     env = jinja2.Environment(
         loader=jinja2.PackageLoader("imgforge.render", "templates"),
         undefined=jinja2.StrictUndefined,
