@@ -8,8 +8,9 @@ from pathlib import Path
 from typing import IO
 
 
-def write_bytes(path: Path, data: bytes, *, mode: int = 0o644) -> None:
-    """Write ``data`` to ``path`` so that readers see the old or the new file, never a part."""
+def stage(path: Path, data: bytes, *, mode: int = 0o644) -> Path:
+    """Write ``data`` to a new temporary name beside ``path`` and return that name; the
+    caller renames it into place (see :func:`rename_all`) or removes it."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
@@ -18,9 +19,26 @@ def write_bytes(path: Path, data: bytes, *, mode: int = 0o644) -> None:
             handle.flush()
             os.fsync(handle.fileno())
         os.chmod(tmp, mode)
-        os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
+        raise
+    return Path(tmp)
+
+
+def rename_all(pending: list[tuple[Path, Path]]) -> None:
+    """Rename each (temporary, final) pair, in order. Renames need no space, so once
+    every file is staged nothing but a crash can leave the set half-moved."""
+    for temporary, final in pending:
+        os.replace(temporary, final)
+
+
+def write_bytes(path: Path, data: bytes, *, mode: int = 0o644) -> None:
+    """Write ``data`` to ``path`` so that readers see the old or the new file, never a part."""
+    tmp = stage(path, data, mode=mode)
+    try:
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
         raise
 
 

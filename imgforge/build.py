@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
 from imgforge import __version__, atomic, manifest
-from imgforge.errors import BuildError, ImgforgeError
+from imgforge.errors import BuildError, EngineError, ImgforgeError
 from imgforge.fingerprint import combine, input_paths, input_stats, stat_signature
 from imgforge.image import ImageConfig
 from imgforge.lock import recipe_lock
@@ -55,12 +55,24 @@ def render_job(job: BuildJob) -> Rendered:
     )
 
 
+def source_files(job: BuildJob, rendered: Rendered) -> list[tuple[Path, str, int]]:
+    """(path, text, mode) of the Dockerfile, the .def and its env file."""
+    paths = job.artifacts
+    return [
+        (paths.dockerfile, rendered.dockerfile, 0o644),
+        (paths.deffile, rendered.deffile, 0o644),
+        (paths.env_file, rendered.envfile, 0o755),
+    ]
+
+
+def manifest_file(job: BuildJob, data: dict[str, Any]) -> tuple[Path, str, int]:
+    return job.artifacts.manifest, manifest.text(data), 0o644
+
+
 def write_sources(job: BuildJob, rendered: Rendered) -> None:
     """Write the Dockerfile, the .def and its env file, each atomically."""
-    paths = job.artifacts
-    atomic.write_text(paths.dockerfile, rendered.dockerfile)
-    atomic.write_text(paths.deffile, rendered.deffile)
-    atomic.write_text(paths.env_file, rendered.envfile, mode=0o755)
+    for path, text, mode in source_files(job, rendered):
+        atomic.write_text(path, text, mode=mode)
 
 
 @dataclass(frozen=True)
@@ -113,7 +125,8 @@ def job_status(
     recorded = manifest.read(job.artifacts.manifest)
     if recorded is None:
         return stale("no manifest")
-    if why := fingerprint.differs(recorded.get("fingerprint") or {}):
+    noted = recorded.get("fingerprint")
+    if why := fingerprint.differs(noted if isinstance(noted, dict) else {}):
         return stale(why)
     image_id = engine.image_id(job.recipe.image)
     if image_id is None:
@@ -254,18 +267,67 @@ class Builder:
                 self.build_one(job, rendered, status)
         except OSError as exc:
             # A full disk, a read-only --out, a vanished file: one line, not a traceback.
-            error = BuildError(f"{what}: {exc.strerror or exc}: {exc.filename or ''}".rstrip(": "))
-            self.say(f"{job.recipe.image}: FAILED: {error}")
+            message = f"{what}: {exc.strerror or exc}: {exc.filename or ''}".rstrip(": ")
+            error = self.engine_gone(what) or BuildError(message)
+            self.failed(job, error)
             raise error from None
+        except BuildError as exc:
+            if gone := self.engine_gone(what):
+                self.failed(job, gone)
+                raise gone from None
+            self.failed(job, exc)
+            raise
         except ImgforgeError as exc:
-            self.say(f"{job.recipe.image}: FAILED: {exc}")
+            self.failed(job, exc)
             raise
         finally:
             self.step(job.name, None)
         self.rebuilt.add(job.name)
         return "built"
 
+    def engine_gone(self, what: str) -> EngineError | None:
+        """After a failure: the engine stopped answering, if it did (the real cause,
+        whatever the broken connection or the killed step looked like)."""
+        if self.engine.cancel.is_set() or self.engine.answers():
+            return None
+        return EngineError(
+            f"{what}: the Docker engine stopped answering during the build; "
+            "start it again (scripts/ensure-engine.sh) and rerun"
+        )
+
+    def failed(self, job: BuildJob, error: ImgforgeError) -> None:
+        # After Ctrl-C/SIGTERM the interrupt is the one message: what the cancelled
+        # build ran into while stopping is a consequence, not news.
+        if not self.engine.cancel.is_set():
+            self.say(f"{job.recipe.image}: FAILED: {error}")
+
     def build_one(self, job: BuildJob, rendered: Rendered, status: Status) -> None:
+        # (temporary, final) pairs: every artifact is written beside its final name and
+        # renamed only once all are written and the tag has moved, so a failure at any
+        # point keeps the previous good set (the log holds the Dockerfile that failed).
+        pending: list[tuple[Path, Path]] = []
+        try:
+            image_id, data = self.produce(job, rendered, status, pending)
+            # The manifest last: a crash between renames leaves it not matching the
+            # files, and the next run rebuilds rather than trusts them.
+            for path, text, mode in [*source_files(job, rendered), manifest_file(job, data)]:
+                pending.append((atomic.stage(path, text.encode("utf-8"), mode=mode), path))
+            if self.engine.cancel.is_set():
+                raise BuildError(f"{job.recipe.path}: {job.recipe.image}: interrupted")
+            self.engine.tag(image_id, job.recipe.name, job.recipe.tag)
+            atomic.rename_all(pending)
+        finally:
+            for temporary, _ in pending:
+                temporary.unlink(missing_ok=True)
+        self.image_ids[job.name] = image_id
+        elapsed = data["timings"]["total_seconds"]
+        self.say(f"{job.recipe.image}: built {image_id[7:19]} in {elapsed:.1f}s")
+
+    def produce(
+        self, job: BuildJob, rendered: Rendered, status: Status, pending: list[tuple[Path, Path]]
+    ) -> tuple[str, dict[str, Any]]:
+        """Build the image and the Singularity image (added to ``pending``); return the
+        image ID and the manifest data."""
         backend = self.sif_backend
         self.say(f"{job.recipe.image}: building ({status.reason})")
         started = time.monotonic()
@@ -288,7 +350,7 @@ class Builder:
             if backend is not None:
                 sif_name = job.artifacts.image_file.name
                 self.say(f"{job.recipe.image}: making {sif_name} ({backend.name})")
-                sif_record = make_sif(
+                sif_file, sif_record = make_sif(
                     job,
                     image_id=image_id,
                     config=config,
@@ -298,14 +360,10 @@ class Builder:
                     log=log,
                     pushed=(extra.get("push") or {}).get("reference"),
                 )
+                pending.append((sif_file, job.artifacts.image_file))
             if self.options.save:
                 extra["saved"] = save_image(self.engine, job, image_id)
-        self.engine.tag(image_id, job.recipe.name, job.recipe.tag)
-        self.image_ids[job.name] = image_id
         elapsed = time.monotonic() - started
-        # Sources and manifest move together, only after success: a failed build keeps
-        # the previous good set (the log holds the Dockerfile that failed).
-        write_sources(job, rendered)
         data = self.manifest_data(job, status, image_id, built, elapsed)
         data["sif"] = sif_record
         if strategy_record:
@@ -313,8 +371,7 @@ class Builder:
         data.update(extra)
         data["inputs"] = input_record(job, self.options)
         data["timings"]["docker_build_seconds"] = round(docker_seconds, 3)
-        manifest.write(job.artifacts.manifest, data)
-        self.say(f"{job.recipe.image}: built {image_id[7:19]} in {elapsed:.1f}s")
+        return image_id, data
 
     def refresh_inputs(self, job: BuildJob) -> None:
         """Record current file stats of an up-to-date recipe (e.g. after a touch), so the

@@ -7,7 +7,7 @@ import os
 import tarfile
 from pathlib import Path
 
-from imgforge.fingerprint import input_paths, walk_source
+from imgforge.fingerprint import walk_source
 from imgforge.plan import copy_steps, requirement_paths
 from imgforge.recipe import Recipe
 
@@ -66,12 +66,13 @@ def _add_dockerfile(tar: tarfile.TarFile, dockerfile: str) -> None:
 
 
 def build_context(recipe: Recipe, dockerfile: str) -> io.BytesIO:
-    """A tar of the Dockerfile and only the recipe's inputs (never the whole directory):
-    sorted, root-owned, mtime 0, ``.dockerignore`` honoured."""
+    """A tar of the Dockerfile and only what it copies (never the whole directory):
+    sorted, root-owned, mtime 0, ``.dockerignore`` honoured (and itself left out)."""
+    copied = [*recipe.pip_requirements, *(source for source, _ in recipe.files)]
     buffer = io.BytesIO()
     with tarfile.open(fileobj=buffer, mode="w") as tar:
         _add_dockerfile(tar, dockerfile)
-        for source in _outermost(input_paths(recipe)):
+        for source in _outermost(copied):
             _add_tree(tar, recipe.directory, source, source)
     buffer.seek(0)
     return buffer

@@ -24,7 +24,9 @@ class RecipeError(ImgforgeError):
         self.path = str(path)
         self.key = key
         self.reason = reason
-        where = f"{self.path}: {key}" if key else self.path
+        # A key may hold any character (a TOML quoted key): the message stays one line.
+        shown = key if key.isprintable() else repr(key)[1:-1]
+        where = f"{self.path}: {shown}" if key else self.path
         super().__init__(f"{where}: {reason}")
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -33,17 +34,35 @@ class Fingerprint:
         return None
 
 
+CHECKSUM = "checksum"
+
+
+def checksum(data: dict[str, Any]) -> str:
+    """sha256 of the manifest's content without its checksum."""
+    body = {key: value for key, value in data.items() if key != CHECKSUM}
+    return hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()
+
+
 def read(path: Path) -> dict[str, Any] | None:
-    """The manifest at ``path``; None if missing or unreadable (then the recipe rebuilds)."""
+    """The manifest at ``path``; None if missing, unreadable or edited since imgforge
+    wrote it (its checksum differs): then the recipe rebuilds."""
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return None
-    return data if isinstance(data, dict) else None
+    if not isinstance(data, dict):
+        return None
+    if CHECKSUM in data and data[CHECKSUM] != checksum(data):
+        return None
+    return data
+
+
+def text(data: dict[str, Any]) -> str:
+    return json.dumps({**data, CHECKSUM: checksum(data)}, indent=2, sort_keys=True) + "\n"
 
 
 def write(path: Path, data: dict[str, Any]) -> None:
-    atomic.write_text(path, json.dumps(data, indent=2, sort_keys=True) + "\n")
+    atomic.write_text(path, text(data))
 
 
 def fingerprint_dict(fingerprint: Fingerprint) -> dict[str, str]:

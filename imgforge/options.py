@@ -37,7 +37,7 @@ def parse_base_map(items: Iterable[str]) -> dict[str, str]:
     mapping: dict[str, str] = {}
     for item in items:
         ref, sep, local = item.partition("=")
-        if not sep or not IMAGE_REF_RE.match(ref) or not IMAGE_REF_RE.match(local):
+        if not sep or not IMAGE_REF_RE.fullmatch(ref) or not IMAGE_REF_RE.fullmatch(local):
             raise UsageError(f"--base-map: {item!r} is not REF=LOCAL_REF with two image references")
         mapping[ref] = local
     return mapping

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from imgforge.context import DOCKERFILE, build_context, dockerfile_only, staging_context
-from imgforge.engine.commit import CommitRun, commit_run
+from imgforge.engine.commit import CONTAINER_PREFIX, CommitRun, commit_run
 from imgforge.plan import LABEL_PREFIX, BuildJob
 from imgforge.render import make_environment, render
 
@@ -44,6 +45,12 @@ def commit_labels(job: BuildJob, script: str, *, interactive: bool) -> list[tupl
     return sorted(labels.items())
 
 
+def container_name(job: BuildJob) -> str:
+    """The build container of ``job`` in its --out: one at a time, by the recipe lock."""
+    where = hashlib.sha256(str(job.artifacts.directory).encode()).hexdigest()[:12]
+    return f"{CONTAINER_PREFIX}{job.name}-{where}"
+
+
 def commit_build(
     engine: DockerEngine,
     job: BuildJob,
@@ -74,6 +81,7 @@ def commit_build(
         gpus=job.recipe.gpus,
         what=what,
         interactive=interactive,
+        name=container_name(job),
     )
     committed, changes = commit_run(engine, run, log)
     finalize = render(
@@ -102,6 +110,7 @@ def interactive_build(
 
 # After the recipe's steps, a login shell for the user; its exit status is the script's.
 INTERACTIVE_SHELL = (
+    "set +x\n"
     'echo "imgforge: recipe steps done; changes you make now are committed when you exit." >&2\n'
     "if [ -x /bin/bash ]; then exec /bin/bash -i; else exec /bin/sh -i; fi\n"
 )

@@ -67,10 +67,15 @@ def sif_env(
 
 def runscript_command(text: str) -> list[str] | None:
     """The words of the runscript's last ``exec`` line, without a trailing ``"$@"``."""
-    lines = [line.strip() for line in text.splitlines() if line.strip().startswith("exec ")]
+    # Lines as sh sees them: split at \n only (str.splitlines also splits at \x0b, \x85,
+    # \u2028 ..., which a quoted word of the command may hold).
+    lines = [line.strip() for line in text.split("\n") if line.strip().startswith("exec ")]
     if not lines:
         return None
-    words = shlex.split(lines[-1])[1:]
+    try:
+        words = shlex.split(lines[-1])[1:]
+    except ValueError:
+        return None
     return words[:-1] if words and words[-1] == "$@" else words
 
 
@@ -220,7 +225,8 @@ def locate(target: str, *, out: Path, image: str | None) -> tuple[Path, str]:
     else:
         manifest_path = out / target / "manifest.json"
     recorded = manifest.read(manifest_path) or {}
-    sif = recorded.get("sif") or {}
+    sif = recorded.get("sif")
+    sif = sif if isinstance(sif, dict) else {}
     if path.suffix not in (".sif", ".simg") and not path.is_file():
         if not sif:
             raise UsageError(f"{target}: no SIF recorded in {manifest_path}")

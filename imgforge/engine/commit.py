@@ -30,6 +30,9 @@ class CommitRun:
     gpus: bool
     what: str
     interactive: bool = False
+    # The container's name; one build at a time uses it (the recipe lock), so a container
+    # of that name found at the start was left by a build that lost its engine.
+    name: str | None = None
 
 
 def _host_config(engine: DockerEngine, run: CommitRun) -> Any:
@@ -79,7 +82,8 @@ def commit_run(engine: DockerEngine, run: CommitRun, log: Log) -> tuple[str, lis
     """
     from docker.errors import APIError
 
-    name = f"{CONTAINER_PREFIX}{uuid.uuid4().hex[:12]}"
+    name = run.name or f"{CONTAINER_PREFIX}{uuid.uuid4().hex[:12]}"
+    engine.remove_container(name)
     try:
         container = engine.api.create_container(
             run.base,
@@ -98,7 +102,7 @@ def commit_run(engine: DockerEngine, run: CommitRun, log: Log) -> tuple[str, lis
     engine.track(container, running=True)
     try:
         engine.api.put_archive(container, "/", run.staging)
-        last = ""
+        last = step = ""
         if run.interactive:
             _attach(engine, container, run.what)
         else:
@@ -106,10 +110,18 @@ def commit_run(engine: DockerEngine, run: CommitRun, log: Log) -> tuple[str, lis
             for chunk in engine.api.logs(container, stream=True, follow=True):
                 for line in chunk.decode("utf-8", "replace").splitlines():
                     log(line)
-                    last = line or last
+                    # The script runs under `set -x`: "+ COMMAND" starts each step.
+                    if line.startswith("+ "):
+                        step, last = line[2:], ""
+                    else:
+                        last = line or last
         status = engine.api.wait(container).get("StatusCode", 1)
         if status != 0:
-            raise BuildError(f"{run.what}: the build script failed (exit {status}): {last}")
+            where = f" at {step}" if step else ""
+            output = f": {last}" if last else ""
+            raise BuildError(
+                f"{run.what}: the build script failed (exit {status}){where}{output}"
+            )
         if engine.cancel.is_set():
             raise BuildError(f"{run.what}: interrupted")
         changes = changed_paths(engine, container) if run.interactive else []

@@ -61,10 +61,17 @@ class DockerEngine:
 
     def remove_container(self, container: str) -> None:
         """Remove a container imgforge created, whatever state it is in."""
-        from docker.errors import NotFound
+        from docker.errors import APIError, NotFound
 
-        with contextlib.suppress(NotFound):
+        try:
             self.api.remove_container(container, force=True)
+        except NotFound:
+            pass
+        except APIError as exc:
+            # 409: already being removed (Ctrl-C: the main thread and the build's own
+            # cleanup race); anything else is a real failure.
+            if exc.status_code != 409:
+                raise
         self.track(container, running=False)
 
     def interrupt(self) -> None:
@@ -89,6 +96,13 @@ class DockerEngine:
                 f"no Docker engine reachable ({_first_line(exc)}); start dockerd or set DOCKER_HOST"
             ) from None
         return cls(client.api)
+
+    def answers(self) -> bool:
+        """Whether the engine still answers a ping within a few seconds."""
+        try:
+            return bool(self.api.get(f"{self.api.base_url}/_ping", timeout=5).ok)
+        except Exception:  # any failure to get an answer is the answer
+            return False
 
     def version(self) -> str:
         info: Mapping[str, Any] = self.api.version()

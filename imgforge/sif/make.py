@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import os
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -55,16 +56,19 @@ def make_sif(
     compression: str,
     log: Log,
     pushed: str | None = None,
-) -> dict[str, Any]:
-    """Write ``NAME.sif`` (or ``.simg``) from the built image, verify it, rename it into
-    place; return its manifest record. Nothing is left under a final name on failure."""
+) -> tuple[Path, dict[str, Any]]:
+    """Write ``NAME.sif`` (or ``.simg``) from the built image to a temporary name beside
+    it and verify it; return that name (the caller renames it into place with the other
+    artifacts, or removes it) and the manifest record. Nothing is left on failure."""
     directory = job.artifacts.directory
     target = job.artifacts.image_file
     pending = temporary(directory, target.name)
     env_file = temporary(directory, "imgforge-env.sh")
     archive = temporary(directory, f"{job.name}.docker.tar")
     env = make_environment()
-    files = render_sif_files(job, env)
+    # The built image's config, not the planned one: the commit strategy adds labels
+    # (strategy, script) that labels.json must carry for the SIF to match the image.
+    files = render_sif_files(replace(job, config=config), env)
     started = time.monotonic()
     try:
         atomic.write_text(env_file, files["env/10-docker2singularity.sh"], mode=0o755)
@@ -90,15 +94,20 @@ def make_sif(
             source_ref=pushed,
             tool_env=registry_env(pushed),
         )
-        backend.make(request, engine=engine, log=log)
+        try:
+            backend.make(request, engine=engine, log=log)
+        except BuildError as exc:
+            raise BuildError(f"{job.recipe.path}: {exc}") from None
         check(job, pending, config, log)
         digest = sha256_of(pending)
-        os.replace(pending, target)
+    except BaseException:
+        pending.unlink(missing_ok=True)
+        raise
     finally:
-        for path in (pending, env_file, archive):
+        for path in (env_file, archive):
             path.unlink(missing_ok=True)
-    stat = target.stat()
-    return {
+    stat = pending.stat()  # a rename keeps size and mtime
+    return pending, {
         "path": target.name,
         "format": job.artifacts.image_format,
         "sha256": digest,

@@ -30,6 +30,8 @@ if TYPE_CHECKING:
     from imgforge.engine.docker import DockerEngine
 
 COMPRESSORS = ("gzip", "xz", "zstd", "lz4", "lzo", "lzma")
+# Less free space than this after tar2sqfs failed: the disk was full.
+FULL_BELOW = 1 << 20
 
 
 def transfer(
@@ -133,6 +135,19 @@ def write_simg(squashfs: Path, target: Path) -> None:
         os.fsync(out.fileno())
 
 
+def full_disk(partial: Path) -> str:
+    """tar2sqfs reports a full disk as an "I/O error": say so when the file system of
+    its (still present) partial output has no room left."""
+    try:
+        stat = os.statvfs(partial.parent)
+    except OSError:
+        return ""
+    free = stat.f_bavail * stat.f_frsize
+    if free >= FULL_BELOW:
+        return ""
+    return f" (no space left on device: {free} bytes free in {partial.parent})"
+
+
 @dataclass(frozen=True)
 class NativeBackend:
     """Writes SIF files itself; needs only tar2sqfs (squashfs-tools-ng)."""
@@ -198,6 +213,6 @@ class NativeBackend:
             errors = stderr.read().decode("utf-8", "replace").strip()
         if code != 0 or count < 0:
             last = errors.splitlines()[-1] if errors else f"exit status {code}"
-            raise BuildError(f"{request.name}: tar2sqfs failed: {last}")
+            raise BuildError(f"{request.name}: tar2sqfs failed: {last}{full_disk(squashfs)}")
         size = squashfs.stat().st_size
         log(f"packed {count} entries into {size} bytes in {time.monotonic() - started:.1f}s")

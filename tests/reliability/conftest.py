@@ -1,0 +1,241 @@
+"""Reliability fixtures: a reachable engine, the NGC stand-in, and a tiny image made from it.
+
+The engine and stand-in logic repeats tests/integration/conftest.py: without an engine
+these tests skip on a developer's machine, but with CI=true that is a failure.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import importlib.util
+import io
+import os
+import sys
+import tarfile
+from collections.abc import Iterator
+from pathlib import Path
+from types import ModuleType
+
+import docker
+import docker.errors
+import pytest
+from reliability_support import MINI, REPO, STANDIN
+
+from imgforge.render.quoting import dockerfile_quote
+
+STANDIN_SCRIPT = REPO / "scripts" / "ngc_standin.py"
+MINI_LABEL = "org.imgforge.reliability.mini"
+# What the tiny image keeps of the stand-in: a shell, the coreutils the build steps
+# use (the commit script too), and the libraries they need.
+MINI_BINARIES = (
+    "dash",
+    "sh",
+    "cat",
+    "chmod",
+    "cp",
+    "echo",
+    "env",
+    "false",
+    "id",
+    "ln",
+    "ls",
+    "mkdir",
+    "mv",
+    "printf",
+    "rm",
+    "sleep",
+    "test",
+    "touch",
+    "true",
+)
+MINI_LIBRARIES = (
+    "libc.so.6",
+    "ld-linux-x86-64.so.2",
+    "libselinux.so.1",
+    "libacl.so.1",
+    "libattr.so.1",
+    "libpcre2-8.so.0",
+)
+LIBDIR = "usr/lib/x86_64-linux-gnu/"
+
+
+def load_standin_script() -> ModuleType:
+    name = "ngc_standin"
+    if name in sys.modules:
+        return sys.modules[name]
+    spec = importlib.util.spec_from_file_location(name, STANDIN_SCRIPT)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+def engine_problem() -> str | None:
+    try:
+        client = docker.from_env(timeout=10)
+        try:
+            client.ping()
+        finally:
+            client.close()
+    except docker.errors.DockerException as exc:
+        return str(exc)
+    return None
+
+
+@pytest.fixture(scope="session")
+def standin_image() -> str:
+    """The NGC stand-in's tag, built by scripts/ngc_standin.py unless cached."""
+    problem = engine_problem()
+    if problem is not None:
+        message = f"no Docker engine (run scripts/ensure-engine.sh): {problem}"
+        if os.environ.get("CI") == "true":
+            pytest.fail(message)
+        pytest.skip(message)
+    if load_standin_script().main([]) != 0:
+        pytest.fail("scripts/ngc_standin.py failed (its error is in the captured stderr)")
+    return STANDIN
+
+
+@pytest.fixture(scope="session")
+def client(standin_image: str) -> Iterator[docker.DockerClient]:
+    handle = docker.from_env(timeout=600)
+    yield handle
+    handle.close()
+
+
+def _kept(member: tarfile.TarInfo) -> bool:
+    name = member.name.lstrip("./")
+    if member.isdir():
+        return "/" not in name.rstrip("/")
+    if name in ("bin", "lib", "lib64", "sbin", "etc/passwd", "etc/group"):
+        return True
+    if name.startswith("usr/bin/"):
+        return name.removeprefix("usr/bin/") in MINI_BINARIES
+    if name == "usr/lib64/ld-linux-x86-64.so.2":
+        return True
+    if name.startswith(LIBDIR):
+        return name.removeprefix(LIBDIR).startswith(MINI_LIBRARIES)
+    return False
+
+
+def _mini_rootfs(client: docker.DockerClient, standin: str) -> bytes:
+    """The kept part of ``docker export`` of the stand-in, with its parent directories."""
+    container = client.api.create_container(standin, command=["true"], entrypoint=[])
+    try:
+        stream = io.BufferedReader(_Chunks(client.api.export(container["Id"])))
+        kept: list[tuple[tarfile.TarInfo, bytes | None]] = []
+        with tarfile.open(fileobj=stream, mode="r|") as tar:
+            for member in tar:
+                if _kept(member):
+                    handle = tar.extractfile(member) if member.isreg() else None
+                    kept.append((member, handle.read() if handle else None))
+    finally:
+        client.api.remove_container(container["Id"], force=True)
+    names = {m.name.strip("./").rstrip("/") for m, _ in kept}
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w") as out:
+        for parent in ("usr", "usr/bin", "usr/lib", "usr/lib/x86_64-linux-gnu", "usr/lib64"):
+            if parent not in names:
+                info = tarfile.TarInfo(parent)
+                info.type, info.mode = tarfile.DIRTYPE, 0o755
+                out.addfile(info)
+        for member, data in kept:
+            out.addfile(member, io.BytesIO(data) if data is not None else None)
+    return buffer.getvalue()
+
+
+class _Chunks(io.RawIOBase):
+    def __init__(self, chunks: Iterator[bytes]) -> None:
+        self._chunks = iter(chunks)
+        self._rest = b""
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: memoryview) -> int:  # type: ignore[override]
+        while not self._rest:
+            try:
+                self._rest = next(self._chunks)
+            except StopIteration:
+                return 0
+        size = min(len(buffer), len(self._rest))
+        buffer[:size] = self._rest[:size]
+        self._rest = self._rest[size:]
+        return size
+
+
+@pytest.fixture(scope="session")
+def mini_image(client: docker.DockerClient, standin_image: str) -> str:
+    """``imgforge-reliability/mini:1``: the stand-in's Env and WorkingDir on a few-MB
+    filesystem; rebuilt only when the stand-in or this recipe for it changes."""
+    standin = client.api.inspect_image(standin_image)
+    recipe = f"{standin['Id']} {MINI_BINARIES} {MINI_LIBRARIES} {_kept.__code__.co_code!r}"
+    key = hashlib.sha256(recipe.encode()).hexdigest()[:16]
+    with contextlib.suppress(docker.errors.ImageNotFound):
+        if client.api.inspect_image(MINI)["Config"]["Labels"].get(MINI_LABEL) == key:
+            return MINI
+    rootfs = "imgforge-reliability/mini-rootfs"
+    client.api.import_image_from_data(
+        _mini_rootfs(client, standin_image), repository=rootfs, tag=key
+    )
+    env = [entry.partition("=") for entry in standin["Config"]["Env"]]
+    dockerfile = (
+        f"FROM {rootfs}:{key}\n"
+        + "".join(f"ENV {name}={dockerfile_quote(value)}\n" for name, _, value in env)
+        + f"WORKDIR {standin['Config'].get('WorkingDir') or '/'}\n"
+        + f"LABEL {MINI_LABEL}={key}\n"
+    )
+    context = io.BytesIO()
+    with tarfile.open(fileobj=context, mode="w") as tar:
+        data = dockerfile.encode()
+        info = tarfile.TarInfo("Dockerfile")
+        info.size = len(data)
+        tar.addfile(info, io.BytesIO(data))
+    context.seek(0)
+    repository, tag = MINI.split(":")
+    for chunk in client.api.build(
+        fileobj=context,
+        custom_context=True,
+        tag=MINI,
+        rm=True,
+        forcerm=True,
+        decode=True,
+        network_mode="host",
+    ):
+        if "error" in chunk:
+            pytest.fail(f"building {MINI}: {chunk['error']}")
+    client.api.tag(MINI, repository, tag)
+    output = client.containers.run(
+        MINI,
+        ["sh", "-c", "cp --version >/dev/null && echo ok"],
+        network_mode="host",
+        remove=True,
+        entrypoint=[],
+    )
+    assert output.strip() == b"ok"
+    return MINI
+
+
+@pytest.fixture(scope="session", autouse=True)
+def no_leftovers() -> Iterator[None]:
+    """At the end, remove build containers of these tests' recipes (all named ``rel-*``)
+    that a failing test may have left in the engine other suites share."""
+    yield
+    if engine_problem() is not None:
+        return
+    client = docker.from_env(timeout=60)
+    try:
+        for info in client.api.containers(all=True, filters={"name": "imgforge-commit-rel-"}):
+            with contextlib.suppress(docker.errors.APIError):
+                client.api.remove_container(info["Id"], force=True)
+    finally:
+        client.close()
+
+
+@pytest.fixture
+def project(tmp_path: Path) -> Path:
+    """An empty recipe directory (``recipes/``) with an output directory beside it."""
+    (tmp_path / "recipes").mkdir()
+    return tmp_path
