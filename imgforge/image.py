@@ -56,7 +56,7 @@ class ImageConfig:
 
     def shell_env(self) -> list[tuple[str, str]]:
         """Env pairs whose names a shell can export (others are skipped, as Apptainer does)."""
-        return [(n, v) for n, v in self.env_pairs() if ENV_KEY_RE.match(n)]
+        return [(n, v) for n, v in self.env_pairs() if ENV_KEY_RE.fullmatch(n)]
 
     def derive(
         self,

@@ -28,9 +28,9 @@ def schema_path(directory: Path) -> str:
 
 def init_recipe(name: str, base: str, directory: Path) -> Path:
     """Write ``NAME.toml`` (never over an existing file)."""
-    if not NAME_RE.match(name):
+    if not NAME_RE.fullmatch(name):
         raise UsageError(f"init: {name!r} is not a valid recipe name")
-    if not IMAGE_REF_RE.match(base):
+    if not IMAGE_REF_RE.fullmatch(base):
         raise UsageError(f"init: --base {base!r} is not a Docker image reference")
     path = directory / f"{name}.toml"
     if path.exists():
@@ -161,7 +161,7 @@ def import_dockerfile(path: Path, name: str) -> str:
             _instruction(imported, line, word, arguments)
         except (ValueError, json.JSONDecodeError):
             imported.refused.append(f"line {line}: {word} {arguments} (cannot be parsed)")
-    bad_env = [k for k, _ in imported.env if not ENV_KEY_RE.match(k)]
+    bad_env = [k for k, _ in imported.env if not ENV_KEY_RE.fullmatch(k)]
     imported.refused += [f"ENV {k} (not a variable name)" for k in bad_env]
     if not imported.base:
         imported.refused.append("no FROM")
@@ -189,7 +189,7 @@ def import_to_file(dockerfile: Path, name: str | None, output: Path | None) -> P
     name = name or "".join(
         c if c.isalnum() else "-" for c in dockerfile.parent.absolute().name.lower()
     ).strip("-")
-    if not NAME_RE.match(name):
+    if not NAME_RE.fullmatch(name):
         raise UsageError(f"import: {name!r} is not a valid recipe name (use --name)")
     target = output or dockerfile.parent / f"{name}.toml"
     if target.exists():

@@ -131,7 +131,7 @@ def check_required(image: SifImage) -> list[str]:
 
 def shallow(image: SifImage, config: ImageConfig) -> list[str]:
     """Env (byte for byte), runscript, labels, WorkingDir and required paths."""
-    expected_env = {k: v for k, v in config.env_pairs() if ENV_KEY_RE.match(k)}
+    expected_env = {k: v for k, v in config.env_pairs() if ENV_KEY_RE.fullmatch(k)}
     problems: list[str] = []
     # Each script must hold the whole Env by itself: 90-environment.sh wins at run time,
     # but %post of a localimage build (and Singularity < 3.6) sources only the 10- file.

@@ -13,7 +13,7 @@ from imgforge.patterns import REGISTRY_RE
 def options_from(args: argparse.Namespace) -> Options:
     if args.jobs < 1:
         raise UsageError("--jobs: must be at least 1")
-    if args.push is not None and not REGISTRY_RE.match(args.push):
+    if args.push is not None and not REGISTRY_RE.fullmatch(args.push):
         raise UsageError(f"--push: {args.push!r} is not a registry (HOST[:PORT][/PATH])")
     return Options(
         out=args.out,
