@@ -385,7 +385,7 @@ class Builder:
         def log(line: str) -> None:
             log_file.write(line + "\n")
             log_file.flush()
-            if line.startswith(("Step ", "$ ", "packed ", "verify: ")):
+            if line.startswith(("Step ", "$ ", "packing ", "packed ", "verify: ", "push: ")):
                 self.step(job.name, line)
             if self.stream is not None:
                 self.stream(f"[{job.name}] {line}")

@@ -15,6 +15,7 @@ import tarfile
 import tempfile
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
@@ -41,12 +42,14 @@ def transfer(
     *,
     mtime: int,
     clamp: int | None = None,
+    progress: Callable[[int], None] | None = None,
 ) -> int:
     """Copy the tar stream ``source`` to ``sink`` minus the entries imgforge replaces,
     then append the layout; returns the number of entries written. With ``clamp``
     (SOURCE_DATE_EPOCH) no entry is newer than it: ``docker export`` stamps what the
-    engine adds at container creation (/.dockerenv, /etc, /dev, ...) with the time."""
-    count = 0
+    engine adds at container creation (/.dockerenv, /etc, /dev, ...) with the time.
+    ``progress`` gets the running total of file bytes copied."""
+    count = copied = 0
     present: set[str] = set()
     with (
         tarfile.open(fileobj=source, mode="r|") as tin,
@@ -61,6 +64,9 @@ def transfer(
                 member.mtime = clamp
             tout.addfile(member, tin.extractfile(member) if member.isreg() else None)
             count += 1
+            if progress is not None and member.isreg():
+                copied += member.size
+                progress(copied)
         for entry in entries(files, present=present, mtime=mtime):
             tout.addfile(entry.info, entry.fileobj())
             count += 1
@@ -148,6 +154,30 @@ def full_disk(partial: Path) -> str:
     return f" (no space left on device: {free} bytes free in {partial.parent})"
 
 
+class Meter:
+    """Logs ``packing N% (X of Y MB, Z MB/s)`` at each further tenth of the image."""
+
+    def __init__(self, total: int, log: Log) -> None:
+        self.total, self.log = max(total, 1), log
+        self.started = time.monotonic()
+        self.next_tenth = 1
+
+    def __call__(self, done: int) -> None:
+        if done * 10 < self.next_tenth * self.total:
+            return
+        self.next_tenth = done * 10 // self.total + 1
+        rate = done / max(time.monotonic() - self.started, 1e-3) / 1e6
+        self.log(
+            f"packing {min(done * 100 // self.total, 100)}% "
+            f"({done / 1e6:.0f} of {self.total / 1e6:.0f} MB, {rate:.0f} MB/s)"
+        )
+
+
+def image_size(engine: DockerEngine, image_id: str) -> int:
+    found = engine.inspect(image_id) or {}
+    return int(found.get("Size") or 0)
+
+
 @dataclass(frozen=True)
 class NativeBackend:
     """Writes SIF files itself; needs only tar2sqfs (squashfs-tools-ng)."""
@@ -201,6 +231,7 @@ class NativeBackend:
                         request.files,
                         mtime=mtime,
                         clamp=request.source_date_epoch,
+                        progress=Meter(image_size(engine, request.image_id), log),
                     )
                 proc.stdin.close()
             except BrokenPipeError:
