@@ -15,8 +15,10 @@ import json
 import os
 import socket
 import tomllib
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 from imgforge import manifest
 from imgforge.fingerprint import input_stats, sources_of, stat_signature
@@ -47,18 +49,26 @@ def engine_socket() -> str | None:
     return host.removeprefix("unix://") if host.startswith("unix://") else None
 
 
-def image_tags(path: str, timeout: float = 5.0) -> dict[str, str]:
-    """Every tag in the engine -> image ID, in one API call."""
+def image_ids(path: str, refs: Iterable[str], timeout: float = 5.0) -> dict[str, str | None]:
+    """The image ID of each reference (None if absent): one small inspect per image over
+    one kept-alive connection. (Listing all images costs the engine time that grows with
+    every image it holds; an inspect does not.)"""
     connection = _UnixConnection(path, timeout)
+    found: dict[str, str | None] = {}
     try:
-        connection.request("GET", "/images/json")
-        response = connection.getresponse()
-        if response.status != 200:
-            raise OSError(f"engine answered {response.status}")
-        images = json.loads(response.read())
+        for ref in dict.fromkeys(refs):
+            connection.request("GET", f"/images/{quote(ref, safe='/:@')}/json")
+            response = connection.getresponse()
+            body = response.read()
+            if response.status == 404:
+                found[ref] = None
+            elif response.status == 200:
+                found[ref] = str(json.loads(body)["Id"])
+            else:
+                raise OSError(f"engine answered {response.status}")
     finally:
         connection.close()
-    return {tag: image["Id"] for image in images for tag in image.get("RepoTags") or ()}
+    return found
 
 
 def _recipes(directory: Path) -> dict[str, tuple[Path, dict[str, Any]]]:
@@ -149,7 +159,13 @@ def up_to_date(paths: list[Path], options: Options) -> list[str] | None:
             if not _sif_matches(record, out / name, options):
                 return None
             records[name] = record
-        tags = image_tags(sock)
+        refs = [str(r.get("image")) for r in records.values()]
+        refs += [
+            str((r.get("base") or {}).get("resolved"))
+            for r in records.values()
+            if not str((r.get("base") or {}).get("ref", "")).startswith(RECIPE_PREFIX)
+        ]
+        tags = image_ids(sock, refs)
     except (OSError, ValueError, KeyError, TypeError, AttributeError, tomllib.TOMLDecodeError):
         return None
     for record in records.values():
