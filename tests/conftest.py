@@ -1,12 +1,16 @@
-"""Shared fixtures: the real NGC base config and a pure (engine-free) renderer."""
+"""Shared fixtures: the real NGC base config, a pure (engine-free) renderer, and for the
+integration and reliability suites a reachable engine with the NGC stand-in image."""
 
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Callable, Mapping
 from pathlib import Path
+from types import ModuleType
 
 import pytest
+from engine_support import STANDIN_SCRIPT, engine_problem, load_standin_script
 
 from imgforge.graph import load_all
 from imgforge.image import ImageConfig
@@ -63,3 +67,34 @@ def render_dir() -> RenderDir:
         }
 
     return run
+
+
+@pytest.fixture(scope="session")
+def standin_script() -> Path:
+    """Path of scripts/ngc_standin.py."""
+    return STANDIN_SCRIPT
+
+
+@pytest.fixture(scope="session")
+def ngc_standin() -> ModuleType:
+    """The stand-in script as a module."""
+    return load_standin_script()
+
+
+@pytest.fixture(scope="session")
+def standin_image(ngc_standin: ModuleType) -> str:
+    """The tag of the NGC stand-in image, built by the script unless already cached.
+
+    Without an engine the integration tests skip on a developer's machine, but in CI
+    (CI=true) a missing engine is a failure: a green run must never mean "not run".
+    """
+    problem = engine_problem()
+    if problem is not None:
+        message = f"no Docker engine (run scripts/ensure-engine.sh): {problem}"
+        if os.environ.get("CI") == "true":
+            pytest.fail(message)
+        pytest.skip(message)
+    if ngc_standin.main([]) != 0:
+        pytest.fail("scripts/ngc_standin.py failed (its error is in the captured stderr)")
+    tag: str = ngc_standin.DEFAULT_TAG
+    return tag

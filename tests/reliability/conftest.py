@@ -1,30 +1,26 @@
 """Reliability fixtures: a reachable engine, the NGC stand-in, and a tiny image made from it.
 
-The engine and stand-in logic repeats tests/integration/conftest.py: without an engine
-these tests skip on a developer's machine, but with CI=true that is a failure.
+The engine and the stand-in come from tests/conftest.py: without an engine these tests
+skip on a developer's machine, but with CI=true that is a failure.
 """
 
 from __future__ import annotations
 
 import contextlib
 import hashlib
-import importlib.util
 import io
-import os
-import sys
 import tarfile
 from collections.abc import Iterator
 from pathlib import Path
-from types import ModuleType
 
 import docker
 import docker.errors
 import pytest
-from reliability_support import MINI, REPO, STANDIN
+from engine_support import engine_problem
+from reliability_support import MINI
 
 from imgforge.render.quoting import dockerfile_quote
 
-STANDIN_SCRIPT = REPO / "scripts" / "ngc_standin.py"
 MINI_LABEL = "org.imgforge.reliability.mini"
 # What the tiny image keeps of the stand-in: a shell, the coreutils the build steps
 # use (the commit script too), and the libraries they need.
@@ -58,44 +54,6 @@ MINI_LIBRARIES = (
     "libpcre2-8.so.0",
 )
 LIBDIR = "usr/lib/x86_64-linux-gnu/"
-
-
-def load_standin_script() -> ModuleType:
-    name = "ngc_standin"
-    if name in sys.modules:
-        return sys.modules[name]
-    spec = importlib.util.spec_from_file_location(name, STANDIN_SCRIPT)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-def engine_problem() -> str | None:
-    try:
-        client = docker.from_env(timeout=10)
-        try:
-            client.ping()
-        finally:
-            client.close()
-    except docker.errors.DockerException as exc:
-        return str(exc)
-    return None
-
-
-@pytest.fixture(scope="session")
-def standin_image() -> str:
-    """The NGC stand-in's tag, built by scripts/ngc_standin.py unless cached."""
-    problem = engine_problem()
-    if problem is not None:
-        message = f"no Docker engine (run scripts/ensure-engine.sh): {problem}"
-        if os.environ.get("CI") == "true":
-            pytest.fail(message)
-        pytest.skip(message)
-    if load_standin_script().main([]) != 0:
-        pytest.fail("scripts/ngc_standin.py failed (its error is in the captured stderr)")
-    return STANDIN
 
 
 @pytest.fixture(scope="session")
