@@ -88,8 +88,11 @@ def _recipes(directory: Path) -> dict[str, tuple[Path, dict[str, Any]]]:
 def _order(targets: list[Path]) -> list[tuple[Path, dict[str, Any]]]:
     """The targets and their ancestors, parents first (a cycle raises)."""
     ordered: dict[Path, tuple[Path, dict[str, Any]]] = {}
+    directories: dict[Path, dict[str, tuple[Path, dict[str, Any]]]] = {}
     for target in targets:
-        by_name = _recipes(target.parent)
+        if target.parent not in directories:
+            directories[target.parent] = _recipes(target.parent)
+        by_name = directories[target.parent]
         chain: list[tuple[Path, dict[str, Any]]] = []
         path: Path | None = target
         while path is not None:
