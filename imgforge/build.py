@@ -18,7 +18,7 @@ from imgforge.lock import recipe_lock
 from imgforge.manifest import Fingerprint
 from imgforge.options import Options, options_key
 from imgforge.plan import BuildJob
-from imgforge.publish import publish_problem, push_image, save_image
+from imgforge.publish import publish_missing, push_image, save_image
 from imgforge.recipe import PROJECT_FILE
 from imgforge.render import make_environment, render
 from imgforge.scheduler import FAILED, NOT_ATTEMPTED, schedule
@@ -31,6 +31,7 @@ if TYPE_CHECKING:
     from imgforge.engine.docker import DockerEngine
 
 Say = Callable[[str], None]
+PUBLISHED = {"push": "pushed", "saved": "saved"}
 
 
 @dataclass(frozen=True)
@@ -107,7 +108,6 @@ def job_status(
     strategy: str,
     rebuilding: set[str],
     want_sif: bool = False,
-    options: Options | None = None,
 ) -> Status:
     """Decide whether ``job`` is up to date: fingerprint, manifest and engine agree."""
     fingerprint = Fingerprint(job.recipe_hash, rendered.digest, base_id, strategy)
@@ -134,8 +134,6 @@ def job_status(
     if image_id != recorded.get("docker_image_id"):
         return stale(f"image {job.recipe.image} is not the one recorded")
     if want_sif and (why := sif_problem(job, recorded.get("sif"), image_id)):
-        return stale(why)
-    if options is not None and (why := publish_problem(job, recorded, options)):
         return stale(why)
     return Status(job.name, False, "up to date", fingerprint, image_id)
 
@@ -208,7 +206,6 @@ class Builder:
             strategy=self.strategy(job),
             rebuilding=rebuilding,
             want_sif=self.options.singularity != "none",
-            options=self.options,
         )
 
     def plan(self, session: Session) -> list[Status]:
@@ -257,6 +254,15 @@ class Builder:
             self.image_ids[job.name] = status.image_id or ""
             self.refresh_inputs(job)
             self.say(f"{job.recipe.image}: up to date")
+            if self.options.push or self.options.save:
+                with recipe_lock(
+                    job.artifacts.directory, what=job.recipe.image, wait=True, say=self.say
+                ):
+                    done = publish_missing(
+                        self.engine, job, status.image_id or "", self.options, self.say
+                    )
+                for kind in done:
+                    self.say(f"{job.recipe.image}: {PUBLISHED[kind]} without rebuilding")
             return "skipped"
         self.step(job.name, f"starting ({status.reason})")
         what = f"{job.recipe.path}: {job.recipe.image}"

@@ -7,6 +7,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from imgforge import manifest
 from imgforge.credentials import auth_config, for_registry
 from imgforge.options import Options
 from imgforge.plan import BuildJob
@@ -56,16 +57,34 @@ def save_image(engine: DockerEngine, job: BuildJob, image_id: str) -> dict[str, 
     return {"path": target.name, "size": stat.st_size, "mtime_ns": stat.st_mtime_ns}
 
 
-def publish_problem(job: BuildJob, recorded: dict[str, Any], options: Options) -> str | None:
-    """Why a recorded build lacks the push or archive these options ask for, or None."""
-    if options.push and (recorded.get("push") or {}).get("registry") != options.push:
-        return f"not pushed to {options.push}"
-    if options.save:
-        saved = recorded.get("saved") or {}
-        try:
-            stat = saved_path(job).stat()
-        except OSError:
-            return f"{saved_path(job).name} is missing"
-        if [stat.st_size, stat.st_mtime_ns] != [saved.get("size"), saved.get("mtime_ns")]:
-            return f"{saved_path(job).name} changed since it was saved"
-    return None
+def needs_push(recorded: dict[str, Any], options: Options) -> bool:
+    return bool(options.push) and (recorded.get("push") or {}).get("registry") != options.push
+
+
+def needs_save(job: BuildJob, recorded: dict[str, Any], options: Options) -> bool:
+    """Whether ``--save`` asks for an archive that is missing or not the recorded one."""
+    if not options.save:
+        return False
+    saved = recorded.get("saved") or {}
+    try:
+        stat = saved_path(job).stat()
+    except OSError:
+        return True
+    return [stat.st_size, stat.st_mtime_ns] != [saved.get("size"), saved.get("mtime_ns")]
+
+
+def publish_missing(
+    engine: DockerEngine, job: BuildJob, image_id: str, options: Options, log: Log
+) -> dict[str, Any]:
+    """For an up-to-date image: push and save what these options ask for and the manifest
+    lacks (no rebuild); returns the manifest entries to add."""
+    recorded = manifest.read(job.artifacts.manifest) or {}
+    extra: dict[str, Any] = {}
+    if needs_push(recorded, options):
+        assert options.push is not None
+        extra["push"] = push_image(engine, job, image_id, options.push, log)
+    if needs_save(job, recorded, options):
+        extra["saved"] = save_image(engine, job, image_id)
+    if extra and recorded:
+        manifest.write(job.artifacts.manifest, {**recorded, **extra})
+    return extra

@@ -108,3 +108,24 @@ def test_a_planted_secret_appears_in_no_artifact_and_no_log(
         assert SECRET.encode() not in path.read_bytes(), path
     image = docker.from_env().api.inspect_image("itest-push:latest")
     assert SECRET not in json.dumps(image)
+
+
+def test_push_and_save_of_an_up_to_date_image_publish_without_rebuilding(
+    pushed: tuple[Path, dict], registry: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    root, manifest = pushed
+    recipe = root / "itest-push.toml"
+    out = root / "out"
+    archive = out / "itest-push" / "itest-push.docker.tar"
+    archive.unlink()
+    capsys.readouterr()
+    argv = ["build", str(recipe), "--out", str(out), "--push", registry, "--save"]
+    assert main([*argv, "--singularity", "native"]) == 0
+    said = capsys.readouterr().out
+    assert "up to date" in said and "saved without rebuilding" in said
+    assert ": building" not in said
+    assert archive.is_file()
+    after = json.loads((out / "itest-push" / "manifest.json").read_text())
+    assert after["built_at"] == manifest["built_at"]
+    assert after["saved"]["size"] == archive.stat().st_size
+    assert after["push"] == manifest["push"]
