@@ -17,9 +17,9 @@ from imgforge.image import ImageConfig
 from imgforge.lock import recipe_lock
 from imgforge.manifest import Fingerprint
 from imgforge.options import Options, options_key
+from imgforge.patterns import PROJECT_FILE
 from imgforge.plan import BuildJob
 from imgforge.publish import publish_missing, push_image, save_image
-from imgforge.recipe import PROJECT_FILE
 from imgforge.render import make_environment, render
 from imgforge.scheduler import FAILED, NOT_ATTEMPTED, schedule
 from imgforge.session import Session
@@ -133,25 +133,14 @@ def job_status(
         return stale(f"image {job.recipe.image} is missing")
     if image_id != recorded.get("docker_image_id"):
         return stale(f"image {job.recipe.image} is not the one recorded")
-    if want_sif and (why := sif_problem(job, recorded.get("sif"), image_id)):
+    paths = job.artifacts
+    if want_sif and (
+        why := manifest.sif_problem(
+            recorded.get("sif"), paths.image_file, paths.image_format, image_id
+        )
+    ):
         return stale(why)
     return Status(job.name, False, "up to date", fingerprint, image_id)
-
-
-def sif_problem(job: BuildJob, record: Any, image_id: str) -> str | None:
-    """Why the recorded Singularity image can't be reused (by stat, not by hash), or None."""
-    path = job.artifacts.image_file
-    if not isinstance(record, dict) or record.get("format") != job.artifacts.image_format:
-        return f"no {job.artifacts.image_format} recorded"
-    try:
-        stat = path.stat()
-    except OSError:
-        return f"{path.name} is missing"
-    if (stat.st_size, stat.st_mtime_ns) != (record.get("size"), record.get("mtime_ns")):
-        return f"{path.name} changed since it was built"
-    if record.get("docker_image_id") != image_id:
-        return f"{path.name} was made from another image"
-    return None
 
 
 class Builder:

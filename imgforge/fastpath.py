@@ -23,9 +23,8 @@ from urllib.parse import quote
 from imgforge import manifest
 from imgforge.fingerprint import input_stats, sources_of, stat_signature
 from imgforge.options import Options, options_key
-from imgforge.patterns import RECIPE_PREFIX
+from imgforge.patterns import PROJECT_FILE, RECIPE_PREFIX, recipe_files
 
-PROJECT_FILE = "imgforge.toml"
 DEFAULT_SOCKET = "/var/run/docker.sock"
 
 
@@ -73,9 +72,7 @@ def image_ids(path: str, refs: Iterable[str], timeout: float = 5.0) -> dict[str,
 
 def _recipes(directory: Path) -> dict[str, tuple[Path, dict[str, Any]]]:
     recipes: dict[str, tuple[Path, dict[str, Any]]] = {}
-    for path in sorted(directory.glob("*.toml")):
-        if path.name == PROJECT_FILE:
-            continue
+    for path in recipe_files(directory):
         with path.open("rb") as handle:
             data = tomllib.load(handle)
         name = data.get("name", path.stem)
@@ -125,21 +122,6 @@ def _inputs_match(path: Path, data: dict[str, Any], record: dict[str, Any], key:
     )
 
 
-def _sif_matches(record: dict[str, Any], directory: Path, options: Options) -> bool:
-    if options.singularity == "none":
-        return True
-    sif = record.get("sif") or {}
-    try:
-        stat = (directory / str(sif.get("path"))).stat()
-    except OSError:
-        return False
-    return bool(
-        sif.get("format") == options.image_format
-        and [stat.st_size, stat.st_mtime_ns] == [sif.get("size"), sif.get("mtime_ns")]
-        and sif.get("docker_image_id") == record.get("docker_image_id")
-    )
-
-
 def up_to_date(paths: list[Path], options: Options) -> list[str] | None:
     """The image names of the targets and their ancestors, in build order, when every one
     is provably up to date; otherwise None."""
@@ -159,7 +141,10 @@ def up_to_date(paths: list[Path], options: Options) -> list[str] | None:
             wanted = options.strategy or (data.get("build") or {}).get("strategy", "dockerfile")
             if record.get("strategy") != wanted:
                 return None  # e.g. an `imgforge shell` session's image: not the recipe's
-            if not _sif_matches(record, out / name, options):
+            sif = out / name / f"{name}.{options.image_format}"
+            if options.singularity != "none" and manifest.sif_problem(
+                record.get("sif"), sif, options.image_format, str(record.get("docker_image_id"))
+            ):
                 return None
             records[name] = record
         refs = [str(r.get("image")) for r in records.values()]

@@ -9,7 +9,8 @@ from pathlib import Path
 import networkx as nx
 
 from imgforge.errors import GraphError, RecipeError
-from imgforge.recipe import Recipe, load, recipe_files
+from imgforge.patterns import recipe_files
+from imgforge.recipe import Recipe, load
 
 
 @dataclass(frozen=True)

@@ -67,3 +67,19 @@ def write(path: Path, data: dict[str, Any]) -> None:
 
 def fingerprint_dict(fingerprint: Fingerprint) -> dict[str, str]:
     return asdict(fingerprint)
+
+
+def sif_problem(record: Any, path: Path, image_format: str, image_id: str) -> str | None:
+    """Why the recorded Singularity image at ``path`` can't be reused (checked by stat,
+    not by hash), or None."""
+    if not isinstance(record, dict) or record.get("format") != image_format:
+        return f"no {image_format} recorded"
+    try:
+        stat = path.stat()
+    except OSError:
+        return f"{path.name} is missing"
+    if (stat.st_size, stat.st_mtime_ns) != (record.get("size"), record.get("mtime_ns")):
+        return f"{path.name} changed since it was built"
+    if record.get("docker_image_id") != image_id:
+        return f"{path.name} was made from another image"
+    return None

@@ -1,8 +1,10 @@
-"""Patterns of names and references, shared by the schema and the light command paths."""
+"""Patterns of names and references, and where recipes live: shared by the schema and
+the light command paths (nothing heavy is imported here)."""
 
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 NAME_RE = re.compile(r"^[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*$")
 TAG_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$")
@@ -24,3 +26,10 @@ URL_RE = re.compile(r"^https?://[^\s'\"\\]+$")
 
 RECIPE_PREFIX = "recipe:"
 REGISTRY_RE = re.compile(r"^[A-Za-z0-9.-]+(?::[0-9]+)?(?:/[a-z0-9]+(?:[._/-][a-z0-9]+)*)?$")
+
+PROJECT_FILE = "imgforge.toml"
+
+
+def recipe_files(directory: Path) -> list[Path]:
+    """The recipe files in ``directory``, sorted (the project file excluded)."""
+    return sorted(p for p in Path(directory).glob("*.toml") if p.name != PROJECT_FILE)

@@ -11,15 +11,13 @@ from pydantic import ValidationError
 
 from imgforge.errors import RecipeError
 from imgforge.ignore import IGNORE_FILE, Ignore
-from imgforge.patterns import RECIPE_PREFIX
+from imgforge.patterns import PROJECT_FILE, RECIPE_PREFIX
 from imgforge.schema import (
     ProjectModel,
     RecipeModel,
     check_env_key,
     check_label_key,
 )
-
-PROJECT_FILE = "imgforge.toml"
 
 
 @dataclass(frozen=True)
@@ -182,11 +180,6 @@ def load(path: Path) -> Recipe:
             ) from None
     _check_extra(path, model)
     return from_model(path, model)
-
-
-def recipe_files(directory: Path) -> list[Path]:
-    """The recipe files in ``directory``, sorted (the project file excluded)."""
-    return sorted(p for p in Path(directory).glob("*.toml") if p.name != PROJECT_FILE)
 
 
 def load_project(directory: Path) -> dict[str, str]:

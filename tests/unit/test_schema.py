@@ -11,7 +11,8 @@ import pytest
 
 from imgforge.cli import main
 from imgforge.errors import RecipeError
-from imgforge.recipe import load, recipe_files
+from imgforge.patterns import recipe_files
+from imgforge.recipe import load
 from imgforge.schema import recipe_json_schema
 
 REPO = Path(__file__).resolve().parents[2]
