@@ -19,6 +19,7 @@ import pytest
 from engine_support import engine_problem
 from reliability_support import MINI
 
+from imgforge.engine.docker import ChunkReader
 from imgforge.render.quoting import dockerfile_quote
 
 MINI_LABEL = "org.imgforge.reliability.mini"
@@ -82,7 +83,7 @@ def _mini_rootfs(client: docker.DockerClient, standin: str) -> bytes:
     """The kept part of ``docker export`` of the stand-in, with its parent directories."""
     container = client.api.create_container(standin, command=["true"], entrypoint=[])
     try:
-        stream = io.BufferedReader(_Chunks(client.api.export(container["Id"])))
+        stream = io.BufferedReader(ChunkReader(client.api.export(container["Id"])))
         kept: list[tuple[tarfile.TarInfo, bytes | None]] = []
         with tarfile.open(fileobj=stream, mode="r|") as tar:
             for member in tar:
@@ -102,26 +103,6 @@ def _mini_rootfs(client: docker.DockerClient, standin: str) -> bytes:
         for member, data in kept:
             out.addfile(member, io.BytesIO(data) if data is not None else None)
     return buffer.getvalue()
-
-
-class _Chunks(io.RawIOBase):
-    def __init__(self, chunks: Iterator[bytes]) -> None:
-        self._chunks = iter(chunks)
-        self._rest = b""
-
-    def readable(self) -> bool:
-        return True
-
-    def readinto(self, buffer: memoryview) -> int:  # type: ignore[override]
-        while not self._rest:
-            try:
-                self._rest = next(self._chunks)
-            except StopIteration:
-                return 0
-        size = min(len(buffer), len(self._rest))
-        buffer[:size] = self._rest[:size]
-        self._rest = self._rest[size:]
-        return size
 
 
 @pytest.fixture(scope="session")
