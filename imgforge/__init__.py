@@ -1,3 +1,3 @@
 """imgforge: build paired Docker images and Singularity images from TOML recipes."""
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"

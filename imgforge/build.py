@@ -5,13 +5,14 @@ from __future__ import annotations
 import datetime as dt
 import platform
 import time
+import traceback
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
 from imgforge import __version__, atomic, manifest
-from imgforge.errors import BuildError, EngineError, ImgforgeError
+from imgforge.errors import BuildError, EngineError, ImgforgeError, unexpected
 from imgforge.fingerprint import combine, input_paths, input_stats, stat_signature
 from imgforge.image import ImageConfig
 from imgforge.lock import recipe_lock
@@ -260,12 +261,6 @@ class Builder:
                 job.artifacts.directory, what=what, wait=self.options.wait, say=self.say
             ):
                 self.build_one(job, rendered, status)
-        except OSError as exc:
-            # A full disk, a read-only --out, a vanished file: one line, not a traceback.
-            message = f"{what}: {exc.strerror or exc}: {exc.filename or ''}".rstrip(": ")
-            error = self.engine_gone(what) or BuildError(message)
-            self.failed(job, error)
-            raise error from None
         except BuildError as exc:
             if gone := self.engine_gone(what):
                 self.failed(job, gone)
@@ -275,6 +270,10 @@ class Builder:
         except ImgforgeError as exc:
             self.failed(job, exc)
             raise
+        except Exception as exc:
+            error = self.engine_gone(what) or foreign_error(job, what, exc)
+            self.failed(job, error)
+            raise error from exc  # --verbose shows the original traceback
         finally:
             self.step(job.name, None)
         self.rebuilt.add(job.name)
@@ -430,6 +429,22 @@ def input_record(job: BuildJob, options: Options) -> dict[str, Any]:
         "project": stat_signature(project) if project.exists() else None,
         "files": input_stats(recipe.directory, input_paths(recipe)),
     }
+
+
+def foreign_error(job: BuildJob, what: str, exc: Exception) -> BuildError:
+    """One line for an exception from outside imgforge's error tree: an operating-system
+    error (a full disk, a read-only --out, a vanished file) as the system words it;
+    anything else is unexpected, and its traceback goes to the recipe's build.log."""
+    if isinstance(exc, OSError) and exc.errno is not None:
+        return BuildError(f"{what}: {exc.strerror or exc}: {exc.filename or ''}".rstrip(": "))
+    log = job.artifacts.log
+    try:
+        log.parent.mkdir(parents=True, exist_ok=True)
+        with log.open("a", encoding="utf-8") as handle:
+            traceback.print_exception(exc, file=handle)
+    except OSError:
+        log = Path("--verbose")
+    return BuildError(unexpected(f"{what}: building", exc, str(log)))
 
 
 def check_config(job: BuildJob, built: ImageConfig) -> None:

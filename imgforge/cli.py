@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import itertools
 import os
 import signal
 import sys
+import tempfile
 import threading
 import traceback
 from collections.abc import Sequence
@@ -15,7 +17,7 @@ from typing import Any
 from imgforge import __version__
 from imgforge.commands import COMMANDS
 from imgforge.commands.common import Output
-from imgforge.errors import ImgforgeError
+from imgforge.errors import ImgforgeError, unexpected
 
 
 def _common() -> argparse.ArgumentParser:
@@ -77,7 +79,12 @@ def make_parser() -> argparse.ArgumentParser:
         prog="imgforge",
         description="Build paired Docker images and Singularity images from TOML recipes.",
     )
-    parser.add_argument("--version", action="version", version=f"imgforge {__version__}")
+    parser.add_argument(
+        "--version",
+        action="version",
+        version=f"imgforge {__version__}",
+        help="show the version and exit (with -v: also Python and the key libraries)",
+    )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     common = _common()
     for name, text in [
@@ -118,7 +125,15 @@ def make_parser() -> argparse.ArgumentParser:
     doctor.add_argument("--json", action="store_true", help="machine-readable output")
     schema = sub.add_parser(
         "schema",
-        help="print the JSON Schema of recipes (also shipped as schema/recipe.schema.json)",
+        help="print (or write) the JSON Schema of recipes, for editors",
+    )
+    schema.add_argument(
+        "-o",
+        "--out",
+        dest="output",
+        type=Path,
+        default=None,
+        help="write to this file (e.g. recipe.schema.json) instead of printing",
     )
     schema.add_argument(
         "--format",
@@ -163,9 +178,15 @@ def make_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run imgforge; return the exit code (0 ok, 1 failed, 2 bad input, 3 environment)."""
+    arguments = list(sys.argv[1:] if argv is None else argv)
+    if (verbose := _version_request(arguments)) is not None:
+        from imgforge.about import version_text
+
+        sys.stdout.write(version_text(verbose=verbose))
+        return 0
     parser = make_parser()
     try:
-        args = parser.parse_args(argv)
+        args = parser.parse_args(arguments)
     except SystemExit as exc:
         return int(exc.code or 0)
     out = Output(args)
@@ -177,11 +198,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             traceback.print_exc()
         print(f"imgforge: error: {exc}", file=sys.stderr)
         return exc.exit_code
-    except OSError as exc:
-        # Outside a build (e.g. --out not writable while rendering): still one line.
-        if out.verbose:
-            traceback.print_exc()
-        print(f"imgforge: error: {exc}", file=sys.stderr)
+    except Exception as exc:
+        print(f"imgforge: error: {_foreign(args.command, exc, out)}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print(
@@ -191,6 +209,36 @@ def main(argv: Sequence[str] | None = None) -> int:
     finally:
         if previous is not None:
             signal.signal(signal.SIGTERM, previous)
+
+
+def _foreign(command: str, exc: Exception, out: Output) -> str:
+    """The message for an exception outside imgforge's error tree. An operating-system
+    error outside a build (e.g. --out not writable while rendering) as the system words
+    it; anything else is a bug or a broken installation: what failed and how, and where
+    its traceback is (stderr with --verbose, else a new file in the temporary directory)."""
+    if isinstance(exc, OSError) and exc.errno is not None:
+        if out.verbose:
+            traceback.print_exc()
+        return str(exc)
+    if out.verbose:
+        traceback.print_exc()
+        return unexpected(command, exc, "the lines above")
+    try:
+        fd, path = tempfile.mkstemp(prefix="imgforge-traceback-", suffix=".log")
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            traceback.print_exc(file=handle)
+    except OSError:
+        path = "none written; rerun with --verbose"
+    return unexpected(command, exc, path)
+
+
+def _version_request(arguments: list[str]) -> bool | None:
+    """``--version`` among the options before the command: whether ``-v``/``--verbose``
+    is there too (the parser's own ``--version`` can't see what follows it); else None."""
+    leading = list(itertools.takewhile(lambda a: a.startswith("-"), arguments))
+    if "--version" not in leading:
+        return None
+    return bool({"-v", "--verbose"} & set(leading))
 
 
 def _interrupt(signum: int, frame: object) -> None:

@@ -46,3 +46,11 @@ class BuildError(ImgforgeError):
     """A build step, an engine operation or a verification failed."""
 
     exit_code = 1
+
+
+def unexpected(operation: str, exc: BaseException, traceback_at: str) -> str:
+    """The one line for an exception imgforge did not expect (a bug, a broken install):
+    what was being done, the exception's type and message, and where its traceback is."""
+    detail = str(exc).strip().replace("\n", " ")
+    said = f"{type(exc).__name__}: {detail}" if detail else type(exc).__name__
+    return f"{operation}: unexpected {said} (traceback in {traceback_at})"

@@ -14,7 +14,7 @@ from imgforge.errors import RecipeError, UsageError
 from imgforge.patterns import ENV_KEY_RE, IMAGE_REF_RE, NAME_RE
 from imgforge.render import make_environment
 
-SCHEMA = Path(__file__).resolve().parent.parent / "schema" / "recipe.schema.json"
+SCHEMA_NAME = "recipe.schema.json"
 APT_OPTIONS = {"-y", "--yes", "-q", "-qq", "--no-install-recommends", "--quiet"}
 PIP_OPTIONS = {"--no-cache-dir", "-q", "--quiet", "-U", "--upgrade", "--user"}
 # Steps a recipe's apt section does itself.
@@ -22,8 +22,28 @@ NOISE = ("apt-get update", "apt-get clean", "rm -rf /var/lib/apt/lists/*")
 
 
 def schema_path(directory: Path) -> str:
-    """The shipped schema relative to ``directory`` (for taplo's ``#:schema``), if present."""
-    return os.path.relpath(SCHEMA, directory.absolute()) if SCHEMA.is_file() else ""
+    """A ``#:schema`` reference for a recipe in ``directory``: relative to it, the
+    ``recipe.schema.json`` found there, in its ``schema/`` folder or in its parent's
+    (a project laid out as ``recipes/`` beside ``schema/``); without one, the schema is
+    written beside the recipe, so the reference resolves wherever imgforge is installed."""
+    for candidate in (
+        directory / SCHEMA_NAME,
+        directory / "schema" / SCHEMA_NAME,
+        directory.parent / "schema" / SCHEMA_NAME,
+    ):
+        if candidate.is_file():
+            relative = os.path.relpath(candidate, directory).replace(os.sep, "/")
+            return relative if relative.startswith("../") else f"./{relative}"
+    write_schema(directory / SCHEMA_NAME)
+    return f"./{SCHEMA_NAME}"
+
+
+def write_schema(path: Path) -> None:
+    """Write the recipe JSON Schema (what ``imgforge schema`` prints) to ``path``."""
+    from imgforge import atomic
+    from imgforge.schema import recipe_json_schema_text
+
+    atomic.write_text(path, recipe_json_schema_text())
 
 
 def init_recipe(name: str, base: str, directory: Path) -> Path:

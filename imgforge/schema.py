@@ -282,6 +282,11 @@ def check_label_key(key: str) -> str | None:
 SCHEMA_URL = "https://json-schema.org/draft/2020-12/schema"
 
 
+def recipe_json_schema_text() -> str:
+    """The JSON Schema of recipes as ``imgforge schema`` prints and writes it."""
+    return json.dumps(recipe_json_schema(), indent=2, ensure_ascii=False) + "\n"
+
+
 def recipe_json_schema() -> dict[str, object]:
     """The JSON Schema of recipes, for editors (taplo / Even Better TOML)."""
     # No relative "$id": taplo refuses a schema whose $id is not an absolute URI.

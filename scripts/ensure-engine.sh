@@ -12,7 +12,7 @@ set -euo pipefail
 readonly LOG=/var/log/imgforge-dockerd.log
 readonly PIDFILE=/var/run/docker.pid
 readonly WAIT_SECONDS=60
-readonly TOOL_PACKAGES=(debootstrap squashfs-tools squashfs-tools-ng docker-registry graphviz)
+readonly TOOL_PACKAGES=(debootstrap squashfs-tools squashfs-tools-ng siftool docker-registry graphviz)
 
 say() { printf 'ensure-engine: %s\n' "$*"; }
 die() { printf 'ensure-engine: error: %s\n' "$*" >&2; exit 1; }

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 
 from imgforge.commands.common import Output
@@ -26,14 +25,20 @@ def cmd_import(args: argparse.Namespace, out: Output) -> int:
 
 
 def cmd_schema(args: argparse.Namespace, out: Output) -> int:
+    from imgforge import atomic
     from imgforge.render import make_environment
-    from imgforge.schema import recipe_json_schema, reference_sections
+    from imgforge.schema import recipe_json_schema_text, reference_sections
 
     if args.schema_format == "markdown":
         template = make_environment().get_template("reference.md.j2")
-        sys.stdout.write(template.render(sections=reference_sections()))
+        text = template.render(sections=reference_sections())
     else:
-        sys.stdout.write(json.dumps(recipe_json_schema(), indent=2, ensure_ascii=False) + "\n")
+        text = recipe_json_schema_text()
+    if args.output is None:
+        sys.stdout.write(text)
+    else:
+        atomic.write_text(args.output, text)
+        out.say(f"wrote {args.output}")
     return 0
 
 

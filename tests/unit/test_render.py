@@ -9,6 +9,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from installed import script
 from spython.main.parse.parsers import SingularityParser
 
 from imgforge import __version__
@@ -133,7 +134,7 @@ def hadolint(dockerfile: str, tmp_path: Path) -> subprocess.CompletedProcess[str
     path = tmp_path / "Dockerfile"
     path.write_text(dockerfile, encoding="utf-8")
     return subprocess.run(
-        ["hadolint", "--no-color", "--failure-threshold", "error", str(path)],
+        [script("hadolint"), "--no-color", "--failure-threshold", "error", str(path)],
         capture_output=True,
         text=True,
         timeout=60,
