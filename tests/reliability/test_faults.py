@@ -339,3 +339,36 @@ def test_a_corrupted_manifest_rebuilds_the_recipe(
     code, out, err = built.build()
     assert code == 0 and "up to date 1" in out, out + err
     assert not temp_files(built.out)
+
+
+# ------------------------------------------------------------------- a bug in imgforge
+
+
+def test_an_unexpected_exception_is_one_line_with_the_traceback_in_the_log(
+    built: Project, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A broken installation (a template missing from the package) or a bug: the
+    operation, the exception's type and message, and where the traceback is; exit 1."""
+    import jinja2
+
+    import imgforge.sif.make
+
+    before, tagged = built.good()
+    built.write(value="two")
+
+    def missing(*args: object) -> None:
+        raise jinja2.TemplateNotFound("sif/actions/exec.j2")
+
+    monkeypatch.setattr(imgforge.sif.make, "render_sif_files", missing)
+    code, _, err = built.build()
+    assert code == 1
+    log = built.directory / "build.log"
+    assert one_error_line(err) == (
+        f"imgforge: error: {built.recipe}: {NAME}:latest: building: unexpected "
+        f"TemplateNotFound: sif/actions/exec.j2 (traceback in {log})"
+    )
+    assert "Traceback (most recent call last)" in log.read_text()
+    assert "in missing" in log.read_text()
+    monkeypatch.undo()
+    built.unchanged(before, tagged)
+    built.recovers()

@@ -2,15 +2,22 @@
 
 from __future__ import annotations
 
+import importlib.metadata
+import platform
 import stat
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
+import jinja2
 import pytest
 
+import imgforge
 from imgforge import __version__
+from imgforge.about import LIBRARIES
 from imgforge.cli import main
+from imgforge.commands import COMMANDS
 
 NGC = "nvcr.io/nvidia/pytorch:24.01-py3"
 
@@ -252,3 +259,57 @@ def test_graph_default_directory(
     monkeypatch.chdir(recipes.parent)  # holds recipes/
     assert main(["graph"]) == 0
     assert capsys.readouterr().out.splitlines()[0] == f"common:1.0  <-  {NGC}  [unknown]"
+
+
+def test_version_verbose_names_python_and_libraries(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["--version", "-v"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0] == f"imgforge {__version__}"
+    assert lines[1].startswith(f"python {platform.python_implementation()} ")
+    assert f"installed at {Path(imgforge.__file__).resolve().parent}" in lines
+    named = {line.split()[0]: line.split()[1] for line in lines[4:]}
+    assert set(named) == set(LIBRARIES)
+    assert named["jinja2"] == importlib.metadata.version("jinja2")
+
+
+@pytest.mark.parametrize(
+    "error",
+    [RuntimeError("boom\nsecond line"), jinja2.TemplateNotFound("sif/actions/exec.j2"), KeyError()],
+    ids=["runtime", "template-missing", "no-message"],
+)
+@pytest.mark.parametrize("verbose", [False, True])
+def test_an_unexpected_exception_is_one_line_naming_it(
+    error: Exception,
+    verbose: bool,
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    def broken(args: object, out: object) -> int:
+        raise error
+
+    monkeypatch.setitem(COMMANDS, "render", broken)
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    argv = ["render", "x.toml", *(["--verbose"] if verbose else [])]
+    assert main(argv) == 1
+    err = capsys.readouterr().err
+    last = err.splitlines()[-1]
+    said = f"{type(error).__name__}: {error}".replace("\n", " ").rstrip(": ")
+    if verbose:
+        assert last == f"imgforge: error: render: unexpected {said} (traceback in the lines above)"
+        assert "Traceback (most recent call last)" in err
+        return
+    assert err.count("\n") == 1 and "Traceback" not in err
+    (written,) = tmp_path.glob("imgforge-traceback-*.log")
+    assert last == f"imgforge: error: render: unexpected {said} (traceback in {written})"
+    assert "in broken" in written.read_text()
+
+
+def test_an_os_error_outside_a_build_is_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (tmp_path / "r.toml").write_text('base = "nvcr.io/nvidia/pytorch:24.01-py3"\n')
+    (tmp_path / "out").write_text("a file where --out wants a directory")
+    assert main(["render", str(tmp_path / "r.toml"), "--out", str(tmp_path / "out")]) == 1
+    line = error_line(capsys)
+    assert "unexpected" not in line and str(tmp_path / "out") in line
