@@ -57,13 +57,23 @@ def imported_distributions(directory: Path) -> dict[str, set[str]]:
 
 
 def top_level_imports(path: Path) -> set[str]:
+    """Modules named by import statements and by ``importorskip("x")`` /
+    ``import_module("x")`` calls."""
     modules = set()
     for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
         if isinstance(node, ast.Import):
             modules |= {alias.name.partition(".")[0] for alias in node.names}
         elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
             modules.add(node.module.partition(".")[0])
+        elif isinstance(node, ast.Call) and dynamic_import(node):
+            modules.add(node.args[0].value.partition(".")[0])  # type: ignore[attr-defined]
     return modules
+
+
+def dynamic_import(call: ast.Call) -> bool:
+    name = getattr(call.func, "attr", getattr(call.func, "id", ""))
+    first = call.args[0] if call.args else None
+    return name in ("importorskip", "import_module") and isinstance(first, ast.Constant)
 
 
 @pytest.mark.parametrize(
