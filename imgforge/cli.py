@@ -114,10 +114,14 @@ def make_parser() -> argparse.ArgumentParser:
     )
     init.add_argument("--dir", type=Path, default=Path("."), help="where to write it")
     imports = sub.add_parser(
-        "import", help="turn a simple Dockerfile into a recipe (or list what it can't express)"
+        "import",
+        help="turn a simple Dockerfile or Singularity/Apptainer .def into a recipe "
+        "(or list what it can't express)",
     )
-    imports.add_argument("dockerfile", type=Path, metavar="DOCKERFILE")
-    imports.add_argument("--name", default=None, help="recipe name (default: the directory's)")
+    imports.add_argument("dockerfile", type=Path, metavar="DOCKERFILE_OR_DEF")
+    imports.add_argument(
+        "--name", default=None, help="recipe name (default: NAME of NAME.def, else the directory's)"
+    )
     imports.add_argument("-o", "--output", type=Path, default=None, help="recipe file to write")
     doctor = sub.add_parser(
         "doctor", parents=[common], help="check engine, Singularity tools, disk, credentials"

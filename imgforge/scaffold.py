@@ -202,19 +202,26 @@ def import_dockerfile(path: Path, name: str) -> str:
 
 
 def import_to_file(dockerfile: Path, name: str | None, output: Path | None) -> Path:
-    """Write the imported recipe beside the Dockerfile (its build context) and check it
-    loads; nothing is left behind if it doesn't."""
+    """Write the recipe imported from a Dockerfile or a Singularity/Apptainer definition
+    file beside it (its build context) and check it loads; nothing is left behind if it
+    doesn't. Which of the two it is, the content says (or a ``.def`` suffix)."""
+    from imgforge.deffile import is_definition, read_source
+    from imgforge.importdef import import_definition
     from imgforge.recipe import load
 
+    definition = is_definition(dockerfile, read_source(dockerfile))
+    # A Dockerfile is named after its build context; a NAME.def has a name of its own.
+    named = dockerfile.stem if definition and dockerfile.suffix == ".def" else None
     name = name or "".join(
-        c if c.isalnum() else "-" for c in dockerfile.parent.absolute().name.lower()
+        c if c.isalnum() else "-" for c in (named or dockerfile.parent.absolute().name).lower()
     ).strip("-")
     if not NAME_RE.fullmatch(name):
         raise UsageError(f"import: {name!r} is not a valid recipe name (use --name)")
     target = output or dockerfile.parent / f"{name}.toml"
     if target.exists():
         raise UsageError(f"import: {target} exists; not overwriting it")
-    target.write_text(import_dockerfile(dockerfile, name), encoding="utf-8")
+    convert = import_definition if definition else import_dockerfile
+    target.write_text(convert(dockerfile, name), encoding="utf-8")
     try:
         load(target)
     except RecipeError:

@@ -63,6 +63,15 @@ def _toml_string(value: str) -> str:
     return json.dumps(value, ensure_ascii=False).replace("\x7f", "\\u007f")
 
 
+def _toml_text(value: str) -> str:
+    """A multi-line literal string for text of several lines (kept byte for byte: no
+    escapes), when TOML can hold it as one; else a basic string."""
+    plain = all(c in "\t\n" or (c >= " " and c != "\x7f") for c in value)
+    if "\n" not in value or not plain or "'''" in value or value.endswith("'"):
+        return _toml_string(value)
+    return f"'''\n{value}'''"
+
+
 def _toml_list(values: list[str]) -> str:
     return "[" + ", ".join(_toml_string(v) for v in values) + "]"
 
@@ -92,6 +101,7 @@ def make_environment() -> jinja2.Environment:
         mermaid_id=_mermaid_id,
         toml_string=_toml_string,
         toml_list=_toml_list,
+        toml_text=_toml_text,
         mermaid_text=_mermaid_text,
     )
     env.tests["single_line"] = _single_line
