@@ -50,6 +50,16 @@ def _report():
 sys.addaudithook(_hook)
 atexit.register(_report)
 """
+DEFFILE = """\
+Bootstrap: docker
+From: ubuntu:22.04
+
+%post
+    apt-get update
+    DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends curl
+    apt-get clean
+    rm -rf /var/lib/apt/lists/*
+"""
 SMALL_RECIPE = """\
 name = "wheelcheck"
 tag = "1.0"
@@ -187,6 +197,12 @@ def test_schema_init_and_import(installed: Installed) -> None:
     (project / "Dockerfile").write_text("FROM ubuntu:22.04\nRUN apt-get install -y curl\n")
     installed.run("import", "initialised/Dockerfile", "--name", "imported")
     assert (project / "imported.toml").read_text().startswith("#:schema ./recipe.schema.json\n")
+    (project / "legacy.def").write_text(DEFFILE)
+    installed.run("import", "initialised/legacy.def")
+    assert 'packages = ["curl"]' in (project / "legacy.toml").read_text()
+    (project / "app.def").write_text("Bootstrap: library\nFrom: alpine\n%test\n    true\n")
+    refused = installed.run("import", "initialised/app.def", check=False)
+    assert refused.returncode == 2 and "Bootstrap: library" in refused.stderr
 
 
 def test_render_build_verify_graph_doctor(installed: Installed, standin_image: str) -> None:
