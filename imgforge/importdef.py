@@ -23,14 +23,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from imgforge import __version__
 from imgforge import defsections as read
 from imgforge.deffile import Definition, Section, read_source, scan
 from imgforge.defsections import Refusal, Values, shown
 from imgforge.errors import RecipeError
 from imgforge.importpost import PostSteps, translate_post
 from imgforge.patterns import IMAGE_REF_RE, NAME_RE, RECIPE_PREFIX
-from imgforge.render import make_environment
 from imgforge.shellwords import is_comment
 
 TRANSLATED = ("post", "environment", "files", "labels", "runscript")
@@ -203,7 +201,7 @@ def _templating(text: str) -> list[Refusal]:
             if (m := TEMPLATE_RE.search(line))]  # fmt: skip
 
 
-def import_definition(path: Path, name: str) -> str:
+def import_definition(path: Path, name: str, *, directory: Path | None = None) -> str:
     """A recipe for the definition file at ``path``; a RecipeError listing every part a
     recipe can't express with the same meaning (exit 2)."""
     text = read_source(path)
@@ -216,11 +214,11 @@ def import_definition(path: Path, name: str) -> str:
     if problems:
         listing = "; ".join(f"line {n}: {what}" if n else what for n, what in problems)
         raise RecipeError(path, "", f"cannot be expressed as a recipe: {listing}")
-    return _render(path, name, base, values)
+    return _render(path, name, base, values, directory)
 
 
-def _render(path: Path, name: str, base: str, parts: Parts) -> str:
-    from imgforge.scaffold import Imported, schema_path
+def _render(path: Path, name: str, base: str, parts: Parts, directory: Path | None) -> str:
+    from imgforge.scaffold import Imported, render_imported
 
     post = parts.post
     imported = Imported(
@@ -233,18 +231,12 @@ def _render(path: Path, name: str, base: str, parts: Parts) -> str:
         labels=list(parts.labels),
         command=parts.command,
     )
-    fields = {k: v for k, v in vars(imported).items() if k != "refused"}
-    return (
-        make_environment()
-        .get_template("imported.toml.j2")
-        .render(
-            version=__version__,
-            source=path.name,
-            name=name,
-            schema_path=schema_path(path.parent),
-            post_run=bool(post.run),
-            post_split=bool(post.apt or post.pip),
-            def_runscript=bool(parts.command),
-            **fields,
-        )
+    return render_imported(
+        imported,
+        source=path,
+        name=name,
+        directory=directory,
+        post_run=bool(post.run),
+        post_split=bool(post.apt or post.pip),
+        def_runscript=bool(parts.command),
     )

@@ -173,7 +173,7 @@ def _instruction(imported: Imported, line: int, word: str, arguments: str) -> No
         imported.refused.append(f"line {line}: {word} {arguments}".strip())
 
 
-def import_dockerfile(path: Path, name: str) -> str:
+def import_dockerfile(path: Path, name: str, *, directory: Path | None = None) -> str:
     """A recipe for the Dockerfile at ``path``; RecipeError listing what can't be expressed."""
     imported = Imported()
     for line, word, arguments in instructions(path.read_text(encoding="utf-8")):
@@ -188,15 +188,25 @@ def import_dockerfile(path: Path, name: str) -> str:
     if imported.refused:
         listing = "; ".join(imported.refused)
         raise RecipeError(path, "", f"cannot be expressed as a recipe: {listing}")
+    return render_imported(imported, source=path, name=name, directory=directory)
+
+
+def render_imported(
+    imported: Imported, *, source: Path, name: str, directory: Path | None, **notes: bool
+) -> str:
+    """The recipe text for what an importer read from ``source``; ``directory`` is where
+    it will be written (default: beside the source), for its ``#:schema`` reference."""
+    fields = {k: v for k, v in vars(imported).items() if k != "refused"}
     return (
         make_environment()
         .get_template("imported.toml.j2")
         .render(
             version=__version__,
-            source=path.name,
+            source=source.name,
             name=name,
-            schema_path=schema_path(path.parent),
-            **{k: v for k, v in vars(imported).items() if k != "refused"},
+            schema_path=schema_path(directory or source.parent),
+            **notes,
+            **fields,
         )
     )
 
@@ -221,7 +231,7 @@ def import_to_file(dockerfile: Path, name: str | None, output: Path | None) -> P
     if target.exists():
         raise UsageError(f"import: {target} exists; not overwriting it")
     convert = import_definition if definition else import_dockerfile
-    target.write_text(convert(dockerfile, name), encoding="utf-8")
+    target.write_text(convert(dockerfile, name, directory=target.parent), encoding="utf-8")
     try:
         load(target)
     except RecipeError:

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
 
 from imgforge.cli import main
 from imgforge.recipe import load
+from imgforge.schema import recipe_json_schema
 
 NGC = "nvcr.io/nvidia/pytorch:24.01-py3"
 DOCKERFILE = f"""FROM {NGC}
@@ -74,3 +76,40 @@ def test_import_lists_everything_it_cannot_express(
                      "WORKDIR /w", "ENTRYPOINT", "EXPOSE 80"]:  # fmt: skip
         assert expected in err
     assert not (tmp_path / "x.toml").exists()
+
+
+@pytest.mark.parametrize("source", ["Dockerfile", "legacy.def"])
+def test_the_schema_reference_resolves_from_where_the_recipe_is_written(
+    tmp_path: Path, source: str
+) -> None:
+    """``-o`` elsewhere: the ``#:schema`` path is relative to the written recipe."""
+    (tmp_path / "src").mkdir()
+    (tmp_path / "project" / "schema").mkdir(parents=True)
+    (tmp_path / "project" / "schema" / "recipe.schema.json").write_text("{}")
+    text = f"FROM {NGC}\n" if source == "Dockerfile" else f"Bootstrap: docker\nFrom: {NGC}\n"
+    (tmp_path / "src" / source).write_text(text)
+    target = tmp_path / "project" / "recipes" / "out.toml"
+    target.parent.mkdir()
+    argv = ["import", str(tmp_path / "src" / source), "--name", "out", "-o", str(target)]
+    assert main(argv) == 0
+    first = target.read_text().splitlines()[0]
+    assert first == "#:schema ../schema/recipe.schema.json"
+    assert not (tmp_path / "src" / "recipe.schema.json").exists()
+
+
+def test_init_finds_the_project_schema_or_writes_one(tmp_path: Path) -> None:
+    (tmp_path / "schema").mkdir()
+    (tmp_path / "schema" / "recipe.schema.json").write_text("{}")
+    (tmp_path / "recipes").mkdir()
+    assert main(["init", "a", "--base", NGC, "--dir", str(tmp_path / "recipes")]) == 0
+    assert (tmp_path / "recipes" / "a.toml").read_text().startswith(
+        "#:schema ../schema/recipe.schema.json\n"
+    )
+    assert main(["init", "b", "--base", NGC, "--dir", str(tmp_path)]) == 0
+    assert (tmp_path / "b.toml").read_text().startswith("#:schema ./schema/recipe.schema.json\n")
+    elsewhere = tmp_path / "other" / "elsewhere"
+    elsewhere.mkdir(parents=True)
+    assert main(["init", "c", "--base", NGC, "--dir", str(elsewhere)]) == 0
+    assert (elsewhere / "c.toml").read_text().startswith("#:schema ./recipe.schema.json\n")
+    written = json.loads((elsewhere / "recipe.schema.json").read_text())
+    assert written == recipe_json_schema()
