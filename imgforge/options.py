@@ -9,7 +9,7 @@ from pathlib import Path
 
 from imgforge import __version__
 from imgforge.errors import UsageError
-from imgforge.patterns import IMAGE_REF_RE
+from imgforge.reference import why_not_reference
 
 
 @dataclass(frozen=True)
@@ -37,8 +37,12 @@ def parse_base_map(items: Iterable[str]) -> dict[str, str]:
     mapping: dict[str, str] = {}
     for item in items:
         ref, sep, local = item.partition("=")
-        if not sep or not IMAGE_REF_RE.fullmatch(ref) or not IMAGE_REF_RE.fullmatch(local):
-            raise UsageError(f"--base-map: {item!r} is not REF=LOCAL_REF with two image references")
+        said = f"--base-map: {item!r} is not REF=LOCAL_REF with two image references"
+        if not sep:
+            raise UsageError(said)
+        for side in (ref, local):
+            if why := why_not_reference(side):
+                raise UsageError(f"{said}: {side!r}: {why}")
         mapping[ref] = local
     return mapping
 

@@ -1,5 +1,6 @@
-"""Patterns of names and references, and where recipes live: shared by the schema and
-the light command paths (nothing heavy is imported here)."""
+"""Patterns of names and keys, and where recipes live: shared by the schema and the
+light command paths (nothing heavy is imported here; image references have their own
+grammar in imgforge.reference)."""
 
 from __future__ import annotations
 
@@ -13,19 +14,12 @@ APT_RE = re.compile(
     r"^[a-z0-9][a-z0-9+.-]+(?::[a-z0-9-]+)?(?:=[0-9][A-Za-z0-9.+~:-]*)?$"
 )
 LABEL_KEY_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._/-]*$")
-# Docker reference: [host[:port]/]path[:tag][@digest], lower-case path components.
-IMAGE_REF_RE = re.compile(
-    r"^(?:[A-Za-z0-9.-]+(?::[0-9]+)?/)?"
-    r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*(?:/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)*"
-    r"(?::[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})?(?:@sha256:[a-f0-9]{64})?$"
-)
 # Characters allowed in [files] paths: enough for real trees, none that a Dockerfile
 # COPY treats as a glob or variable or that a .def %files line splits on.
 PATH_RE = re.compile(r"^[A-Za-z0-9._@+,=/-]+$")
 URL_RE = re.compile(r"^https?://[^\s'\"\\]+$")
 
 RECIPE_PREFIX = "recipe:"
-REGISTRY_RE = re.compile(r"^[A-Za-z0-9.-]+(?::[0-9]+)?(?:/[a-z0-9]+(?:[._/-][a-z0-9]+)*)?$")
 
 PROJECT_FILE = "imgforge.toml"
 

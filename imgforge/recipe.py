@@ -12,6 +12,7 @@ from pydantic import ValidationError
 from imgforge.errors import RecipeError
 from imgforge.ignore import IGNORE_FILE, Ignore
 from imgforge.patterns import PROJECT_FILE, RECIPE_PREFIX
+from imgforge.reference import why_not_reference
 from imgforge.schema import (
     ProjectModel,
     RecipeModel,
@@ -179,7 +180,10 @@ def load(path: Path) -> Recipe:
                 path, "name", f"missing, and the file name {path.stem!r} is not a valid name"
             ) from None
     _check_extra(path, model)
-    return from_model(path, model)
+    recipe = from_model(path, model)
+    if why := why_not_reference(recipe.image):
+        raise RecipeError(path, "name", f"{recipe.image!r} is not a Docker image name ({why})")
+    return recipe
 
 
 def load_project(directory: Path) -> dict[str, str]:

@@ -7,14 +7,14 @@ import json
 
 from imgforge.errors import UsageError
 from imgforge.options import Options, parse_base_map
-from imgforge.patterns import REGISTRY_RE
+from imgforge.reference import why_not_registry
 
 
 def options_from(args: argparse.Namespace) -> Options:
     if args.jobs < 1:
         raise UsageError("--jobs: must be at least 1")
-    if args.push is not None and not REGISTRY_RE.fullmatch(args.push):
-        raise UsageError(f"--push: {args.push!r} is not a registry (HOST[:PORT][/PATH])")
+    if args.push is not None and (why := why_not_registry(args.push)):
+        raise UsageError(f"--push: {args.push!r} is not a registry (HOST[:PORT][/PATH]): {why}")
     return Options(
         out=args.out,
         jobs=args.jobs,

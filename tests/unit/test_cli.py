@@ -209,6 +209,27 @@ def test_verbose_shows_the_traceback(tmp_path: Path, capsys: pytest.CaptureFixtu
             "imgforge: error: --base-map: 'nvcr.io/x' is not REF=LOCAL_REF with two image "
             "references",
         ),
+        (
+            ["--base-map", "nvcr.io/x=../containers/abc"],
+            "imgforge: error: --base-map: 'nvcr.io/x=../containers/abc' is not REF=LOCAL_REF "
+            "with two image references: '../containers/abc': invalid reference format",
+        ),
+        (
+            ["--base-map", "a=b\x1b[2J"],
+            "imgforge: error: --base-map: 'a=b\\x1b[2J' is not REF=LOCAL_REF with two image "
+            "references: 'b\\x1b[2J': invalid reference format: repository name "
+            "(library/b\\x1b[2J) must be lowercase",
+        ),
+        (
+            ["--push", "myregistry"],
+            "imgforge: error: --push: 'myregistry' is not a registry (HOST[:PORT][/PATH]): "
+            "'myregistry' names no registry host (no '.', ':' or 'localhost'): Docker Hub",
+        ),
+        (
+            ["--push", "localhost:5000/../x"],
+            "imgforge: error: --push: 'localhost:5000/../x' is not a registry "
+            "(HOST[:PORT][/PATH]): invalid reference format",
+        ),
     ],
 )
 def test_bad_options(
