@@ -52,6 +52,11 @@ class RecipeError(ImgforgeError):
         super().__init__(f"{where}: {reason}")
 
 
+class ImageDataError(RecipeError):
+    """What the engine reports about an image (its Env, labels, entrypoint, cmd, working
+    directory, user) can't be carried safely: ``image: key: reason``."""
+
+
 class GraphError(ImgforgeError):
     """The recipe DAG is invalid: a cycle, a missing dependency, a duplicate name."""
 

@@ -11,6 +11,7 @@ from packaging.requirements import InvalidRequirement, Requirement
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, WithJsonSchema
 
 from imgforge import reference
+from imgforge.envnames import why_not_carried
 from imgforge.patterns import (
     APT_RE,
     ENV_KEY_RE,
@@ -268,10 +269,8 @@ class ProjectModel(_Section):
 
 
 def check_env_key(key: str) -> str | None:
-    """Return why ``key`` is not a valid environment variable name, or None."""
-    if ENV_KEY_RE.fullmatch(key):
-        return None
-    return f"{key!r} is not a valid variable name ([A-Za-z_][A-Za-z0-9_]*)"
+    """Return why ``key`` can't be a recipe's environment variable, or None."""
+    return why_not_carried(key)
 
 
 def check_label_key(key: str) -> str | None:

@@ -64,7 +64,7 @@ def inspect_bases(
             say(f"warning: base image {resolved} unknown here; its env is not in the rendered .def")
             bases[recipe.base] = BaseImage(recipe.base, resolved, ImageConfig())
             continue
-        config = ImageConfig.from_inspect(found)
+        config = ImageConfig.from_inspect(found, origin=f"{recipe.path}: base {resolved}")
         bases[recipe.base] = BaseImage(recipe.base, resolved, config, str(found["Id"]))
     return bases
 
