@@ -10,9 +10,16 @@ from pathlib import Path
 NAME_RE = re.compile(r"^[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*$")
 TAG_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$")
 ENV_KEY_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
-APT_RE = re.compile(
-    r"^[a-z0-9][a-z0-9+.-]+(?::[a-z0-9-]+)?(?:=[0-9][A-Za-z0-9.+~:-]*)?$"
-)
+# An apt-get install argument that apt reads as one package, never as an action or a
+# pattern (apt-pkg/cacheset.cc): a Debian policy name (5.6.1) not ending in '-' (a
+# trailing '-' is the "remove" modifier), then :ARCH, then =VERSION or /RELEASE, where
+# nothing ends in '-' or '+' (modifiers) and no character starts a pattern (? ~), a
+# task (^) or a glob/regex (* [ ] ! | $).
+APT_NAME = r"[a-z0-9][a-z0-9+.-]*[a-z0-9+.]"
+APT_ARCH = r"[a-z0-9]+(?:-[a-z0-9]+)*"
+APT_VERSION = r"[0-9](?:[A-Za-z0-9.+~:-]*[A-Za-z0-9.~])?"
+APT_RELEASE = r"[A-Za-z0-9](?:[A-Za-z0-9.+-]*[A-Za-z0-9.])?"
+APT_RE = re.compile(rf"^{APT_NAME}(?::{APT_ARCH})?(?:={APT_VERSION}|/{APT_RELEASE})?$")
 LABEL_KEY_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._/-]*$")
 # Characters allowed in [files] paths: enough for real trees, none that a Dockerfile
 # COPY treats as a glob or variable or that a .def %files line splits on.
@@ -20,6 +27,8 @@ PATH_RE = re.compile(r"^[A-Za-z0-9._@+,=/-]+$")
 URL_RE = re.compile(r"^https?://[^\s'\"\\]+$")
 
 RECIPE_PREFIX = "recipe:"
+# imgforge's own label namespace (provenance, roles): never a recipe's.
+LABEL_NAMESPACE = "org.imgforge"
 
 PROJECT_FILE = "imgforge.toml"
 

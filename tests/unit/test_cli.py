@@ -331,6 +331,7 @@ def test_an_os_error_outside_a_build_is_one_line(
 ) -> None:
     (tmp_path / "r.toml").write_text('base = "nvcr.io/nvidia/pytorch:24.01-py3"\n')
     (tmp_path / "out").write_text("a file where --out wants a directory")
-    assert main(["render", str(tmp_path / "r.toml"), "--out", str(tmp_path / "out")]) == 1
+    out = tmp_path / "out" / "sub"
+    assert main(["render", str(tmp_path / "r.toml"), "--out", str(out)]) == 1
     line = error_line(capsys)
-    assert "unexpected" not in line and str(tmp_path / "out") in line
+    assert "unexpected" not in line and str(out) in line

@@ -382,7 +382,7 @@ def test_run_multi_line_is_exec_form(
 def test_labels(project: Callable[..., Path], render_ngc: Callable[[Path], Texts]) -> None:
     texts = render_ngc(
         project(
-            '[labels]\nmaintainer = "Me <me@example.org>"\n"org.imgforge.recipe" = "spoof"\n'
+            '[labels]\nmaintainer = "Me <me@example.org>"\n'
             'zz = "say \\"$x\\" \\\\ é"\n"a/b" = ""\n'
         )
     )
