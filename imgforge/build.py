@@ -334,7 +334,7 @@ class Builder:
                 self.engine, job, rendered.dockerfile, network=self.network, log=log
             )
             built = self.engine.ensure_image(image_id, why=job.recipe.image)
-            config = ImageConfig.from_inspect(built)
+            config = ImageConfig.from_inspect(built, origin=f"image {job.recipe.image}")
             check_config(job, config)
             docker_seconds = time.monotonic() - started
             extra: dict[str, Any] = {}

@@ -12,16 +12,24 @@ import threading
 import traceback
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 from imgforge import __version__
 from imgforge.commands import COMMANDS
 from imgforge.commands.common import Output
-from imgforge.errors import ImgforgeError, unexpected
+from imgforge.errors import ImgforgeError, UsageError, shown, unexpected
 
 
-def _common() -> argparse.ArgumentParser:
-    common = argparse.ArgumentParser(add_help=False)
+class _Parser(argparse.ArgumentParser):
+    """argparse, with a usage error as one escaped line (like every other bad input)
+    instead of the usage text and an exit from inside the parser."""
+
+    def error(self, message: str) -> NoReturn:
+        raise UsageError(f"{message} (see {self.prog} --help)")
+
+
+def _common() -> _Parser:
+    common = _Parser(add_help=False)
     common.add_argument("--out", type=Path, default=Path("build"), help="artifact directory")
     common.add_argument("-j", "--jobs", type=int, default=1, help="parallel builds")
     common.add_argument("--strategy", choices=["dockerfile", "commit"], default=None)
@@ -75,7 +83,7 @@ def _common() -> argparse.ArgumentParser:
 
 
 def make_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="imgforge",
         description="Build paired Docker images and Singularity images from TOML recipes.",
     )
@@ -85,7 +93,9 @@ def make_parser() -> argparse.ArgumentParser:
         version=f"imgforge {__version__}",
         help="show the version and exit (with -v: also Python and the key libraries)",
     )
-    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    sub = parser.add_subparsers(
+        dest="command", required=True, metavar="COMMAND", parser_class=_Parser
+    )
     common = _common()
     for name, text in [
         ("build", "build recipes and everything they depend on"),
@@ -193,6 +203,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         args = parser.parse_args(arguments)
     except SystemExit as exc:
         return int(exc.code or 0)
+    except UsageError as exc:
+        print(f"imgforge: error: {exc}", file=sys.stderr)
+        return exc.exit_code
     out = Output(args)
     previous = _terminate_as_interrupt()
     try:
@@ -223,7 +236,7 @@ def _foreign(command: str, exc: Exception, out: Output) -> str:
     if isinstance(exc, OSError) and exc.errno is not None:
         if out.verbose:
             traceback.print_exc()
-        return str(exc)
+        return shown(str(exc))
     if out.verbose:
         traceback.print_exc()
         return unexpected(command, exc, "the lines above")

@@ -2,11 +2,35 @@
 
 from __future__ import annotations
 
+_NAMED_ESCAPES = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
+
+
+def shown(text: str) -> str:
+    """``text`` safe to print on a terminal, on one line: every character that is not
+    printable (control and escape characters, line and paragraph separators, format
+    characters such as bidi overrides, lone surrogates from undecodable file names) is
+    written as a Python-style escape, the rest is kept."""
+    return "".join(c if c.isprintable() else _escape(c) for c in text)
+
+
+def _escape(char: str) -> str:
+    if char in _NAMED_ESCAPES:
+        return _NAMED_ESCAPES[char]
+    code = ord(char)
+    if code < 0x100:
+        return f"\\x{code:02x}"
+    return f"\\u{code:04x}" if code < 0x10000 else f"\\U{code:08x}"
+
 
 class ImgforgeError(Exception):
-    """Base of every expected failure; ``exit_code`` is what the CLI returns."""
+    """Base of every expected failure; ``exit_code`` is what the CLI returns. Its
+    ``str()`` is the message as the user sees it: one line, control characters escaped
+    (this is the one place that does so, whatever the error was made from)."""
 
     exit_code = 1
+
+    def __str__(self) -> str:
+        return shown(super().__str__())
 
 
 class UsageError(ImgforgeError):
@@ -24,10 +48,13 @@ class RecipeError(ImgforgeError):
         self.path = str(path)
         self.key = key
         self.reason = reason
-        # A key may hold any character (a TOML quoted key): the message stays one line.
-        shown = key if key.isprintable() else repr(key)[1:-1]
-        where = f"{self.path}: {shown}" if key else self.path
+        where = f"{self.path}: {key}" if key else self.path
         super().__init__(f"{where}: {reason}")
+
+
+class ImageDataError(RecipeError):
+    """What the engine reports about an image (its Env, labels, entrypoint, cmd, working
+    directory, user) can't be carried safely: ``image: key: reason``."""
 
 
 class GraphError(ImgforgeError):
@@ -53,4 +80,4 @@ def unexpected(operation: str, exc: BaseException, traceback_at: str) -> str:
     what was being done, the exception's type and message, and where its traceback is."""
     detail = str(exc).strip().replace("\n", " ")
     said = f"{type(exc).__name__}: {detail}" if detail else type(exc).__name__
-    return f"{operation}: unexpected {said} (traceback in {traceback_at})"
+    return shown(f"{operation}: unexpected {said} (traceback in {traceback_at})")

@@ -14,14 +14,16 @@ import http.client
 import json
 import os
 import socket
-import tomllib
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
 from imgforge import manifest
+from imgforge.engine.guard import why_not_path_value
+from imgforge.errors import ImgforgeError
 from imgforge.fingerprint import input_stats, sources_of, stat_signature
+from imgforge.inputfile import read_toml
 from imgforge.options import Options, options_key
 from imgforge.patterns import PROJECT_FILE, RECIPE_PREFIX, recipe_files
 
@@ -56,6 +58,8 @@ def image_ids(path: str, refs: Iterable[str], timeout: float = 5.0) -> dict[str,
     found: dict[str, str | None] = {}
     try:
         for ref in dict.fromkeys(refs):
+            if why_not_path_value(ref):  # e.g. an edited manifest: the full path decides
+                raise ValueError(ref)
             connection.request("GET", f"/images/{quote(ref, safe='/:@')}/json")
             response = connection.getresponse()
             body = response.read()
@@ -73,8 +77,7 @@ def image_ids(path: str, refs: Iterable[str], timeout: float = 5.0) -> dict[str,
 def _recipes(directory: Path) -> dict[str, tuple[Path, dict[str, Any]]]:
     recipes: dict[str, tuple[Path, dict[str, Any]]] = {}
     for path in recipe_files(directory):
-        with path.open("rb") as handle:
-            data = tomllib.load(handle)
+        data = read_toml(path)
         name = data.get("name", path.stem)
         if not isinstance(name, str) or name in recipes:
             raise ValueError(name)
@@ -97,7 +100,7 @@ def _order(targets: list[Path]) -> list[tuple[Path, dict[str, Any]]]:
                 break
             if path in [p for p, _ in chain]:
                 raise ValueError(f"cycle at {path}")
-            data = tomllib.loads(path.read_text(encoding="utf-8"))
+            data = read_toml(path)
             chain.append((path, data))
             base = data.get("base", "")
             parent = base[len(RECIPE_PREFIX) :] if base.startswith(RECIPE_PREFIX) else None
@@ -154,7 +157,7 @@ def up_to_date(paths: list[Path], options: Options) -> list[str] | None:
             if not str((r.get("base") or {}).get("ref", "")).startswith(RECIPE_PREFIX)
         ]
         tags = image_ids(sock, refs)
-    except (OSError, ValueError, KeyError, TypeError, AttributeError, tomllib.TOMLDecodeError):
+    except (OSError, ValueError, KeyError, TypeError, AttributeError, ImgforgeError):
         return None
     for record in records.values():
         base = record.get("base") or {}

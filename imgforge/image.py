@@ -7,7 +7,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
 from typing import Any
 
-from imgforge.patterns import ENV_KEY_RE
+from imgforge.envnames import carried
+from imgforge.errors import ImageDataError
 
 
 def split_env(entry: str) -> tuple[str, str]:
@@ -37,26 +38,66 @@ class ImageConfig:
     arch: str = "amd64"
 
     @classmethod
-    def from_inspect(cls, inspect: Mapping[str, Any]) -> ImageConfig:
-        """Read ``docker image inspect`` output (its ``Config`` and ``Architecture``)."""
+    def from_inspect(cls, inspect: Mapping[str, Any], origin: str = "image") -> ImageConfig:
+        """Read ``docker image inspect`` output (its ``Config`` and ``Architecture``):
+        the one place where what the engine reports about an image becomes a value, so
+        it is checked here (``origin`` names the image in messages)."""
         config = inspect.get("Config") or {}
-        return cls(
-            env=tuple(config.get("Env") or ()),
-            entrypoint=tuple(config.get("Entrypoint") or ()),
-            cmd=tuple(config.get("Cmd") or ()),
-            workdir=config.get("WorkingDir") or "",
-            labels=tuple(sorted((config.get("Labels") or {}).items())),
-            user=config.get("User") or "",
-            arch=inspect.get("Architecture") or "amd64",
+        made = cls(
+            env=_strings(config.get("Env"), origin, "Env"),
+            entrypoint=_strings(config.get("Entrypoint"), origin, "Entrypoint"),
+            cmd=_strings(config.get("Cmd"), origin, "Cmd"),
+            workdir=_string(config.get("WorkingDir"), origin, "WorkingDir"),
+            labels=_labels(config.get("Labels"), origin),
+            user=_string(config.get("User"), origin, "User"),
+            arch=_string(inspect.get("Architecture"), origin, "Architecture") or "amd64",
         )
+        made.check(origin)
+        return made
+
+    def check(self, origin: str) -> None:
+        """Refuse what no env file, .def or Dockerfile can carry with the same meaning."""
+        for index, entry in enumerate(self.env):
+            name, sep, value = entry.partition("=")
+            key = f"Config.Env[{index}]"
+            if not sep or not name:
+                raise ImageDataError(origin, key, f"{entry!r} is not NAME=VALUE")
+            if not name.isprintable():
+                raise ImageDataError(
+                    origin, key, f"variable name {name!r} has non-printable characters"
+                )
+            if "\0" in value:
+                raise ImageDataError(
+                    origin, f"Config.Env.{name}", "the value holds a NUL character"
+                )
+        for key, value in [("WorkingDir", self.workdir), ("User", self.user)]:
+            if not value.isprintable():
+                raise ImageDataError(
+                    origin, f"Config.{key}", f"{value!r} has non-printable characters"
+                )
+        if self.workdir and not self.workdir.startswith("/"):
+            raise ImageDataError(origin, "Config.WorkingDir", f"{self.workdir!r} is not absolute")
+        for label, value in self.labels:
+            if not label or not label.isprintable():
+                raise ImageDataError(
+                    origin, "Config.Labels", f"label key {label!r} is not printable"
+                )
+            if "\0" in value:
+                raise ImageDataError(
+                    origin, f"Config.Labels.{label}", "the value holds a NUL character"
+                )
+        for word in (*self.entrypoint, *self.cmd):
+            if "\0" in word:
+                raise ImageDataError(origin, "Config.Cmd", f"{word!r} holds a NUL character")
 
     def env_pairs(self) -> list[tuple[str, str]]:
         """Env as (name, value) pairs, in image order."""
         return [split_env(entry) for entry in self.env]
 
     def shell_env(self) -> list[tuple[str, str]]:
-        """Env pairs whose names a shell can export (others are skipped, as Apptainer does)."""
-        return [(n, v) for n, v in self.env_pairs() if ENV_KEY_RE.fullmatch(n)]
+        """Env pairs an env file carries: portable names no shell or Apptainer owns (the
+        others are skipped, as Apptainer's docker2singularity and runtime do)."""
+        return [(n, v) for n, v in self.env_pairs() if carried(n)]
 
     def derive(
         self,
@@ -79,3 +120,35 @@ class ImageConfig:
 def command_words(command: str | None) -> tuple[str, ...] | None:
     """Split a recipe's runscript command into exec-form words."""
     return None if command is None else tuple(shlex.split(command))
+
+
+def _string(value: object, origin: str, key: str) -> str:
+    if value is None:
+        return ""
+    if not isinstance(value, str):
+        raise ImageDataError(
+            origin, f"Config.{key}", f"expected a string, got {type(value).__name__}"
+        )
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ImageDataError(origin, f"Config.{key}", f"{value!r} is not valid Unicode") from None
+    return value
+
+
+def _strings(value: object, origin: str, key: str) -> tuple[str, ...]:
+    if value is None:
+        return ()
+    if not isinstance(value, list):
+        raise ImageDataError(
+            origin, f"Config.{key}", f"expected a list, got {type(value).__name__}"
+        )
+    return tuple(_string(item, origin, key) for item in value)
+
+
+def _labels(value: object, origin: str) -> tuple[tuple[str, str], ...]:
+    if value is None:
+        return ()
+    if not isinstance(value, dict):
+        raise ImageDataError(origin, "Config.Labels", f"expected a map, got {type(value).__name__}")
+    return tuple(sorted((str(k), _string(v, origin, f"Labels.{k}")) for k, v in value.items()))

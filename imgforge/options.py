@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import json
+import os
+import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from imgforge import __version__
 from imgforge.errors import UsageError
-from imgforge.patterns import IMAGE_REF_RE
+from imgforge.reference import why_not_reference
 
 
 @dataclass(frozen=True)
@@ -37,10 +39,60 @@ def parse_base_map(items: Iterable[str]) -> dict[str, str]:
     mapping: dict[str, str] = {}
     for item in items:
         ref, sep, local = item.partition("=")
-        if not sep or not IMAGE_REF_RE.fullmatch(ref) or not IMAGE_REF_RE.fullmatch(local):
-            raise UsageError(f"--base-map: {item!r} is not REF=LOCAL_REF with two image references")
+        said = f"--base-map: {item!r} is not REF=LOCAL_REF with two image references"
+        if not sep:
+            raise UsageError(said)
+        for side in (ref, local):
+            if why := why_not_reference(side):
+                raise UsageError(f"{said}: {side!r}: {why}")
         mapping[ref] = local
     return mapping
+
+
+# Characters --out may hold besides letters and digits: the .def names files under it,
+# and Apptainer's %files expands those names in a shell (globs, $, quotes, whitespace).
+OUT_PUNCTUATION = "._@+,=/-"
+NAME_MAX = 255  # bytes in one path component (Linux)
+NETWORK_RE = re.compile(r"[a-zA-Z0-9][a-zA-Z0-9_.-]*")
+SOURCE_DATE_EPOCH_MAX = 253402300799  # 9999-12-31T23:59:59Z
+
+
+def check_out(out: Path, copied: Iterable[Path]) -> None:
+    """--out: a directory (or nothing yet) named without shell-special characters, and
+    neither one of the recipes' copied sources nor inside one."""
+    text = str(out.absolute())
+    if bad := "".join(sorted({c for c in text if not (c.isalnum() or c in OUT_PUNCTUATION)})):
+        raise UsageError(
+            f"--out: {text!r} holds {bad!r}; use letters, digits and {OUT_PUNCTUATION} only"
+        )
+    if any(len(os.fsencode(part)) > NAME_MAX for part in out.absolute().parts):
+        raise UsageError(f"--out: {text!r} has a component longer than {NAME_MAX} bytes")
+    if out.is_symlink() and not out.exists() or out.exists() and not out.is_dir():
+        raise UsageError(f"--out: {text!r} exists and is not a directory")
+    where = out.resolve()
+    for source in copied:
+        if where.is_relative_to(source.resolve()):
+            raise UsageError(f"--out: {text!r} is inside {str(source)!r}, which a recipe copies")
+
+
+def check_network(network: str | None) -> None:
+    """A network mode that keeps build steps out of other containers (no container:ID)."""
+    if network and not NETWORK_RE.fullmatch(network):
+        raise UsageError(
+            f"--network (or IMGFORGE_NETWORK): {network!r} is not host, none, bridge or a "
+            "network name"
+        )
+
+
+def source_date_epoch(environ: Mapping[str, str]) -> int | None:
+    """``SOURCE_DATE_EPOCH``: unset or empty means none; anything else must be a number
+    of seconds (reproducible-builds.org: a malformed value is an error, not ignored)."""
+    value = environ.get("SOURCE_DATE_EPOCH", "").strip()
+    if not value:
+        return None
+    if not value.isascii() or not value.isdigit() or int(value) > SOURCE_DATE_EPOCH_MAX:
+        raise UsageError(f"SOURCE_DATE_EPOCH: {value!r} is not a number of seconds since 1970")
+    return int(value)
 
 
 def options_key(options: Options) -> str:

@@ -1,5 +1,6 @@
-"""Patterns of names and references, and where recipes live: shared by the schema and
-the light command paths (nothing heavy is imported here)."""
+"""Patterns of names and keys, and where recipes live: shared by the schema and the
+light command paths (nothing heavy is imported here; image references have their own
+grammar in imgforge.reference)."""
 
 from __future__ import annotations
 
@@ -9,23 +10,25 @@ from pathlib import Path
 NAME_RE = re.compile(r"^[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*$")
 TAG_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$")
 ENV_KEY_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
-APT_RE = re.compile(
-    r"^[a-z0-9][a-z0-9+.-]+(?::[a-z0-9-]+)?(?:=[0-9][A-Za-z0-9.+~:-]*)?$"
-)
+# An apt-get install argument that apt reads as one package, never as an action or a
+# pattern (apt-pkg/cacheset.cc): a Debian policy name (5.6.1) not ending in '-' (a
+# trailing '-' is the "remove" modifier), then :ARCH, then =VERSION or /RELEASE, where
+# nothing ends in '-' or '+' (modifiers) and no character starts a pattern (? ~), a
+# task (^) or a glob/regex (* [ ] ! | $).
+APT_NAME = r"[a-z0-9][a-z0-9+.-]*[a-z0-9+.]"
+APT_ARCH = r"[a-z0-9]+(?:-[a-z0-9]+)*"
+APT_VERSION = r"[0-9](?:[A-Za-z0-9.+~:-]*[A-Za-z0-9.~])?"
+APT_RELEASE = r"[A-Za-z0-9](?:[A-Za-z0-9.+-]*[A-Za-z0-9.])?"
+APT_RE = re.compile(rf"^{APT_NAME}(?::{APT_ARCH})?(?:={APT_VERSION}|/{APT_RELEASE})?$")
 LABEL_KEY_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._/-]*$")
-# Docker reference: [host[:port]/]path[:tag][@digest], lower-case path components.
-IMAGE_REF_RE = re.compile(
-    r"^(?:[A-Za-z0-9.-]+(?::[0-9]+)?/)?"
-    r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*(?:/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)*"
-    r"(?::[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})?(?:@sha256:[a-f0-9]{64})?$"
-)
 # Characters allowed in [files] paths: enough for real trees, none that a Dockerfile
 # COPY treats as a glob or variable or that a .def %files line splits on.
 PATH_RE = re.compile(r"^[A-Za-z0-9._@+,=/-]+$")
 URL_RE = re.compile(r"^https?://[^\s'\"\\]+$")
 
 RECIPE_PREFIX = "recipe:"
-REGISTRY_RE = re.compile(r"^[A-Za-z0-9.-]+(?::[0-9]+)?(?:/[a-z0-9]+(?:[._/-][a-z0-9]+)*)?$")
+# imgforge's own label namespace (provenance, roles): never a recipe's.
+LABEL_NAMESPACE = "org.imgforge"
 
 PROJECT_FILE = "imgforge.toml"
 

@@ -10,9 +10,10 @@ from pathlib import Path
 from imgforge import __version__
 from imgforge.graph import RecipeGraph
 from imgforge.image import ImageConfig, command_words
+from imgforge.patterns import LABEL_NAMESPACE
 from imgforge.recipe import Recipe
 
-LABEL_PREFIX = "org.imgforge"
+LABEL_PREFIX = LABEL_NAMESPACE
 ENV_FILE = "imgforge-env.sh"
 
 

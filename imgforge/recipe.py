@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -11,7 +10,9 @@ from pydantic import ValidationError
 
 from imgforge.errors import RecipeError
 from imgforge.ignore import IGNORE_FILE, Ignore
-from imgforge.patterns import PROJECT_FILE, RECIPE_PREFIX
+from imgforge.inputfile import read_toml
+from imgforge.patterns import LABEL_NAMESPACE, PROJECT_FILE, RECIPE_PREFIX
+from imgforge.reference import why_not_reference
 from imgforge.schema import (
     ProjectModel,
     RecipeModel,
@@ -98,25 +99,14 @@ def _translate(path: Path, exc: ValidationError) -> RecipeError:
     return RecipeError(path, _key_of(tuple(error["loc"])), _reason(error))
 
 
-def read_toml(path: Path) -> dict[str, Any]:
-    """Parse a TOML file; a syntax error becomes a RecipeError naming the line."""
-    try:
-        data = path.read_bytes()
-    except OSError as exc:
-        raise RecipeError(path, "", f"cannot read file: {exc.strerror}") from None
-    try:
-        return tomllib.loads(data.decode("utf-8"))
-    except UnicodeDecodeError:
-        raise RecipeError(path, "", "not valid UTF-8") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise RecipeError(path, "", f"TOML syntax error: {exc}") from None
-
-
 def _check_inside(path: Path, key: str, directory: Path, source: str) -> None:
     target = directory / source
-    if not target.exists():
-        raise RecipeError(path, key, f"{source!r} does not exist")
-    resolved = target.resolve()
+    try:
+        if not target.exists():
+            raise RecipeError(path, key, f"{source!r} does not exist")
+        resolved = target.resolve()
+    except OSError as exc:  # e.g. a name too long, a symlink loop
+        raise RecipeError(path, key, f"{source!r} cannot be read: {exc.strerror}") from None
     if not resolved.is_relative_to(directory.resolve()):
         raise RecipeError(path, key, f"{source!r} leads outside the recipe's directory")
 
@@ -128,6 +118,16 @@ def _check_extra(path: Path, model: RecipeModel) -> None:
     for key in model.labels:
         if why := check_label_key(key):
             raise RecipeError(path, f"labels.{key}", why)
+        if key == LABEL_NAMESPACE or key.startswith(f"{LABEL_NAMESPACE}."):
+            raise RecipeError(
+                path, f"labels.{key}", f"{LABEL_NAMESPACE}.* labels are imgforge's own"
+            )
+    if model.build.gpus and model.build.strategy != "commit":
+        raise RecipeError(
+            path,
+            "build.gpus",
+            'true needs strategy = "commit" (docker build runs no step with GPUs)',
+        )
     for index, source in enumerate(model.pip.requirements):
         key = f"pip.requirements[{index}]"
         _check_inside(path, key, path.parent, source)
@@ -179,7 +179,10 @@ def load(path: Path) -> Recipe:
                 path, "name", f"missing, and the file name {path.stem!r} is not a valid name"
             ) from None
     _check_extra(path, model)
-    return from_model(path, model)
+    recipe = from_model(path, model)
+    if why := why_not_reference(recipe.image):
+        raise RecipeError(path, "name", f"{recipe.image!r} is not a Docker image name ({why})")
+    return recipe
 
 
 def load_project(directory: Path) -> dict[str, str]:

@@ -11,7 +11,8 @@ from pathlib import Path
 
 from imgforge import __version__
 from imgforge.errors import RecipeError, UsageError
-from imgforge.patterns import ENV_KEY_RE, IMAGE_REF_RE, NAME_RE
+from imgforge.patterns import ENV_KEY_RE, NAME_RE
+from imgforge.reference import why_not_reference
 from imgforge.render import make_environment
 
 SCHEMA_NAME = "recipe.schema.json"
@@ -50,8 +51,8 @@ def init_recipe(name: str, base: str, directory: Path) -> Path:
     """Write ``NAME.toml`` (never over an existing file)."""
     if not NAME_RE.fullmatch(name):
         raise UsageError(f"init: {name!r} is not a valid recipe name")
-    if not IMAGE_REF_RE.fullmatch(base):
-        raise UsageError(f"init: --base {base!r} is not a Docker image reference")
+    if why := why_not_reference(base):
+        raise UsageError(f"init: --base {base!r} is not a Docker image reference ({why})")
     path = directory / f"{name}.toml"
     if path.exists():
         raise UsageError(f"init: {path} exists; not overwriting it")

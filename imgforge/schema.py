@@ -10,10 +10,11 @@ from typing import Annotated, Any, Literal
 from packaging.requirements import InvalidRequirement, Requirement
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, WithJsonSchema
 
+from imgforge import reference
+from imgforge.envnames import why_not_carried
 from imgforge.patterns import (
     APT_RE,
     ENV_KEY_RE,
-    IMAGE_REF_RE,
     LABEL_KEY_RE,
     NAME_RE,
     PATH_RE,
@@ -52,8 +53,10 @@ def _tag(value: str) -> str:
 def _base(value: str) -> str:
     if value.startswith(RECIPE_PREFIX):
         _name(value[len(RECIPE_PREFIX) :])
-    elif not IMAGE_REF_RE.fullmatch(value):
-        raise ValueError(f"{value!r} is neither a Docker image reference nor recipe:NAME")
+    elif why := reference.why_not_reference(value):
+        raise ValueError(
+            f"{value!r} is neither a Docker image reference ({why}) nor recipe:NAME"
+        )
     return value
 
 
@@ -148,7 +151,7 @@ Base = Annotated[
     str,
     AfterValidator(_base),
     _schema(
-        f"^(?:{RECIPE_PREFIX}{_bare(NAME_RE)}|{_bare(IMAGE_REF_RE)})$",
+        f"^(?:{RECIPE_PREFIX}{_bare(NAME_RE)}|{reference.JSON_PATTERN[1:-1]})$",
         "A Docker image reference, or recipe:NAME for another recipe in the same directory.",
     ),
 ]
@@ -266,10 +269,8 @@ class ProjectModel(_Section):
 
 
 def check_env_key(key: str) -> str | None:
-    """Return why ``key`` is not a valid environment variable name, or None."""
-    if ENV_KEY_RE.fullmatch(key):
-        return None
-    return f"{key!r} is not a valid variable name ([A-Za-z_][A-Za-z0-9_]*)"
+    """Return why ``key`` can't be a recipe's environment variable, or None."""
+    return why_not_carried(key)
 
 
 def check_label_key(key: str) -> str | None:

@@ -13,7 +13,7 @@ from imgforge.errors import UsageError
 from imgforge.fingerprint import recipe_hash
 from imgforge.graph import RecipeGraph, load_targets
 from imgforge.image import ImageConfig
-from imgforge.options import Options
+from imgforge.options import Options, check_out
 from imgforge.plan import BaseImage, BuildJob, make_jobs, resolve_base
 from imgforge.recipe import Recipe, load_project
 
@@ -57,14 +57,12 @@ def inspect_bases(
         found = None
         if engine is not None:
             auth = auth_config(for_registry(registry_of(resolved), os.environ))
-            found = engine.ensure_image(
-                resolved, why=f"{recipe.path}: base", pull=pull, auth=auth
-            )
+            found = engine.ensure_image(resolved, why=f"{recipe.path}: base", pull=pull, auth=auth)
         if found is None:
             say(f"warning: base image {resolved} unknown here; its env is not in the rendered .def")
             bases[recipe.base] = BaseImage(recipe.base, resolved, ImageConfig())
             continue
-        config = ImageConfig.from_inspect(found)
+        config = ImageConfig.from_inspect(found, origin=f"{recipe.path}: base {resolved}")
         bases[recipe.base] = BaseImage(recipe.base, resolved, config, str(found["Id"]))
     return bases
 
@@ -82,7 +80,12 @@ def prepare(
     graph, targets = load_targets(paths)
     order = graph.with_ancestors(targets)
     base_map = base_map_for(order, options.base_map)
-    check_out_dir(options.out)
+    check_out(options.out, [r.directory / source for r in order for source, _ in r.files])
+    if options.strategy == "dockerfile" and (gpus := [r.name for r in order if r.gpus]):
+        raise UsageError(
+            f"--strategy dockerfile: recipe {gpus[0]!r} has gpus = true, which only the "
+            "commit strategy honours"
+        )
     engine = connect()
     bases = inspect_bases(order, base_map, engine, say, pull=pull)
     hashes = {recipe.name: recipe_hash(recipe) for recipe in order}
@@ -96,10 +99,3 @@ def prepare(
     )
     return Session(graph=graph, targets=targets, jobs=jobs), engine
 
-
-def check_out_dir(out: Path) -> None:
-    """The .def names files by paths under ``--out``; its parser splits them at
-    whitespace and cuts lines at '#'."""
-    text = str(out.absolute())
-    if any(c.isspace() or c == "#" for c in text):
-        raise UsageError(f"--out: {text!r} must not contain whitespace or '#'")

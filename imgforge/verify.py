@@ -15,7 +15,6 @@ from typing import IO, TYPE_CHECKING
 from imgforge import manifest
 from imgforge.errors import EngineError, UsageError
 from imgforge.image import ImageConfig
-from imgforge.patterns import ENV_KEY_RE
 from imgforge.sif.format import SIFFormatError
 from imgforge.sif.layout import MOUNT_POINTS, SYMLINKS, normalise, replaced
 from imgforge.sif.read import SifImage, parse_exports
@@ -131,7 +130,7 @@ def check_required(image: SifImage) -> list[str]:
 
 def shallow(image: SifImage, config: ImageConfig) -> list[str]:
     """Env (byte for byte), runscript, labels, WorkingDir and required paths."""
-    expected_env = {k: v for k, v in config.env_pairs() if ENV_KEY_RE.fullmatch(k)}
+    expected_env = dict(config.shell_env())
     problems: list[str] = []
     # Each script must hold the whole Env by itself: 90-environment.sh wins at run time,
     # but %post of a localimage build (and Singularity < 3.6) sources only the 10- file.
@@ -244,7 +243,7 @@ def verify_pair(path: Path, image: str, *, engine: DockerEngine, deep: bool) -> 
     found = engine.inspect(image)
     if found is None:
         raise UsageError(f"{image}: no such image in the engine")
-    config = ImageConfig.from_inspect(found)
+    config = ImageConfig.from_inspect(found, origin=f"image {image}")
     try:
         sif_image = SifImage.open(path)
     except (OSError, SIFFormatError) as exc:

@@ -4,17 +4,20 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 
 from imgforge.errors import UsageError
-from imgforge.options import Options, parse_base_map
-from imgforge.patterns import REGISTRY_RE
+from imgforge.options import Options, check_network, parse_base_map, source_date_epoch
+from imgforge.reference import why_not_registry
 
 
 def options_from(args: argparse.Namespace) -> Options:
     if args.jobs < 1:
         raise UsageError("--jobs: must be at least 1")
-    if args.push is not None and not REGISTRY_RE.fullmatch(args.push):
-        raise UsageError(f"--push: {args.push!r} is not a registry (HOST[:PORT][/PATH])")
+    check_network(args.network)
+    source_date_epoch(os.environ)
+    if args.push is not None and (why := why_not_registry(args.push)):
+        raise UsageError(f"--push: {args.push!r} is not a registry (HOST[:PORT][/PATH]): {why}")
     return Options(
         out=args.out,
         jobs=args.jobs,

@@ -10,6 +10,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import IO, Any, overload
 
+from imgforge.engine.guard import check_path_value, guard
 from imgforge.errors import BuildError, EngineError
 
 Log = Callable[[str], None]
@@ -48,7 +49,8 @@ class DockerEngine:
     """A thin, typed wrapper around ``docker.APIClient`` that raises imgforge errors."""
 
     def __init__(self, api: Any) -> None:
-        self.api = api
+        # A docker.APIClient gets the path guard (test doubles have no URLs to guard).
+        self.api = guard(api) if hasattr(api, "_url") else api
         # Set on Ctrl-C/SIGTERM: streams stop, and containers in `active` are removed.
         self.cancel = threading.Event()
         self.active: set[str] = set()
@@ -122,6 +124,7 @@ class DockerEngine:
         """``docker image inspect``, or None if there is no such image."""
         from docker.errors import ImageNotFound, NotFound
 
+        check_path_value(ref)
         try:
             result: dict[str, Any] = self.api.inspect_image(ref)
         except (ImageNotFound, NotFound):

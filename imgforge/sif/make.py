@@ -13,6 +13,7 @@ from imgforge import atomic
 from imgforge.credentials import for_registry, registry_of, singularity_env
 from imgforge.errors import BuildError
 from imgforge.image import ImageConfig
+from imgforge.options import source_date_epoch as checked_epoch
 from imgforge.plan import BuildJob
 from imgforge.render import make_environment, render, render_sif_files
 from imgforge.sif.backend import Log, SifBackend, SifRequest
@@ -24,8 +25,7 @@ if TYPE_CHECKING:
 
 def source_date_epoch() -> int | None:
     """``SOURCE_DATE_EPOCH`` from the environment: reproducible SIF output when set."""
-    value = os.environ.get("SOURCE_DATE_EPOCH", "").strip()
-    return int(value) if value.isdigit() else None
+    return checked_epoch(os.environ)
 
 
 def registry_env(reference: str | None) -> dict[str, str]:

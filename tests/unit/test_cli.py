@@ -209,6 +209,27 @@ def test_verbose_shows_the_traceback(tmp_path: Path, capsys: pytest.CaptureFixtu
             "imgforge: error: --base-map: 'nvcr.io/x' is not REF=LOCAL_REF with two image "
             "references",
         ),
+        (
+            ["--base-map", "nvcr.io/x=../containers/abc"],
+            "imgforge: error: --base-map: 'nvcr.io/x=../containers/abc' is not REF=LOCAL_REF "
+            "with two image references: '../containers/abc': invalid reference format",
+        ),
+        (
+            ["--base-map", "a=b\x1b[2J"],
+            "imgforge: error: --base-map: 'a=b\\x1b[2J' is not REF=LOCAL_REF with two image "
+            "references: 'b\\x1b[2J': invalid reference format: repository name "
+            "(library/b\\x1b[2J) must be lowercase",
+        ),
+        (
+            ["--push", "myregistry"],
+            "imgforge: error: --push: 'myregistry' is not a registry (HOST[:PORT][/PATH]): "
+            "'myregistry' names no registry host (no '.', ':' or 'localhost'): Docker Hub",
+        ),
+        (
+            ["--push", "localhost:5000/../x"],
+            "imgforge: error: --push: 'localhost:5000/../x' is not a registry "
+            "(HOST[:PORT][/PATH]): invalid reference format",
+        ),
     ],
 )
 def test_bad_options(
@@ -310,6 +331,7 @@ def test_an_os_error_outside_a_build_is_one_line(
 ) -> None:
     (tmp_path / "r.toml").write_text('base = "nvcr.io/nvidia/pytorch:24.01-py3"\n')
     (tmp_path / "out").write_text("a file where --out wants a directory")
-    assert main(["render", str(tmp_path / "r.toml"), "--out", str(tmp_path / "out")]) == 1
+    out = tmp_path / "out" / "sub"
+    assert main(["render", str(tmp_path / "r.toml"), "--out", str(out)]) == 1
     line = error_line(capsys)
-    assert "unexpected" not in line and str(tmp_path / "out") in line
+    assert "unexpected" not in line and str(out) in line

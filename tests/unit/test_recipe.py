@@ -64,9 +64,11 @@ BAD: list[tuple[str, str, str, str] | tuple[str, str, str, str, Setup]] = [
     ("bad-tag", BASE + 'tag = "-x"\n', "tag", "'-x' is not a valid Docker tag"),
     ("bad-tag-space", BASE + 'tag = "1 0"\n', "tag", "'1 0' is not a valid Docker tag"),
     ("bad-base-upper", 'base = "nvcr.io/NVIDIA/pytorch"\n', "base",
-     "'nvcr.io/NVIDIA/pytorch' is neither a Docker image reference nor recipe:NAME"),
+     "'nvcr.io/NVIDIA/pytorch' is neither a Docker image reference (invalid reference "
+     "format: repository name (NVIDIA/pytorch) must be lowercase) nor recipe:NAME"),
     ("bad-base-shell", 'base = "ubuntu; rm -rf /"\n', "base",
-     "'ubuntu; rm -rf /' is neither a Docker image reference nor recipe:NAME"),
+     "'ubuntu; rm -rf /' is neither a Docker image reference (invalid reference format) "
+     "nor recipe:NAME"),
     ("bad-base-recipe", 'base = "recipe:Foo"\n', "base", f"'Foo' {NAME_RULE}"),
     ("apt-shell-metachar", BASE + '[apt]\npackages = ["vim; rm -rf /"]\n', "apt.packages[0]",
      "'vim; rm -rf /' is not a valid Debian package name"),
@@ -329,7 +331,8 @@ def test_load_project_base_map(tmp_path: Path) -> None:
         (
             '[base_map]\n"ubuntu" = "Local Mirror"\n',
             "base_map.ubuntu",
-            "'Local Mirror' is neither a Docker image reference nor recipe:NAME",
+            "'Local Mirror' is neither a Docker image reference (invalid reference format: "
+            "repository name (library/Local Mirror) must be lowercase) nor recipe:NAME",
         ),
         ('[base_map]\n"ubuntu" = 1\n', "base_map.ubuntu", "expected a string, got int"),
     ],

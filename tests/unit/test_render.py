@@ -382,7 +382,7 @@ def test_run_multi_line_is_exec_form(
 def test_labels(project: Callable[..., Path], render_ngc: Callable[[Path], Texts]) -> None:
     texts = render_ngc(
         project(
-            '[labels]\nmaintainer = "Me <me@example.org>"\n"org.imgforge.recipe" = "spoof"\n'
+            '[labels]\nmaintainer = "Me <me@example.org>"\n'
             'zz = "say \\"$x\\" \\\\ é"\n"a/b" = ""\n'
         )
     )
@@ -532,24 +532,29 @@ def test_env_file_image_order(
     render_dir: Callable[..., dict[str, Texts]],
     tmp_path: Path,
 ) -> None:
-    base = ImageConfig(env=("PATH=/usr/bin", "9LIVES=x", "A-B=y", "HOME=/root", "LANG=C"))
+    base = ImageConfig(
+        env=("PATH=/usr/bin", "9LIVES=x", "A-B=y", "HOME=/root", "LANG=C", "UID=0", "TZ=UTC")
+    )
     texts = render_dir(
-        project('[env]\nZ_NEW = "z"\nHOME = "/home/u"\nA_NEW = "a"\n'), {NGC: base}
+        project('[env]\nZ_NEW = "z"\nTZ = "Europe/Paris"\nA_NEW = "a"\n'), {NGC: base}
     )["proj"]
     body = texts["env"].split("byte for byte.\n", 1)[1]
+    # HOME and UID: Apptainer's runtime and bash own them (Apptainer skips them too).
     assert body == (
         "# skipped (not a shell variable name): 9LIVES\n"
         "# skipped (not a shell variable name): A-B\n"
+        "# skipped (not a shell variable name): HOME\n"
+        "# skipped (not a shell variable name): UID\n"
         "export PATH='/usr/bin'\n"
-        "export HOME='/home/u'\n"
         "export LANG='C'\n"
+        "export TZ='Europe/Paris'\n"
         "export A_NEW='a'\n"
         "export Z_NEW='z'\n"
     )
     assert source("sh", texts["env"], tmp_path) | {"PWD": ""} == {
         "PATH": "/usr/bin",
-        "HOME": "/home/u",
         "LANG": "C",
+        "TZ": "Europe/Paris",
         "A_NEW": "a",
         "Z_NEW": "z",
         "PWD": "",
