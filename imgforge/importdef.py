@@ -28,7 +28,8 @@ from imgforge.deffile import Definition, Section, read_source, scan
 from imgforge.defsections import Refusal, Values, shown
 from imgforge.errors import RecipeError
 from imgforge.importpost import PostSteps, translate_post
-from imgforge.patterns import IMAGE_REF_RE, NAME_RE, RECIPE_PREFIX
+from imgforge.patterns import NAME_RE, RECIPE_PREFIX
+from imgforge.reference import why_not_reference
 from imgforge.shellwords import is_comment
 
 TRANSLATED = ("post", "environment", "files", "labels", "runscript")
@@ -61,7 +62,7 @@ def _agent_base(agent: str, source: str) -> str | None:
     """The recipe base for ``Bootstrap: agent`` / ``From: source``, if a recipe has one:
     an image, or for a local image the recipe whose artifact it is (NAME/NAME.sif)."""
     if agent in IMAGE_AGENTS:
-        return source if IMAGE_REF_RE.fullmatch(source) else None
+        return None if why_not_reference(source) else source
     match = ARTIFACT_RE.fullmatch(source) if agent == "localimage" else None
     if match is None or match["dir"] not in (None, match["name"]):
         return None

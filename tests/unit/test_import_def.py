@@ -19,8 +19,9 @@ from hypothesis import strategies as st
 from spython.main.parse.parsers import SingularityParser
 
 from imgforge.cli import main
+from imgforge.envnames import carried
 from imgforge.image import ImageConfig
-from imgforge.patterns import LABEL_KEY_RE
+from imgforge.patterns import APT_RE, LABEL_KEY_RE
 from imgforge.recipe import Recipe, load
 from imgforge.render.quoting import sh_quote
 from imgforge.shellwords import literal_words
@@ -449,7 +450,8 @@ def test_dockerfile_runs_the_post_script_as_one_sh_c(
 
 # Properties: generated contents round-trip exactly.
 
-ENV_NAMES = st.from_regex(r"[A-Za-z_][A-Za-z0-9_]{0,12}", fullmatch=True)
+# Names a recipe may set (not those a shell or Apptainer owns).
+ENV_NAMES = st.from_regex(r"[A-Za-z_][A-Za-z0-9_]{0,12}", fullmatch=True).filter(carried)
 # Any text a recipe value may hold: no control characters (but tab), so no line breaks.
 TEXT = st.text(st.characters(blacklist_categories=("Cs", "Cc")) | st.just("\t"), max_size=24)
 LABEL_KEYS = st.from_regex(r"[A-Za-z0-9][A-Za-z0-9._/-]{0,16}", fullmatch=True).filter(
@@ -489,7 +491,7 @@ def test_env_and_labels_round_trip_exactly(
     assert labels_of(rendered).items() >= labels.items()
 
 
-APT = st.from_regex(r"[a-z0-9][a-z0-9+.-]{1,12}", fullmatch=True)
+APT = st.from_regex(APT_RE, fullmatch=True)
 PIP = st.from_regex(r"[a-z][a-z0-9_-]{0,8}[a-z0-9](==[0-9]{1,2}\.[0-9]{1,2})?", fullmatch=True)
 QUOTES = st.sampled_from(["{}", "'{}'", '"{}"'])
 
