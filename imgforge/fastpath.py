@@ -21,9 +21,11 @@ from typing import Any
 from urllib.parse import quote
 
 from imgforge import manifest
+from imgforge.errors import ImgforgeError
 from imgforge.fingerprint import input_stats, sources_of, stat_signature
 from imgforge.options import Options, options_key
 from imgforge.patterns import PROJECT_FILE, RECIPE_PREFIX, recipe_files
+from imgforge.tree import read_limited
 
 DEFAULT_SOCKET = "/var/run/docker.sock"
 
@@ -70,11 +72,15 @@ def image_ids(path: str, refs: Iterable[str], timeout: float = 5.0) -> dict[str,
     return found
 
 
+def _toml(path: Path) -> dict[str, Any]:
+    """A recipe, read as the full path reads it (a bounded read of a regular file)."""
+    return tomllib.loads(read_limited(path, owner=path, key="").decode("utf-8"))
+
+
 def _recipes(directory: Path) -> dict[str, tuple[Path, dict[str, Any]]]:
     recipes: dict[str, tuple[Path, dict[str, Any]]] = {}
     for path in recipe_files(directory):
-        with path.open("rb") as handle:
-            data = tomllib.load(handle)
+        data = _toml(path)
         name = data.get("name", path.stem)
         if not isinstance(name, str) or name in recipes:
             raise ValueError(name)
@@ -97,7 +103,7 @@ def _order(targets: list[Path]) -> list[tuple[Path, dict[str, Any]]]:
                 break
             if path in [p for p, _ in chain]:
                 raise ValueError(f"cycle at {path}")
-            data = tomllib.loads(path.read_text(encoding="utf-8"))
+            data = _toml(path)
             chain.append((path, data))
             base = data.get("base", "")
             parent = base[len(RECIPE_PREFIX) :] if base.startswith(RECIPE_PREFIX) else None
@@ -154,7 +160,7 @@ def up_to_date(paths: list[Path], options: Options) -> list[str] | None:
             if not str((r.get("base") or {}).get("ref", "")).startswith(RECIPE_PREFIX)
         ]
         tags = image_ids(sock, refs)
-    except (OSError, ValueError, KeyError, TypeError, AttributeError, tomllib.TOMLDecodeError):
+    except (OSError, ValueError, KeyError, TypeError, AttributeError, ImgforgeError):
         return None
     for record in records.values():
         base = record.get("base") or {}

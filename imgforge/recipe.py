@@ -10,8 +10,8 @@ from typing import Any
 from pydantic import ValidationError
 
 from imgforge.errors import RecipeError
-from imgforge.ignore import IGNORE_FILE, Ignore
 from imgforge.patterns import PROJECT_FILE, RECIPE_PREFIX
+from imgforge.requirements import check_requirements_file
 from imgforge.schema import (
     ProjectModel,
     RecipeModel,
@@ -98,27 +98,23 @@ def _translate(path: Path, exc: ValidationError) -> RecipeError:
     return RecipeError(path, _key_of(tuple(error["loc"])), _reason(error))
 
 
+def read_recipe_bytes(path: Path) -> bytes:
+    """A recipe or project file: a regular file (never a FIFO or device, which would hang
+    or never end), at most MAX_TEXT_FILE bytes."""
+    from imgforge.tree import read_limited
+
+    return read_limited(path, owner=path, key="")
+
+
 def read_toml(path: Path) -> dict[str, Any]:
     """Parse a TOML file; a syntax error becomes a RecipeError naming the line."""
-    try:
-        data = path.read_bytes()
-    except OSError as exc:
-        raise RecipeError(path, "", f"cannot read file: {exc.strerror}") from None
+    data = read_recipe_bytes(path)
     try:
         return tomllib.loads(data.decode("utf-8"))
     except UnicodeDecodeError:
         raise RecipeError(path, "", "not valid UTF-8") from None
     except tomllib.TOMLDecodeError as exc:
         raise RecipeError(path, "", f"TOML syntax error: {exc}") from None
-
-
-def _check_inside(path: Path, key: str, directory: Path, source: str) -> None:
-    target = directory / source
-    if not target.exists():
-        raise RecipeError(path, key, f"{source!r} does not exist")
-    resolved = target.resolve()
-    if not resolved.is_relative_to(directory.resolve()):
-        raise RecipeError(path, key, f"{source!r} leads outside the recipe's directory")
 
 
 def _check_extra(path: Path, model: RecipeModel) -> None:
@@ -128,16 +124,23 @@ def _check_extra(path: Path, model: RecipeModel) -> None:
     for key in model.labels:
         if why := check_label_key(key):
             raise RecipeError(path, f"labels.{key}", why)
+    _check_sources(path, model)
+
+
+def _check_sources(path: Path, model: RecipeModel) -> None:
+    """Walk every source once (imgforge.tree refuses what escapes or can't be copied
+    alike everywhere) and check each requirements file's content."""
+    from imgforge.tree import load_ignore, walk_source
+
+    ignore = load_ignore(path.parent)
     for index, source in enumerate(model.pip.requirements):
         key = f"pip.requirements[{index}]"
-        _check_inside(path, key, path.parent, source)
-        if not (path.parent / source).is_file():
+        entries = walk_source(path.parent, source, owner=path, key=key, ignore=ignore)
+        if entries[0].is_dir:
             raise RecipeError(path, key, f"{source!r} is not a file")
-    ignore = Ignore.load(path.parent)
+        check_requirements_file(Path(entries[0].path), owner=path, key=key)
     for source in model.files:
-        _check_inside(path, f"files.{source}", path.parent, source)
-        if ignore.excludes(source.rstrip("/")):
-            raise RecipeError(path, f"files.{source}", f"{source!r} is excluded by {IGNORE_FILE}")
+        walk_source(path.parent, source, owner=path, key=f"files.{source}", ignore=ignore)
 
 
 def from_model(path: Path, model: RecipeModel) -> Recipe:
