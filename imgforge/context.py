@@ -18,12 +18,14 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from imgforge.errors import RecipeError
-from imgforge.ignore import go_clean
+from imgforge.ignore import IGNORE_FILE, Ignore, go_clean
+from imgforge.patterns import PATH_RE
 from imgforge.plan import copy_steps, requirement_paths
 from imgforge.recipe import Recipe
-from imgforge.tree import Entry, load_ignore, open_regular, walk_source
+from imgforge.tree import Entry, load_ignore, open_regular, shown, walk_source
 
 DOCKERFILE = ".imgforge:Dockerfile"
+_ALL = Ignore()  # no rules: everything below a source, as Apptainer's %files sees it
 
 
 class _Tar:
@@ -151,3 +153,59 @@ def build_context(recipe: Recipe, dockerfile: str) -> io.BytesIO:
     tar.close()
     buffer.seek(0)
     return buffer
+
+
+
+def def_files(recipe: Recipe) -> list[tuple[str, str]]:
+    """The .def's ``%files`` lines (source, staging path) of the ``[files]`` copies.
+
+    Apptainer copies a ``%files`` source whole (``cp -fLr``), ``.dockerignore`` unseen: a
+    directory with excluded entries is listed piece by piece instead, each piece a whole
+    subtree that ``.dockerignore`` keeps, so the .def copies what the Docker build does.
+    """
+    lines: list[tuple[str, str]] = []
+    for copy in copy_steps(recipe):
+        if not copy.is_dir:
+            lines.append((copy.source, copy.stage))
+            continue
+        key = f"files.{copy.source}"
+        kept = {e.name for e in _walk(recipe, key, copy.source)}
+        every = walk_source(recipe.directory, copy.source, owner=recipe.path, key=key, ignore=_ALL)
+        root = go_clean(copy.source)
+        pieces = _cover(root, kept, {e.name: e.is_dir for e in every}, recipe.path, key)
+        if pieces == [root]:
+            lines.append((copy.source, copy.stage))
+            continue
+        for piece in pieces:
+            if not PATH_RE.fullmatch(piece):
+                raise RecipeError(
+                    recipe.path, key, f"{shown(piece)} would be a %files line of the .def, "
+                    "where only letters, digits and . _ @ + , = / - are allowed",
+                )
+            below = piece if root == "." else piece[len(root) + 1 :]
+            lines.append((piece, f"{copy.stage}/{below}"))
+    return lines
+
+
+def _cover(root: str, kept: set[str], every: dict[str, bool], owner: Path, key: str) -> list[str]:
+    """The fewest paths below ``root`` whose whole subtrees together are ``kept``."""
+    children: dict[str, list[str]] = {name: [] for name in every}
+    for name in every:
+        if name != root:
+            children[os.path.dirname(name) or "."].append(name)
+    full: dict[str, bool] = {}
+    any_kept: dict[str, bool] = {}
+    for name in sorted(every, key=lambda n: -n.count("/") if n != "." else 1):
+        full[name] = name in kept and all(full[c] for c in children[name])
+        any_kept[name] = name in kept or any(any_kept[c] for c in children[name])
+    pieces, pending = [], [root]
+    while pending:
+        name = pending.pop()
+        if full[name]:
+            pieces.append(name)
+            continue
+        if name in kept and every[name] and not any(any_kept[c] for c in children[name]):
+            raise RecipeError(owner, key, f"{shown(name)} is empty after {IGNORE_FILE}, "
+                              "which a .def's %files can't copy")
+        pending.extend(c for c in children[name] if any_kept[c])
+    return sorted(pieces, key=lambda n: n.split("/"))
