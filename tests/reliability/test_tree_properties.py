@@ -174,8 +174,14 @@ def test_a_very_deep_tree_is_walked_without_recursion(tmp_path: Path) -> None:
         deep.mkdir()
     write(deep / "leaf.txt", "leaf\n")
     path = write(tmp_path / "t.toml", f'name = "t"\nbase = "{MINI}"\n[files]\n"app/" = "/o/"\n')
-    recipe = load(path)
-    assert any(name.endswith("/leaf.txt") for name in tar_files(build_context(recipe, "")))
+    try:
+        names = tar_files(build_context(load(path), ""))
+        assert any(name.endswith("/leaf.txt") for name in names)
+    finally:
+        (deep / "leaf.txt").unlink()
+        while deep != tmp_path:  # shutil.rmtree (pytest's cleanup) recurses per level
+            deep.rmdir()
+            deep = deep.parent
 
 
 def test_a_non_utf8_name_is_refused_readably(
