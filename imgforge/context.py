@@ -1,50 +1,122 @@
-"""A deterministic Docker build context: the Dockerfile plus only what the recipe names."""
+"""Deterministic, sealed tars of a recipe's files: the Docker build context and the
+commit strategy's staging tar.
+
+Sealed: imgforge's own entry, the Dockerfile, is named ``DOCKERFILE``, a name with a
+character (``:``) that the recipe path grammar (``patterns.PATH_RE``) forbids, so no
+``[files]`` source or requirements file can be it; a file inside a copied directory could
+be, and is refused; and no tar ever lists a path twice (a later entry would replace the
+earlier one when the engine extracts it). The files come from the one safe walk
+(imgforge.tree).
+"""
 
 from __future__ import annotations
 
 import io
 import os
 import tarfile
+from collections.abc import Iterable
 from pathlib import Path
 
-from imgforge.fingerprint import walk_source
+from imgforge.errors import RecipeError
+from imgforge.ignore import IGNORE_FILE, Ignore, go_clean
+from imgforge.patterns import PATH_RE
 from imgforge.plan import copy_steps, requirement_paths
 from imgforge.recipe import Recipe
+from imgforge.tree import Entry, load_ignore, open_regular, shown, walk_source
 
-DOCKERFILE = ".imgforge/Dockerfile"
-
-
-def _normalise(info: tarfile.TarInfo) -> tarfile.TarInfo:
-    info.uid = info.gid = 0
-    info.uname = info.gname = ""
-    info.mtime = 0
-    return info
+DOCKERFILE = ".imgforge:Dockerfile"
+_ALL = Ignore()  # no rules: everything below a source, as Apptainer's %files sees it
 
 
-def _add_tree(tar: tarfile.TarFile, directory: Path, source: str, arcname: str) -> None:
-    """The recipe's ``source`` (a file, or a directory and what ``.dockerignore`` keeps
-    below it) at ``arcname``."""
-    root = directory / source
-    for path in walk_source(directory, source):
-        relative = os.path.relpath(path, root)
-        name = arcname if relative == "." else os.path.join(arcname, relative)
-        info = _normalise(tar.gettarinfo(str(path), arcname=name))
-        if info.isreg():
-            with path.open("rb") as handle:
-                tar.addfile(info, handle)
+class _Tar:
+    """A tar being written: sorted by the caller, normalised owners and times, every
+    name once."""
+
+    def __init__(self, buffer: io.BytesIO, owner: Path) -> None:
+        # Closed by close(): the tar is written by several calls.
+        self.tar = tarfile.open(fileobj=buffer, mode="w", format=tarfile.PAX_FORMAT)  # noqa: SIM115
+        self.owner = owner
+        self.names: set[str] = set()
+
+    def _info(self, name: str, key: str, *, own: bool = False) -> tarfile.TarInfo:
+        if name in self.names or (name.startswith(DOCKERFILE) and not own):
+            raise RecipeError(
+                self.owner, key, f"{name!r} would collide with another entry of the build context"
+            )
+        self.names.add(name)
+        info = tarfile.TarInfo(name)
+        info.uid = info.gid = info.mtime = 0
+        return info
+
+    def add_text(self, name: str, text: str) -> None:
+        data = text.encode("utf-8")
+        info = self._info(name, "", own=True)
+        info.size, info.mode = len(data), 0o644
+        self.tar.addfile(info, io.BytesIO(data))
+
+    def add(self, entry: Entry, name: str, key: str) -> None:
+        info = self._info(name, key)
+        info.mode = entry.mode & 0o7777
+        if entry.is_dir:
+            info.type = tarfile.DIRTYPE
+            self.tar.addfile(info)
+            return
+        info.size = entry.size
+        fd = open_regular(entry.path, owner=self.owner, key=key, inode=entry.inode)
+        with os.fdopen(fd, "rb") as handle:
+            try:
+                self.tar.addfile(info, handle)
+            except OSError:
+                raise RecipeError(
+                    self.owner, key, f"{entry.name!r} changed while it was read"
+                ) from None
+
+    def close(self) -> None:
+        self.tar.close()
+
+
+def _sources(recipe: Recipe) -> list[tuple[str, str]]:
+    """(key, source) of everything the recipe copies from its directory."""
+    return [
+        *((f"pip.requirements[{i}]", s) for i, s in enumerate(recipe.pip_requirements)),
+        *((f"files.{source}", source) for source, _ in recipe.files),
+    ]
+
+
+def _walk(recipe: Recipe, key: str, source: str) -> list[Entry]:
+    return walk_source(
+        recipe.directory, source, owner=recipe.path, key=key, ignore=load_ignore(recipe.directory)
+    )
+
+
+def _staged(entries: Iterable[Entry], source: str, stage: str) -> Iterable[tuple[Entry, str]]:
+    """Each entry at its path below ``stage`` instead of below ``source``."""
+    root = go_clean(source)
+    for entry in entries:
+        if entry.name == root:
+            yield entry, stage.lstrip("/")
         else:
-            tar.addfile(info)
+            below = entry.name if root == "." else entry.name[len(root) + 1 :]
+            yield entry, f"{stage.lstrip('/')}/{below}"
 
 
 def staging_context(recipe: Recipe) -> io.BytesIO:
     """A tar to extract at ``/`` in a build container: each requirements file and each
     ``[files]`` source at the staging path the build script takes it from."""
     buffer = io.BytesIO()
-    with tarfile.open(fileobj=buffer, mode="w") as tar:
-        for source, target in requirement_paths(recipe):
-            _add_tree(tar, recipe.directory, source, target.lstrip("/"))
-        for copy in copy_steps(recipe):
-            _add_tree(tar, recipe.directory, copy.source, copy.stage.lstrip("/"))
+    tar = _Tar(buffer, recipe.path)
+    staged: list[tuple[Entry, str, str]] = []
+    for index, (source, target) in enumerate(requirement_paths(recipe)):
+        key = f"pip.requirements[{index}]"
+        entries = _walk(recipe, key, source)
+        staged += [(e, n, key) for e, n in _staged(entries, source, target)]
+    for copy in copy_steps(recipe):
+        key = f"files.{copy.source}"
+        entries = _walk(recipe, key, copy.source)
+        staged += [(e, n, key) for e, n in _staged(entries, copy.source, copy.stage)]
+    for entry, name, key in sorted(staged, key=lambda item: item[1].split("/")):
+        tar.add(entry, name, key)
+    tar.close()
     buffer.seek(0)
     return buffer
 
@@ -52,37 +124,88 @@ def staging_context(recipe: Recipe) -> io.BytesIO:
 def dockerfile_only(dockerfile: str) -> io.BytesIO:
     """A build context holding nothing but the Dockerfile."""
     buffer = io.BytesIO()
-    with tarfile.open(fileobj=buffer, mode="w") as tar:
-        _add_dockerfile(tar, dockerfile)
+    tar = _Tar(buffer, Path(DOCKERFILE))
+    tar.add_text(DOCKERFILE, dockerfile)
+    tar.close()
     buffer.seek(0)
     return buffer
 
 
-def _add_dockerfile(tar: tarfile.TarFile, dockerfile: str) -> None:
-    data = dockerfile.encode("utf-8")
-    info = _normalise(tarfile.TarInfo(DOCKERFILE))
-    info.size, info.mode = len(data), 0o644
-    tar.addfile(info, io.BytesIO(data))
+def context_entries(recipe: Recipe) -> list[tuple[Entry, str]]:
+    """(entry, key) of every recipe path in the build context, each once, sorted."""
+    chosen: dict[str, tuple[Entry, str]] = {}
+    for key, source in _sources(recipe):
+        for entry in _walk(recipe, key, source):
+            chosen.setdefault(entry.name, (entry, key))
+    return [chosen[name] for name in sorted(chosen, key=lambda name: name.split("/"))]
 
 
 def build_context(recipe: Recipe, dockerfile: str) -> io.BytesIO:
     """A tar of the Dockerfile and only what it copies (never the whole directory):
-    sorted, root-owned, mtime 0, ``.dockerignore`` honoured (and itself left out)."""
-    copied = [*recipe.pip_requirements, *(source for source, _ in recipe.files)]
+    sorted, root-owned, mtime 0, ``.dockerignore`` honoured (and itself left out).
+    A path two sources bring in (a file inside a copied directory) is sent once."""
     buffer = io.BytesIO()
-    with tarfile.open(fileobj=buffer, mode="w") as tar:
-        _add_dockerfile(tar, dockerfile)
-        for source in _outermost(copied):
-            _add_tree(tar, recipe.directory, source, source)
+    tar = _Tar(buffer, recipe.path)
+    tar.add_text(DOCKERFILE, dockerfile)
+    for entry, key in context_entries(recipe):
+        if entry.name != ".":
+            tar.add(entry, entry.name, key)
+    tar.close()
     buffer.seek(0)
     return buffer
 
 
-def _outermost(sources: list[str]) -> list[str]:
-    """Sources not inside another source (a tar must not list a path twice)."""
-    kept: list[str] = []
-    for source in sorted(sources, key=lambda s: (s.count("/"), s)):
-        clean = source.rstrip("/")
-        if not any(clean == k or clean.startswith(k + "/") for k in kept):
-            kept.append(clean)
-    return sorted(kept)
+
+def def_files(recipe: Recipe) -> list[tuple[str, str]]:
+    """The .def's ``%files`` lines (source, staging path) of the ``[files]`` copies.
+
+    Apptainer copies a ``%files`` source whole (``cp -fLr``), ``.dockerignore`` unseen: a
+    directory with excluded entries is listed piece by piece instead, each piece a whole
+    subtree that ``.dockerignore`` keeps, so the .def copies what the Docker build does.
+    """
+    lines: list[tuple[str, str]] = []
+    for copy in copy_steps(recipe):
+        if not copy.is_dir:
+            lines.append((copy.source, copy.stage))
+            continue
+        key = f"files.{copy.source}"
+        kept = {e.name for e in _walk(recipe, key, copy.source)}
+        every = walk_source(recipe.directory, copy.source, owner=recipe.path, key=key, ignore=_ALL)
+        root = go_clean(copy.source)
+        pieces = _cover(root, kept, {e.name: e.is_dir for e in every}, recipe.path, key)
+        if pieces == [root]:
+            lines.append((copy.source, copy.stage))
+            continue
+        for piece in pieces:
+            if not PATH_RE.fullmatch(piece):
+                raise RecipeError(
+                    recipe.path, key, f"{shown(piece)} would be a %files line of the .def, "
+                    "where only letters, digits and . _ @ + , = / - are allowed",
+                )
+            below = piece if root == "." else piece[len(root) + 1 :]
+            lines.append((piece, f"{copy.stage}/{below}"))
+    return lines
+
+
+def _cover(root: str, kept: set[str], every: dict[str, bool], owner: Path, key: str) -> list[str]:
+    """The fewest paths below ``root`` whose whole subtrees together are ``kept``."""
+    children: dict[str, list[str]] = {name: [] for name in every}
+    for name in every:
+        if name != root:
+            children[os.path.dirname(name) or "."].append(name)
+    full: dict[str, bool] = {}
+    any_kept: dict[str, bool] = {}
+    for name in sorted(every, key=lambda n: -n.count("/") if n != "." else 1):
+        full[name] = name in kept and all(full[c] for c in children[name])
+        any_kept[name] = name in kept or any(any_kept[c] for c in children[name])
+    pieces, pending = [], [root]
+    while pending:
+        name = pending.pop()
+        if full[name]:
+            pieces.append(name)
+            continue
+        if name in kept and every[name] and not any(any_kept[c] for c in children[name]):
+            raise RecipeError(owner, key, f"{shown(name)} is empty after {IGNORE_FILE}, "
+                              "which a .def's %files can't copy")
+        pending.extend(c for c in children[name] if any_kept[c])
+    return sorted(pieces, key=lambda n: n.split("/"))

@@ -8,47 +8,15 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from imgforge.ignore import IGNORE_FILE, Ignore
+from imgforge.ignore import IGNORE_FILE
+from imgforge.tree import Entry, load_ignore, open_regular, read_ignore_file, walk_source
 
 if TYPE_CHECKING:
     from imgforge.recipe import Recipe
 
 
-def _walk(root: Path, ignore: Ignore | None = None, base: Path | None = None) -> Iterator[Path]:
-    """``root`` and, for a directory, everything below it, in sorted order, minus what
-    ``ignore`` excludes (paths relative to ``base``, the recipe's directory)."""
-    def kept(path: Path) -> bool:
-        return ignore is None or base is None or not ignore.excludes(relative_to(path, base))
-
-    yield root
-    if root.is_dir() and not root.is_symlink():
-        for dirpath, dirnames, filenames in os.walk(root):
-            dirnames[:] = sorted(d for d in dirnames if kept(Path(dirpath) / d))
-            for name in sorted(dirnames + filenames):
-                if kept(Path(dirpath) / name):
-                    yield Path(dirpath) / name
-
-
 def relative_to(path: Path, base: Path) -> str:
     return os.path.relpath(path, base).replace(os.sep, "/")
-
-
-def walk_source(directory: Path, source: str) -> Iterator[Path]:
-    """Every path a ``[files]``/requirements ``source`` brings into a build, honouring the
-    ``.dockerignore`` beside the recipe."""
-    return _walk(directory / source, Ignore.load(directory), directory)
-
-
-def _feed(digest: hashlib._Hash, path: Path, relative: str) -> None:
-    stat = path.lstat()
-    digest.update(f"{relative}\0{stat.st_mode & 0o170111:o}\0".encode())
-    if path.is_symlink():
-        digest.update(os.readlink(path).encode())
-    elif path.is_file():
-        with path.open("rb") as handle:
-            for block in iter(lambda: handle.read(1 << 20), b""):
-                digest.update(block)
-    digest.update(b"\0")
 
 
 def input_paths(recipe: Recipe) -> list[str]:
@@ -62,9 +30,37 @@ def sources_of(requirements: Iterable[str], files: Iterable[str], directory: Pat
     """The inputs of a build: requirements files, ``[files]`` sources, and the
     ``.dockerignore`` that filters them."""
     sources = set(requirements) | set(files)
-    if (directory / IGNORE_FILE).is_file():
+    if os.path.lexists(directory / IGNORE_FILE):
         sources.add(IGNORE_FILE)
     return sorted(sources)
+
+
+def input_entries(directory: Path, sources: Iterable[str]) -> Iterator[Entry]:
+    """Every path the ``sources`` bring in, from the one safe walk (imgforge.tree); the
+    ``.dockerignore`` is an input itself, whatever its own rules say of it."""
+    ignore = load_ignore(directory)
+    for source in sources:
+        if source == IGNORE_FILE:
+            read_ignore_file(directory)  # a regular file inside, bounded
+            path = str(directory / IGNORE_FILE)
+            yield Entry(IGNORE_FILE, path, False, *_stat(path))
+        else:
+            yield from walk_source(directory, source, owner=directory, key=source, ignore=ignore)
+
+
+def _stat(path: str) -> tuple[int, int, int, int]:
+    st = os.lstat(path)
+    return st.st_mode, st.st_size, st.st_mtime_ns, st.st_ino
+
+
+def _feed(digest: hashlib._Hash, entry: Entry, directory: Path) -> None:
+    digest.update(f"{entry.name}\0{entry.mode & 0o170111:o}\0".encode())
+    if not entry.is_dir:
+        fd = open_regular(entry.path, owner=directory, key=entry.name, inode=entry.inode)
+        with os.fdopen(fd, "rb") as handle:
+            for block in iter(lambda: handle.read(1 << 20), b""):
+                digest.update(block)
+    digest.update(b"\0")
 
 
 def stat_signature(path: Path) -> list[int]:
@@ -74,20 +70,17 @@ def stat_signature(path: Path) -> list[int]:
 
 
 def input_stats(directory: Path, sources: Iterable[str]) -> dict[str, list[int]]:
-    """Stat signature of every path a build reads below ``directory`` (by relative path)."""
-    stats: dict[str, list[int]] = {}
-    for source in sources:
-        for path in walk_source(directory, source):
-            stats[relative_to(path, directory)] = stat_signature(path)
-    return stats
+    """Stat signature of every path a build reads below ``directory`` (by context path)."""
+    return {entry.name: entry.signature for entry in input_entries(directory, sources)}
 
 
 def recipe_hash(recipe: Recipe) -> str:
     """sha256 over the recipe file and every file it copies or reads."""
-    digest = hashlib.sha256(recipe.path.read_bytes())
-    for source in input_paths(recipe):
-        for path in walk_source(recipe.directory, source):
-            _feed(digest, path, relative_to(path, recipe.directory))
+    from imgforge.inputfile import read_bounded
+
+    digest = hashlib.sha256(read_bounded(recipe.path))
+    for entry in input_entries(recipe.directory, input_paths(recipe)):
+        _feed(digest, entry, recipe.directory)
     return digest.hexdigest()
 
 

@@ -1,66 +1,330 @@
-"""``.dockerignore`` beside a recipe: which files a build context leaves out."""
+"""``.dockerignore`` beside a recipe, matched exactly as ``docker build`` matches it.
+
+A port of moby's pattern matcher (github.com/moby/patternmatcher, ``patternmatcher.go`` and
+``ignorefile/ignorefile.go``; their test tables are in tests/unit/test_ignore.py) and of the
+directory rule of the context walk (github.com/moby/go-archive, ``archive.go``,
+``Tarballer.Do``): an excluded directory is still entered when an exception pattern
+(``!...``) starts with its path. Each pattern becomes the same regular expression as in
+Docker and is compiled by RE2, whose syntax Go's regexp shares (and which runs in linear
+time). A pattern Docker refuses (``filepath.Match`` syntax, an invalid expression) is
+refused here: the build would fail.
+"""
 
 from __future__ import annotations
 
-import re
+import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
+
+Info = tuple[bool, ...] | None
 
 IGNORE_FILE = ".dockerignore"
+BOM = b"\xef\xbb\xbf"
+# bufio.Scanner's default MaxScanTokenSize: a longer line fails `docker build`.
+MAX_LINE = 64 * 1024
+# Characters QuoteMeta escapes that are not filepath.Match syntax (patternmatcher.go).
+_QUOTED = set(".+()|{}$")
+_EXACT, _PREFIX, _SUFFIX, _REGEXP = "exact", "prefix", "suffix", "regexp"
 
 
-def _regex(pattern: str) -> re.Pattern[str]:
-    """Docker's pattern syntax (Go filepath.Match plus ``**``) as a regex on a relative
-    path with ``/`` separators."""
-    out = ""
-    index = 0
-    while index < len(pattern):
-        char = pattern[index]
-        if pattern.startswith("**", index):
-            out += ".*"
-            index += 2
-            if pattern.startswith("/", index):
-                out += "/?"
-                index += 1
+# strings.TrimSpace: Unicode White_Space (Python's str.isspace minus the separators it adds).
+_GO_SPACE = "\t\n\v\f\r \x85\xa0\u1680\u2000\u2001\u2002\u2003\u2004\u2005\u2006\u2007" + (
+    "\u2008\u2009\u200a\u2028\u2029\u202f\u205f\u3000"
+)
+
+
+class PatternError(ValueError):
+    """A pattern ``docker build`` refuses, or one imgforge cannot match like Docker."""
+
+
+def go_clean(path: str) -> str:
+    """Go's ``path.Clean``: the shortest equivalent path (``..`` at the root vanishes)."""
+    if not path:
+        return "."
+    rooted = path.startswith("/")
+    parts: list[str] = []
+    for part in path.split("/"):
+        if part in ("", "."):
             continue
-        out += {"*": "[^/]*", "?": "[^/]"}.get(char, re.escape(char))
+        if part != "..":
+            parts.append(part)
+        elif parts and parts[-1] != "..":
+            parts.pop()
+        elif not rooted:
+            parts.append(part)
+    cleaned = ("/" if rooted else "") + "/".join(parts)
+    return cleaned or "."
+
+
+def read_patterns(data: bytes) -> list[str]:
+    """``ignorefile.ReadAll``: BOM stripped, ``#`` comments skipped, each pattern trimmed,
+    cleaned, and relative (a leading ``/`` removed), ``!`` kept in front. Lines are split
+    as Go's ``bufio.ScanLines`` splits them (``\\n``, one ``\\r`` before it dropped)."""
+    lines = data.removeprefix(BOM).split(b"\n")
+    if lines[-1] == b"":
+        lines.pop()
+    patterns = []
+    for number, raw in enumerate(lines, start=1):
+        if len(raw) >= MAX_LINE:
+            raise PatternError(f"line {number} is longer than {MAX_LINE - 1} bytes")
+        line = raw.removesuffix(b"\r").decode("utf-8", "surrogateescape")
+        pattern = _read_line(line)
+        if any("\udc80" <= char <= "\udcff" for char in pattern):
+            raise PatternError(f"line {number} is not valid UTF-8")
+        if pattern:
+            patterns.append(pattern)
+    return patterns
+
+
+def _read_line(line: str) -> str:
+    if line.startswith("#"):
+        return ""
+    pattern = line.strip(_GO_SPACE)
+    if not pattern:
+        return ""
+    invert = pattern.startswith("!")
+    if invert:
+        pattern = pattern[1:].strip(_GO_SPACE)
+    if pattern:
+        pattern = go_clean(pattern)
+        if len(pattern) > 1 and pattern.startswith("/"):
+            pattern = pattern[1:]
+    return "!" + pattern if invert else pattern
+
+
+def check_syntax(pattern: str) -> None:
+    """Go ``filepath.Match``'s syntax check (``matchChunk``/``getEsc``), which
+    ``patternmatcher.New`` runs on every pattern."""
+    index, size = 0, len(pattern)
+    while index < size:
+        char = pattern[index]
+        if char == "\\":
+            if index + 1 >= size:
+                raise PatternError(f"{pattern!r} ends in an unfinished escape")
+            index += 2
+        elif char == "[":
+            index = _class_end(pattern, index + 1)
+        else:
+            index += 1
+
+
+def _class_end(pattern: str, index: int) -> int:
+    """The index after a ``[...]`` class starting at ``index`` (after the ``[``)."""
+    if index < len(pattern) and pattern[index] == "^":
         index += 1
-    return re.compile(out + r"\Z")
+    ranges = 0
+    while True:
+        if index < len(pattern) and pattern[index] == "]" and ranges:
+            return index + 1
+        low, index = _class_char(pattern, index)
+        if pattern[index] == "-":
+            high, index = _class_char(pattern, index + 1)
+            if high < low:
+                raise PatternError(f"{pattern!r} has an empty range {low}-{high}")
+        ranges += 1
 
 
-def _clean(pattern: str) -> str:
-    parts = [p for p in pattern.strip().split("/") if p not in ("", ".")]
-    return "/".join(parts)
+def _class_char(pattern: str, index: int) -> tuple[str, int]:
+    if index >= len(pattern) or pattern[index] in "-]":
+        raise PatternError(f"{pattern!r} has a malformed character class")
+    if pattern[index] == "\\":
+        index += 1
+        if index >= len(pattern):
+            raise PatternError(f"{pattern!r} has a malformed character class")
+    if index + 1 >= len(pattern):
+        raise PatternError(f"{pattern!r} has an unclosed character class")
+    return pattern[index], index + 1
+
+
+@dataclass(frozen=True)
+class Pattern:
+    """One compiled pattern (patternmatcher.go ``Pattern.compile`` and ``match``)."""
+
+    cleaned: str
+    exclusion: bool
+    kind: str
+    regex: Any
+
+    @classmethod
+    def compile(cls, cleaned: str, exclusion: bool) -> Pattern:
+        import re2
+
+        kind, source = go_regex(cleaned)
+        if kind != _REGEXP:
+            return cls(cleaned, exclusion, kind, None)
+        try:
+            return cls(cleaned, exclusion, kind, re2.compile(source))
+        except re2.error as exc:
+            raise PatternError(f"{cleaned!r} is not a valid pattern ({exc})") from None
+
+    def match(self, path: str) -> bool:
+        if self.kind == _EXACT:
+            return path == self.cleaned
+        if self.kind == _PREFIX:
+            return path.startswith(self.cleaned[:-2])
+        if self.kind == _SUFFIX:
+            suffix = self.cleaned[2:]
+            return path.endswith(suffix) or (suffix[:1] == "/" and path == suffix[1:])
+        return self.regex.search(path) is not None
+
+
+def go_regex(pattern: str) -> tuple[str, str]:
+    """(match kind, regular expression) exactly as ``Pattern.compile`` builds them: Go's
+    regexp syntax is RE2's, so the expression is compiled by RE2 itself."""
+    out, kind, index = "^", _EXACT, 0
+    while index < len(pattern):
+        first = index == 0
+        char = pattern[index]
+        index += 1
+        if char == "*" and pattern.startswith("*", index):
+            index += 1 + pattern.startswith("/", index + 1)
+            if index >= len(pattern):
+                out, kind = (out, _PREFIX) if kind == _EXACT else (out + ".*", _REGEXP)
+            else:
+                out, kind = out + "(.*/)?", _REGEXP
+            kind = _SUFFIX if first else kind
+        elif char == "*":
+            out, kind = out + "[^/]*", _REGEXP
+        elif char == "?":
+            out, kind = out + "[^/]", _REGEXP
+        elif char in _QUOTED:
+            out += "\\" + char
+        elif char == "\\":
+            escaped = pattern[index]
+            index += 1
+            if escaped == "C":  # RE2 reads \C as any byte, Go's regexp refuses it
+                raise PatternError(f"{pattern!r} is not a valid pattern (escape \\C)")
+            out, kind = out + "\\" + escaped, _REGEXP
+        elif char in "[]":
+            out, kind = out + char, _REGEXP
+        else:
+            out += char
+    return kind, out + "$"
+
+
+def _parent_matches(pattern: Pattern, parents: list[str]) -> bool:
+    """Whether ``pattern`` matches one of the directories ``parents`` (outermost first)."""
+    return any(pattern.match("/".join(parents[: i + 1])) for i in range(len(parents)))
+
+
+@dataclass(frozen=True)
+class PatternMatcher:
+    """patternmatcher.go ``PatternMatcher``: the patterns in order, later ones win."""
+
+    patterns: tuple[Pattern, ...] = ()
+
+    @classmethod
+    def new(cls, patterns: list[str]) -> PatternMatcher:
+        compiled = []
+        for raw in patterns:
+            text = go_clean(raw.strip(_GO_SPACE)) if raw.strip(_GO_SPACE) else ""
+            if not text:
+                continue
+            exclusion = text.startswith("!")
+            if exclusion:
+                if text == "!":
+                    raise PatternError('illegal exclusion pattern: "!"')
+                text = text[1:]
+            check_syntax(text)
+            compiled.append(Pattern.compile(text, exclusion))
+        return cls(tuple(compiled))
+
+    @property
+    def exclusions(self) -> bool:
+        return any(p.exclusion for p in self.patterns)
+
+    def matches_or_parent_matches(self, path: str) -> bool:
+        """Whether ``path`` or one of its parent directories is excluded."""
+        matched = False
+        parents = path.split("/")[:-1]
+        for pattern in self.patterns:
+            if pattern.exclusion != matched:
+                continue
+            match = pattern.match(path) or _parent_matches(pattern, parents)
+            if match:
+                matched = not pattern.exclusion
+        return matched
+
+    def matches_using_parent_results(
+        self, path: str, parent: tuple[bool, ...] | None
+    ) -> tuple[bool, tuple[bool, ...]]:
+        """``MatchesUsingParentResults``: (excluded, what to pass to the children)."""
+        matched = False
+        info = []
+        for index, pattern in enumerate(self.patterns):
+            match = parent[index] if parent else False
+            if not match and pattern.exclusion == matched:
+                match = pattern.match(path)
+                if not match and not parent:
+                    match = _parent_matches(pattern, path.split("/")[:-1])
+            info.append(match)
+            if match:
+                matched = not pattern.exclusion
+        return matched, tuple(info)
+
+    def enters(self, directory: str) -> bool:
+        """Whether the context walk still enters an excluded ``directory``: only when an
+        exception pattern starts with its path (go-archive ``Tarballer.Do``)."""
+        return any(
+            (p.cleaned + "/").startswith(directory + "/") for p in self.patterns if p.exclusion
+        )
 
 
 @dataclass(frozen=True)
 class Ignore:
-    """The rules of one ``.dockerignore``, in order; later rules win (``!`` re-includes)."""
+    """The ``.dockerignore`` of one recipe directory."""
 
-    rules: tuple[tuple[bool, re.Pattern[str]], ...] = ()
+    matcher: PatternMatcher = PatternMatcher()
+
+    @classmethod
+    def parse(cls, data: bytes) -> Ignore:
+        return cls(PatternMatcher.new(read_patterns(data)))
 
     @classmethod
     def load(cls, directory: Path) -> Ignore:
-        path = directory / IGNORE_FILE
-        if not path.is_file():
-            return cls()
-        rules = []
-        for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
-            line = line.strip()
-            if not line or line.startswith("#"):
-                continue
-            negate = line.startswith("!")
-            pattern = _clean(line[1:] if negate else line)
-            if pattern:
-                rules.append((negate, _regex(pattern)))
-        return cls(tuple(rules))
+        """The rules of ``directory``'s ``.dockerignore`` (none when it has none)."""
+        from imgforge.tree import read_ignore_file
+
+        data = read_ignore_file(directory)
+        return cls() if data is None else cls.parse(data)
+
+    def state(self, relative: str, parent: tuple[bool, ...] | None) -> tuple[bool, Info]:
+        """(whether the walk skips ``relative``, the match state its children inherit)."""
+        return self.matcher.matches_using_parent_results(relative, parent)
+
+    def info(self, relative: str) -> Info:
+        """The match state the walk carries into the directory ``relative``."""
+        info: Info = None
+        if relative != ".":
+            parts = relative.split("/")
+            for depth in range(1, len(parts) + 1):
+                _, info = self.state("/".join(parts[:depth]), info)
+        return info
+
+    def skips(self, relative: str) -> bool:
+        """Whether the walk leaves ``relative`` itself out (its parents aside)."""
+        parent = os.path.dirname(relative) or "."
+        return self.state(relative, self.info(parent))[0]
+
+    def enters(self, directory: str) -> bool:
+        """Whether the walk goes into ``directory`` although it skips it."""
+        return self.matcher.exclusions and self.matcher.enters(directory)
+
+    def sends(self, relative: str, *, is_dir: bool = False) -> bool:
+        """Whether ``relative`` reaches the context: no directory above it is skipped
+        without being entered, and it is sent itself (a directory that is skipped but
+        entered still brings what the walk sends below it)."""
+        info: Info = None
+        parts = relative.split("/")
+        for depth in range(1, len(parts) + 1):
+            prefix = "/".join(parts[:depth])
+            skip, info = self.state(prefix, info)
+            last = depth == len(parts)
+            if skip and (last and not is_dir or not self.enters(prefix)):
+                return False
+        return True
 
     def excludes(self, relative: str) -> bool:
-        """Whether ``relative`` (or a directory above it) is left out of the context."""
-        parts = relative.split("/")
-        candidates = ["/".join(parts[: i + 1]) for i in range(len(parts))]
-        excluded = False
-        for negate, regex in self.rules:
-            if any(regex.match(candidate) for candidate in candidates):
-                excluded = not negate
-        return excluded
+        """Whether the file ``relative`` is left out of the build context."""
+        return not self.sends(relative)

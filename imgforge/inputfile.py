@@ -3,8 +3,6 @@ bounded size, parsed into TOML of bounded nesting; never blocking, never unbound
 
 from __future__ import annotations
 
-import os
-import stat
 import tomllib
 from pathlib import Path
 from typing import Any
@@ -18,18 +16,9 @@ MAX_DEPTH = 16  # recipes nest three levels ([pip] packages = [...])
 def read_bounded(path: Path, limit: int = MAX_BYTES) -> bytes:
     """The bytes of the regular file ``path`` (a symlink to one is fine), refused when
     it is a FIFO, device, socket or directory, or larger than ``limit``."""
-    try:
-        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
-    except OSError as exc:
-        raise RecipeError(path, "", f"cannot read file: {exc.strerror}") from None
-    with os.fdopen(fd, "rb") as handle:
-        mode = os.fstat(fd).st_mode
-        if not stat.S_ISREG(mode):
-            raise RecipeError(path, "", "not a regular file")
-        data = handle.read(limit + 1)
-    if len(data) > limit:
-        raise RecipeError(path, "", f"larger than {limit} bytes")
-    return data
+    from imgforge.tree import read_limited
+
+    return read_limited(path, owner=path, key="", limit=limit)
 
 
 def read_toml(path: Path) -> dict[str, Any]:

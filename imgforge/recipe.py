@@ -9,10 +9,10 @@ from typing import Any
 from pydantic import ValidationError
 
 from imgforge.errors import RecipeError
-from imgforge.ignore import IGNORE_FILE, Ignore
 from imgforge.inputfile import read_toml
 from imgforge.patterns import LABEL_NAMESPACE, PROJECT_FILE, RECIPE_PREFIX
 from imgforge.reference import why_not_reference
+from imgforge.requirements import check_requirements_file
 from imgforge.schema import (
     ProjectModel,
     RecipeModel,
@@ -99,18 +99,6 @@ def _translate(path: Path, exc: ValidationError) -> RecipeError:
     return RecipeError(path, _key_of(tuple(error["loc"])), _reason(error))
 
 
-def _check_inside(path: Path, key: str, directory: Path, source: str) -> None:
-    target = directory / source
-    try:
-        if not target.exists():
-            raise RecipeError(path, key, f"{source!r} does not exist")
-        resolved = target.resolve()
-    except OSError as exc:  # e.g. a name too long, a symlink loop
-        raise RecipeError(path, key, f"{source!r} cannot be read: {exc.strerror}") from None
-    if not resolved.is_relative_to(directory.resolve()):
-        raise RecipeError(path, key, f"{source!r} leads outside the recipe's directory")
-
-
 def _check_extra(path: Path, model: RecipeModel) -> None:
     for key in model.env:
         if why := check_env_key(key):
@@ -128,16 +116,23 @@ def _check_extra(path: Path, model: RecipeModel) -> None:
             "build.gpus",
             'true needs strategy = "commit" (docker build runs no step with GPUs)',
         )
+    _check_sources(path, model)
+
+
+def _check_sources(path: Path, model: RecipeModel) -> None:
+    """Walk every source once (imgforge.tree refuses what escapes or can't be copied
+    alike everywhere) and check each requirements file's content."""
+    from imgforge.tree import load_ignore, walk_source
+
+    ignore = load_ignore(path.parent)
     for index, source in enumerate(model.pip.requirements):
         key = f"pip.requirements[{index}]"
-        _check_inside(path, key, path.parent, source)
-        if not (path.parent / source).is_file():
+        entries = walk_source(path.parent, source, owner=path, key=key, ignore=ignore)
+        if entries[0].is_dir:
             raise RecipeError(path, key, f"{source!r} is not a file")
-    ignore = Ignore.load(path.parent)
+        check_requirements_file(Path(entries[0].path), owner=path, key=key)
     for source in model.files:
-        _check_inside(path, f"files.{source}", path.parent, source)
-        if ignore.excludes(source.rstrip("/")):
-            raise RecipeError(path, f"files.{source}", f"{source!r} is excluded by {IGNORE_FILE}")
+        walk_source(path.parent, source, owner=path, key=f"files.{source}", ignore=ignore)
 
 
 def from_model(path: Path, model: RecipeModel) -> Recipe:

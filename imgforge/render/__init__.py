@@ -9,6 +9,7 @@ from typing import Any, NoReturn
 import jinja2
 
 from imgforge import __version__
+from imgforge.context import def_files
 from imgforge.plan import BuildJob, copy_steps, requirement_paths
 from imgforge.render.quoting import dockerfile_quote, json_list, sh_join, sh_quote
 
@@ -118,6 +119,7 @@ def context(job: BuildJob) -> dict[str, Any]:
         "job": job,
         "recipe": job.recipe,
         "copies": copy_steps(job.recipe),
+        "def_files": def_files(job.recipe),
         "requirements": requirement_paths(job.recipe),
         "labels": sorted({**dict(job.recipe.labels), **job.provenance}.items()),
         "final_env": job.config.shell_env(),

@@ -128,7 +128,7 @@ def test_gpus_with_commit_is_accepted(tmp_path: Path) -> None:
             f"nested deeper than {MAX_DEPTH} levels",
         ),
         ("a" + ".a" * 5000 + " = 1\n", f"nested deeper than {MAX_DEPTH} levels"),
-        ("# " + "x" * MAX_BYTES + "\n", f"larger than {MAX_BYTES} bytes"),
+        ("# " + "x" * MAX_BYTES + "\n", f"the file is larger than {MAX_BYTES} bytes"),
     ],
 )
 def test_oversized_files(tmp_path: Path, content: str, reason: str) -> None:
@@ -142,10 +142,10 @@ def test_oversized_files(tmp_path: Path, content: str, reason: str) -> None:
 def test_special_files_are_refused_without_blocking(tmp_path: Path) -> None:
     os.mkfifo(tmp_path / "fifo.toml")
     (tmp_path / "zero.toml").symlink_to("/dev/zero")
-    for name in ("fifo.toml", "zero.toml"):
+    for name, kind in (("fifo.toml", "a FIFO"), ("zero.toml", "a character device")):
         with pytest.raises(RecipeError) as caught:
             load(tmp_path / name)
-        assert str(caught.value) == f"{tmp_path / name}: not a regular file"
+        assert str(caught.value) == f"{tmp_path / name}: the file is {kind}"
 
 
 def test_a_fifo_beside_the_recipes_is_refused(
@@ -154,7 +154,7 @@ def test_a_fifo_beside_the_recipes_is_refused(
     target = recipe(tmp_path, "")
     os.mkfifo(tmp_path / "other.toml")
     assert main(["render", str(target), "--out", str(tmp_path / "out")]) == 2
-    assert one_line(capsys.readouterr().err).endswith("other.toml: not a regular file")
+    assert one_line(capsys.readouterr().err).endswith("other.toml: the file is a FIFO")
 
 
 def test_non_utf8_recipe_and_name(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
