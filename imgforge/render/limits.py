@@ -83,6 +83,12 @@ def _check_labels(job: BuildJob) -> None:
                 f"labels.{key}",
                 "holds '{{ NAME }}', which Apptainer substitutes in a .def's %labels",
             )
+        if "bootstrap:" in value.lower():
+            raise _fail(
+                job,
+                f"labels.{key}",
+                "holds 'bootstrap:', which spython reads as the start of another .def stage",
+            )
 
 
 def _def_paths(job: BuildJob) -> Iterator[tuple[str, str]]:
