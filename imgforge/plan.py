@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import posixpath
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -166,12 +167,28 @@ def make_jobs(
     return list(jobs.values())
 
 
+# Where the .def's %files and the commit strategy stage each [files] source before
+# placing it with Docker COPY's rules. Its name holds a ':', which no recipe destination
+# can (see patterns.PATH_RE), and render/limits.py refuses any copied tree that would
+# reach it, so placing one entry can never overwrite another still waiting here.
+STAGING = "/.imgforge:staging"
+
+
 @dataclass(frozen=True)
 class CopyStep:
-    """One ``[files]`` entry: Docker COPY semantics, reproduced in a .def's %post.
+    """One ``[files]`` entry with Docker ``COPY`` semantics, for all three build paths.
 
-    The .def stages the source at ``stage`` with %files (whose copy rules differ from
-    COPY's), then %post copies it to ``target`` after creating ``directory``.
+    ``dest`` is what the Dockerfile's COPY gets: the recipe's destination, with a final
+    ``/.`` written as ``/`` (BuildKit reads ``/.`` as a directory, the classic builder
+    cleans it to a file path; ``/`` means a directory to both). The .def and the commit
+    strategy stage the source at ``stage`` and place it in %post / the build script:
+
+    - a directory source: its contents merged into ``target`` (created);
+    - a file into a directory destination (``/`` or ``/.`` at the end): ``target`` is
+      ``directory/name``;
+    - a file to any other destination: ``target`` itself, unless the image already has
+      a directory there, in which case ``target/name`` (``into_existing``: decided when
+      the step runs, as COPY decides it).
     """
 
     source: str
@@ -179,22 +196,40 @@ class CopyStep:
     stage: str
     directory: str
     target: str
+    name: str
     is_dir: bool
+    into_existing: bool
+
+
+def _clean(path: str) -> str:
+    """An absolute image path without ``.`` segments, repeated or trailing slashes."""
+    return posixpath.normpath(path).replace("//", "/")
+
+
+def copy_step(directory: Path, index: int, source: str, dest: str) -> CopyStep:
+    """The CopyStep of ``[files]`` entry number ``index``: ``source`` -> ``dest``."""
+    is_dir = (directory / source).is_dir()
+    dir_form = dest.endswith(("/", "/."))
+    copy_dest = dest[:-1] if dest.endswith("/.") else dest
+    target = _clean(dest)
+    name = posixpath.basename(posixpath.normpath(source))
+    if is_dir:
+        parent = target
+    elif dir_form:
+        parent, target = target, posixpath.join(target, name)
+    else:
+        parent = posixpath.dirname(target)
+    stage = f"{STAGING}/{index}"
+    into_existing = not is_dir and not dir_form
+    return CopyStep(source, copy_dest, stage, parent, target, name, is_dir, into_existing)
 
 
 def copy_steps(recipe: Recipe) -> list[CopyStep]:
     """The recipe's ``[files]`` as CopyStep values, in recipe order."""
-    steps = []
-    for index, (source, dest) in enumerate(recipe.files):
-        is_dir = (recipe.directory / source).is_dir()
-        stage = f"/tmp/imgforge-file-{index}"
-        if is_dir or dest.endswith("/"):
-            directory = dest.rstrip("/") or "/"
-            target = directory if is_dir else f"{directory.rstrip('/')}/{Path(source).name}"
-        else:
-            directory, target = os.path.dirname(dest) or "/", dest
-        steps.append(CopyStep(source, dest, stage, directory, target, is_dir))
-    return steps
+    return [
+        copy_step(recipe.directory, index, source, dest)
+        for index, (source, dest) in enumerate(recipe.files)
+    ]
 
 
 def requirement_paths(recipe: Recipe) -> list[tuple[str, str]]:

@@ -16,6 +16,7 @@ from imgforge.image import ImageConfig
 from imgforge.options import Options, check_out
 from imgforge.plan import BaseImage, BuildJob, make_jobs, resolve_base
 from imgforge.recipe import Recipe, load_project
+from imgforge.render import check
 
 if TYPE_CHECKING:
     from imgforge.engine.docker import DockerEngine
@@ -97,5 +98,7 @@ def prepare(
         out=options.out.absolute(),
         image_format=options.image_format,
     )
+    for job in jobs:
+        check(job)  # a recipe no format can carry exactly is refused before any build
     return Session(graph=graph, targets=targets, jobs=jobs), engine
 

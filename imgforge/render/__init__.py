@@ -10,8 +10,9 @@ import jinja2
 
 from imgforge import __version__
 from imgforge.context import def_files
-from imgforge.plan import BuildJob, copy_steps, requirement_paths
-from imgforge.render.quoting import dockerfile_quote, json_list, sh_join, sh_quote
+from imgforge.plan import STAGING, BuildJob, copy_steps, requirement_paths
+from imgforge.render import limits
+from imgforge.render.quoting import dockerfile_quote, escaped, json_list, sh_join, sh_quote
 
 TEMPLATES = {
     "dockerfile": "Dockerfile.j2",
@@ -77,9 +78,10 @@ def _toml_list(values: list[str]) -> str:
     return "[" + ", ".join(_toml_string(v) for v in values) + "]"
 
 
-def _single_line(command: str) -> bool:
-    """A command that a shell-form RUN passes verbatim to ``/bin/sh -c``."""
-    return "\n" not in command and "\r" not in command and not command.rstrip().endswith("\\")
+def _def_path(path: str) -> str:
+    """A %files source as Apptainer must get it: ``cp -fLr SOURCE ...`` would read a
+    leading ``-`` as an option."""
+    return f"./{path}" if path.startswith("-") else path
 
 
 @functools.cache
@@ -104,8 +106,9 @@ def make_environment() -> jinja2.Environment:
         toml_list=_toml_list,
         toml_text=_toml_text,
         mermaid_text=_mermaid_text,
+        escaped=escaped,
+        def_path=_def_path,
     )
-    env.tests["single_line"] = _single_line
     env.globals["raise"] = _raise
     return env
 
@@ -130,15 +133,32 @@ def context(job: BuildJob) -> dict[str, Any]:
         "default_command": list(command) or ["/bin/sh"],
         "env_file": job.relative(job.artifacts.env_file),
         "labels_map": dict(config.labels),
+        "staging": STAGING,
     }
+
+
+# Checks of rendered text, by format: what the format's own parser would misread.
+CHECKS = {"dockerfile": limits.check_dockerfile, "def": limits.check_deffile}
 
 
 def render(
     job: BuildJob, fmt: str, environment: jinja2.Environment | None = None, **extra: Any
 ) -> str:
-    """Render ``job`` in format ``fmt`` (dockerfile, def, env or convert)."""
+    """Render ``job`` in format ``fmt`` (dockerfile, def, env, commit, finalize or
+    convert). A recipe that a format can't carry exactly is a RecipeError (exit 2)."""
+    limits.check_job(job)
     env = environment or make_environment()
-    return env.get_template(TEMPLATES[fmt]).render(context(job), **extra)
+    text = env.get_template(TEMPLATES[fmt]).render(context(job), **extra)
+    if fmt in CHECKS:
+        CHECKS[fmt](job, text)
+    return text
+
+
+def check(job: BuildJob) -> None:
+    """Render every format a build uses, so that refusals come before any build."""
+    env = make_environment()
+    for fmt in ("dockerfile", "def", "env", "commit"):
+        render(job, fmt, env)
 
 
 def render_sif_files(

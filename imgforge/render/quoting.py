@@ -6,7 +6,13 @@ import json
 import re
 from collections.abc import Iterable
 
-_LINE_BREAK = re.compile("[\r\n]")
+# Every character that some reader of a .def takes as a line break: Apptainer's \n,
+# and what Python's str.splitlines (spython) breaks at too.
+_LINE_BREAK = re.compile("[\n\r\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029]")
+# A "{" followed by another: Apptainer (1.2+) substitutes {{ NAME }} anywhere in a .def.
+_DOUBLE_BRACE = re.compile(r"\{(?=\{)")
+# spython (singularity-cli) ends a section at any line holding "bootstrap:", anywhere.
+_STAGE_WORD = re.compile(r"(?i)bootstrap(?=:)")
 
 
 def sh_quote(value: str) -> str:
@@ -14,11 +20,17 @@ def sh_quote(value: str) -> str:
 
     Unlike :func:`shlex.quote`, safe-looking strings are quoted too, so that every
     rendered env line has the same shape and sourcing it reproduces the exact bytes.
-    After each line break the quote is closed and reopened (``''``): Apptainer's .def
+    After each line break (of any reader: Apptainer's, spython's) the quote is closed
+    and reopened (``''``): Apptainer's .def
     parser starts a new section at any line whose first word begins with ``%``, even
-    inside a quoted string, so no line of the output may start with one.
+    inside a quoted string, so no line of the output may start with one. For the same
+    reason a quote is closed and reopened between two ``{``: Apptainer reads
+    ``{{ NAME }}`` anywhere in a .def as a build variable
+    (internal/pkg/build/args/reader.go), so no output holds two ``{`` in a row; and
+    before the ``:`` of ``bootstrap:``, which spython reads as another stage anywhere.
     """
-    quoted = value.replace("'", "'\\''")
+    quoted = _DOUBLE_BRACE.sub("{''", value.replace("'", "'\\''"))
+    quoted = _STAGE_WORD.sub("\\g<0>''", quoted)
     return "'" + _LINE_BREAK.sub("\\g<0>''", quoted) + "'"
 
 
@@ -42,3 +54,9 @@ def dockerfile_quote(value: str) -> str:
 def json_list(words: Iterable[str]) -> str:
     """Render ``words`` as a JSON array: the exec form of CMD/ENTRYPOINT/RUN."""
     return json.dumps(list(words), ensure_ascii=False)
+
+
+def escaped(text: str) -> str:
+    """``text`` with every non-printable character shown as a Python escape: for names
+    that go into a comment line, which must stay one line."""
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)

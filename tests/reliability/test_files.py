@@ -69,11 +69,11 @@ def test_the_build_context_holds_only_the_dockerfile_and_named_sources(tmp_path:
         assert (info.uid, info.gid, info.mtime) == (0, 0, 0)
     staged = members(staging_context(recipe))
     assert sorted(staged) == [
-        "tmp/imgforge-file-0",
-        "tmp/imgforge-file-0/data",
-        "tmp/imgforge-file-0/data/keep.log",
-        "tmp/imgforge-file-0/data/table.csv",
-        "tmp/imgforge-file-0/main.py",
+        ".imgforge:staging/0",
+        ".imgforge:staging/0/data",
+        ".imgforge:staging/0/data/keep.log",
+        ".imgforge:staging/0/data/table.csv",
+        ".imgforge:staging/0/main.py",
         "tmp/imgforge-requirements-0.txt",
     ]
 

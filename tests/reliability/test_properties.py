@@ -24,9 +24,9 @@ from reliability_support import MINI, build_argv, one_error_line, run_main, toml
 
 from imgforge.errors import RecipeError
 from imgforge.image import ImageConfig, split_env, update_env
-from imgforge.plan import BuildJob, copy_steps
+from imgforge.plan import BuildJob, CopyStep, copy_steps
 from imgforge.recipe import load
-from imgforge.render import make_environment, render, render_sif_files
+from imgforge.render import check, make_environment, render, render_sif_files
 from imgforge.render.quoting import json_list, sh_quote
 from imgforge.sif.read import SifImage, parse_exports
 
@@ -309,6 +309,8 @@ def check_fields(
         path = write(directory / "rel-prop.toml", toml_dumps(doc))
         try:
             load(path)
+            (job,) = jobs_for(directory, {BASE: ngc_config})
+            check(job)  # what no rendered format can carry exactly is refused here
         except RecipeError as exc:
             message = str(exc)
             assert message.startswith(f"{path}: ") and "\n" not in message, message
@@ -316,7 +318,6 @@ def check_fields(
             event(f"refused at {exc.key.split('.', 1)[0]}")
             return
         event("accepted")
-        (job,) = jobs_for(directory, {BASE: ngc_config})
         check_rendered(job, env, labels, files)
 
 
@@ -337,11 +338,19 @@ def check_rendered(
     dockerfile = render(job, "dockerfile", jinja)
     for source_name, target in files.items():
         assert f"COPY {json_list([source_name, target])}\n" in dockerfile
-    copies = [line.strip() for line in deffile.split("\n") if line.strip().startswith("cp -a ")]
-    steps = copy_steps(job.recipe)
-    assert [shlex.split(line) for line in copies] == [
-        ["cp", "-a", step.stage, step.target] for step in steps
-    ]
+    copies = [line.strip() for line in deffile.split("\n") if "cp -a " in line]
+    assert [shlex.split(line) for line in copies] == [copy_words(s) for s in copy_steps(job.recipe)]
+
+
+def copy_words(step: CopyStep) -> list[str]:
+    """The words of the .def's line placing one [files] entry (COPY's rules)."""
+    if step.is_dir:
+        return ["cp", "-a", f"{step.stage}/.", step.target]
+    if not step.into_existing:
+        return ["cp", "-a", step.stage, step.target]
+    into = ["cp", "-a", step.stage, f"{step.target}/{step.name};"]
+    to = ["cp", "-a", step.stage, f"{step.target};"]
+    return ["if", "[", "-d", step.target, "];", "then", *into, "else", *to, "fi"]
 
 
 # ------------------------------------------------------- a handful built for real

@@ -95,26 +95,49 @@ def targets_in_original(parsed: Any, directory: Path) -> set[tuple[str, str]]:
 def targets_in_rendered(parsed: Any) -> set[tuple[str, str]]:
     """Where the rendered .def's %post copies each staged %files source."""
     staged = dict(reversed(line.split()) for line in parsed.files[1:])
-    copies = (shlex.split(line) for line in parsed.install if line.startswith("cp -a "))
     return {
         (posixpath.normpath(staged[stage.removesuffix("/.")]), target)
-        for _, _, stage, target in copies
+        for stage, target in map(copied, parsed.install)
+        if stage
     }
 
 
+def copied(line: str) -> tuple[str, str]:
+    """(staged source, target) of a %post copy line: ``cp -a S T``, or for a file the
+    ``if [ -d T ]; then cp -a S T/NAME; else cp -a S T; fi`` that COPY's rule needs."""
+    if not line.startswith(("cp -a ", "if [ -d ")):
+        return "", ""
+    words = shlex.split(line.replace(";", " ;"))
+    if words[:2] == ["cp", "-a"]:
+        return words[2], words[3]
+    if words[:3] == ["if", "[", "-d"]:
+        at = words.index("else")
+        return words[at + 3], words[at + 4]
+    return "", ""
+
+
+def sh_c_steps(rendered_def: Any) -> list[str]:
+    """The commands of the rendered %post's ``/bin/sh -c -- '...'`` steps, in order: each
+    the lines up to where its quoted string closes (spython appends a runscript of several
+    lines)."""
+    lines, steps = rendered_def.install, []
+    starts = [i for i, line in enumerate(lines) if line.startswith("/bin/sh -c -- ")]
+    for start in starts:
+        for end in range(start + 1, len(lines) + 1):
+            try:
+                words = shlex.split("\n".join(lines[start:end]))
+            except ValueError:  # the quoted script goes on
+                continue
+            assert words[:3] == ["/bin/sh", "-c", "--"] and len(words) == 4
+            steps.append(words[3])
+            break
+    assert steps, "no /bin/sh -c step"
+    return steps
+
+
 def run_script(rendered_def: Any) -> str:
-    """The script of the rendered %post's ``/bin/sh -c '...'`` (its last step): the lines
-    up to where the quoted string closes (spython appends a runscript of several lines)."""
-    lines = rendered_def.install
-    start = next(i for i, line in enumerate(lines) if line.startswith("/bin/sh -c "))
-    for end in range(start + 1, len(lines) + 1):
-        try:
-            words = shlex.split("\n".join(lines[start:end]))
-        except ValueError:  # the quoted script goes on
-            continue
-        assert words[:2] == ["/bin/sh", "-c"] and len(words) == 3
-        return words[2]
-    raise AssertionError("no /bin/sh -c step")
+    """The script of the rendered %post's last ``/bin/sh -c`` step."""
+    return sh_c_steps(rendered_def)[-1]
 
 
 def statements(lines: list[str]) -> list[str]:
@@ -407,14 +430,14 @@ def assert_same_post(original: Any, rendered: Any, recipe: Recipe) -> None:
     while steps and (steps[0] == "set -e" or exports_env(steps[0], recipe)):
         steps.pop(0)
     taken = (4 if recipe.apt_packages else 0) + (1 if recipe.pip_packages else 0)
+    commands = sh_c_steps(rendered)
     if recipe.apt_packages:
-        install = next(line for line in rendered.install if "apt-get install" in line)
-        assert shlex.split(install.rstrip("\\"))[-len(recipe.apt_packages) :] == list(
-            recipe.apt_packages
-        )
+        words = shlex.split(next(c for c in commands if "apt-get install" in c))
+        start = words.index("--no-install-recommends") + 1
+        assert words[start : words.index("&&", start)] == list(recipe.apt_packages)
         assert shlex.split(steps[1])[-len(recipe.apt_packages) :] == list(recipe.apt_packages)
     if recipe.pip_packages:
-        pip = next(line for line in rendered.install if line.startswith("python3 -m pip"))
+        pip = next(c for c in commands if c.startswith("python3 -m pip"))
         assert shlex.split(pip)[4:] == ["--no-cache-dir", *recipe.pip_packages]
         assert shlex.split(steps[taken - 1])[5:] == list(recipe.pip_packages)
     if not recipe.run_commands:
@@ -445,7 +468,9 @@ def test_dockerfile_runs_the_post_script_as_one_sh_c(
 ) -> None:
     recipe, texts = render_imported(defs / "ngc-pytorch.def", render_dir, {NGC: SMALL_BASE})
     runs = [line for line in texts["dockerfile"].split("\n") if line.startswith("RUN [")]
-    assert [json.loads(line[4:]) for line in runs] == [["/bin/sh", "-c", recipe.run_commands[0]]]
+    # apt, pip, then the %post script: each one sh -c -- of its text.
+    assert [json.loads(line[4:])[:3] for line in runs] == [["/bin/sh", "-c", "--"]] * 3
+    assert json.loads(runs[-1][4:])[3] == recipe.run_commands[0]
 
 
 # Properties: generated contents round-trip exactly.

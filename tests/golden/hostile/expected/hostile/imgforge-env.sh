@@ -16,5 +16,6 @@ export NEWLINES='line1
 ''  %environment
 ''last'
 export GLOB='* ? [a-z] ~ ; & | > <'
+export BRACES='{''{ HOME }} {''{''{x}}} %post'
 export HASH='# not a comment'
 export QUOTES_2='"; exit 1; "'
