@@ -49,9 +49,11 @@ class _Tar:
         return info
 
     def add_text(self, name: str, text: str) -> None:
-        data = text.encode("utf-8")
+        self.add_bytes(name, text.encode("utf-8"))
+
+    def add_bytes(self, name: str, data: bytes, *, mode: int = 0o644) -> None:
         info = self._info(name, "", own=True)
-        info.size, info.mode = len(data), 0o644
+        info.size, info.mode = len(data), mode
         self.tar.addfile(info, io.BytesIO(data))
 
     def add(self, entry: Entry, name: str, key: str) -> None:
@@ -147,12 +149,32 @@ def build_context(recipe: Recipe, dockerfile: str) -> io.BytesIO:
     buffer = io.BytesIO()
     tar = _Tar(buffer, recipe.path)
     tar.add_text(DOCKERFILE, dockerfile)
-    for entry, key in context_entries(recipe):
-        if entry.name != ".":
+    entries = [(e, key) for e, key in context_entries(recipe) if e.name != "."]
+    own = next((e for e, _ in entries if e.name == IGNORE_FILE), None)
+    data, mode = engine_ignore_file(own, recipe.path)
+    tar.add_bytes(IGNORE_FILE, data, mode=mode)
+    for entry, key in entries:
+        if entry is not own:
             tar.add(entry, entry.name, key)
     tar.close()
     buffer.seek(0)
     return buffer
+
+
+def engine_ignore_file(own: Entry | None, owner: Path) -> tuple[bytes, int]:
+    """The ``.dockerignore`` (content, mode) sent to the engine, so that no ``COPY`` copies
+    imgforge's Dockerfile: once it has read them, the engine removes the Dockerfile and the
+    ``.dockerignore`` from the context when this file excludes them (moby
+    builder/remotecontext/detect.go, ``removeDockerfile``). As the docker CLI does for a
+    Dockerfile outside the context (``AddDockerfileToBuildContext``), a recipe's own
+    ``.dockerignore`` that a copy brings in gets the Dockerfile's line appended; without
+    one, the file excludes itself too, so nothing of imgforge's reaches the image."""
+    line = f"\n{DOCKERFILE}\n".encode()
+    if own is None:
+        return IGNORE_FILE.encode() + line, 0o644
+    fd = open_regular(own.path, owner=owner, key=f"files.{IGNORE_FILE}", inode=own.inode)
+    with os.fdopen(fd, "rb") as handle:
+        return handle.read() + line, own.mode & 0o7777
 
 
 

@@ -23,6 +23,11 @@ SHELL_DYNAMIC = frozenset(
         "OPTARG", "OPTIND", "PIPESTATUS", "PWD", "RANDOM", "SECONDS", "SRANDOM",
     }
 )  # fmt: skip
+# Code to a shell that traces: `set -x` expands $PS4, command substitutions included,
+# before every traced command. The commit strategy's script and Apptainer's %post
+# (`sh -ex`) are traced and a Docker RUN is not, so a value would run as code in two
+# build paths only.
+SHELL_CODE = frozenset({"PS4"})
 # Apptainer's runtime: internal/pkg/util/env/env.go ReadOnlyVars (never taken from an
 # env file), internal/pkg/util/env/create.go alwaysOmitKeys (HOME is the user's),
 # internal/pkg/util/fs/files/action_script.sh clear_env (kept or made read-only).
@@ -36,7 +41,7 @@ APPTAINER_OWNED = frozenset(
 # env.go ApptainerPrefixes / ApptainerEnvPrefixes: the runtime's own namespace.
 APPTAINER_PREFIXES = ("APPTAINER_", "APPTAINERENV_", "SINGULARITY_", "SINGULARITYENV_")
 
-OWNED = BASH_READONLY | SHELL_DYNAMIC | APPTAINER_OWNED
+OWNED = BASH_READONLY | SHELL_DYNAMIC | SHELL_CODE | APPTAINER_OWNED
 
 
 def why_not_carried(name: str) -> str | None:
@@ -47,6 +52,8 @@ def why_not_carried(name: str) -> str | None:
         return f"{name!r} is read-only in bash"
     if name in SHELL_DYNAMIC:
         return f"{name!r} is set by the shell itself"
+    if name in SHELL_CODE:
+        return f"{name!r} is run as code by a shell that traces (set -x)"
     if name in APPTAINER_OWNED or name.startswith(APPTAINER_PREFIXES):
         return f"{name!r} is set by Apptainer's runtime"
     return None

@@ -57,9 +57,10 @@ NETWORK_RE = re.compile(r"[a-zA-Z0-9][a-zA-Z0-9_.-]*")
 SOURCE_DATE_EPOCH_MAX = 253402300799  # 9999-12-31T23:59:59Z
 
 
-def check_out(out: Path, copied: Iterable[Path]) -> None:
-    """--out: a directory (or nothing yet) named without shell-special characters, and
-    neither one of the recipes' copied sources nor inside one."""
+def check_out(out: Path, copied: Iterable[Path], directories: Mapping[str, Path]) -> None:
+    """--out: a directory (or nothing yet) named without shell-special characters, where
+    no recipe's artifact directory ``--out/NAME`` is its recipe directory (whose files
+    the artifacts would replace), a source a recipe copies, or inside one."""
     text = str(out.absolute())
     if bad := "".join(sorted({c for c in text if not (c.isalnum() or c in OUT_PUNCTUATION)})):
         raise UsageError(
@@ -69,10 +70,18 @@ def check_out(out: Path, copied: Iterable[Path]) -> None:
         raise UsageError(f"--out: {text!r} has a component longer than {NAME_MAX} bytes")
     if out.is_symlink() and not out.exists() or out.exists() and not out.is_dir():
         raise UsageError(f"--out: {text!r} exists and is not a directory")
-    where = out.resolve()
-    for source in copied:
-        if where.is_relative_to(source.resolve()):
-            raise UsageError(f"--out: {text!r} is inside {str(source)!r}, which a recipe copies")
+    sources = [source.resolve() for source in copied]
+    for name, directory in directories.items():
+        artifacts = (out / name).resolve()
+        if artifacts == directory.resolve():
+            raise UsageError(
+                f"--out: {text!r} would write {name}'s artifacts into its recipe directory"
+            )
+        if inside := next((s for s in sources if artifacts.is_relative_to(s)), None):
+            raise UsageError(
+                f"--out: {text!r} would write {name}'s artifacts inside {str(inside)!r}, "
+                "which a recipe copies"
+            )
 
 
 def check_network(network: str | None) -> None:

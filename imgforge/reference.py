@@ -31,6 +31,10 @@ REFERENCE = r"(" + NAME + r")(?::(" + TAG + r"))?(?:@(" + DIGEST + r"))?"
 _REFERENCE = re.compile(REFERENCE, re.ASCII)
 _ANCHORED_NAME = re.compile(r"(?:(" + DOMAIN_AND_PORT + r")/)?(" + REMOTE_NAME + r")", re.ASCII)
 _IDENTIFIER = re.compile(IDENTIFIER, re.ASCII)
+# What the engine looks up by image ID before (or after) by name: ALGORITHM:HEX, and a
+# bare run of hex digits, which it matches as an ID prefix when no such tag exists (moby
+# daemon/images GetImage: ParseAnyReference, then the image store's Search).
+_ID_LIKE = re.compile(r"(?:sha256|sha384|sha512):[a-f0-9]+|[a-f0-9]+", re.ASCII)
 # The digest algorithms the Docker engine has registered (go-digest registers sha256 and
 # sha512; dockerd also links crypto/sha512's SHA-384, so v1.0.0's sha384 is available):
 # name -> length of the lower-case hex encoding.
@@ -147,7 +151,10 @@ def is_identifier(s: str) -> bool:
 
 
 def why_not_reference(s: str) -> str | None:
-    """Why the engine would refuse ``s`` as an image reference, or None."""
+    """Why the engine would refuse ``s`` as an image reference, or take it for the ID of
+    a local image, or None."""
+    if _ID_LIKE.fullmatch(s):
+        return "the engine reads it as the ID of a local image, not a name (add a tag)"
     try:
         parse_normalized_named(s)
     except ReferenceError as exc:

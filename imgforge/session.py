@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from imgforge.credentials import auth_config, for_registry, registry_of
-from imgforge.errors import UsageError
+from imgforge.errors import RecipeError, UsageError
 from imgforge.fingerprint import recipe_hash
 from imgforge.graph import RecipeGraph, load_targets
 from imgforge.image import ImageConfig
@@ -40,6 +40,23 @@ def base_map_for(recipes: Iterable[Recipe], cli_map: Mapping[str, str]) -> dict[
     return mapping
 
 
+# Config.User values that mean root: the user every build path runs the steps as.
+ROOT_USERS = frozenset({"", "root", "0", "root:root", "0:0"})
+
+
+def check_base_user(recipe: Recipe, resolved: str, config: ImageConfig) -> None:
+    """A base whose USER is not root is refused: a Dockerfile RUN and COPY run as that
+    user, the commit strategy's script and the .def's %post as root, so the steps could
+    not mean the same in every build path."""
+    if config.user not in ROOT_USERS:
+        raise RecipeError(
+            recipe.path,
+            "base",
+            f"{resolved}: Config.User is {config.user!r}; imgforge's build paths run the "
+            "steps as root alike only on a base without USER (or USER root)",
+        )
+
+
 def inspect_bases(
     order: list[Recipe],
     base_map: Mapping[str, str],
@@ -64,6 +81,7 @@ def inspect_bases(
             bases[recipe.base] = BaseImage(recipe.base, resolved, ImageConfig())
             continue
         config = ImageConfig.from_inspect(found, origin=f"{recipe.path}: base {resolved}")
+        check_base_user(recipe, resolved, config)
         bases[recipe.base] = BaseImage(recipe.base, resolved, config, str(found["Id"]))
     return bases
 
@@ -81,7 +99,11 @@ def prepare(
     graph, targets = load_targets(paths)
     order = graph.with_ancestors(targets)
     base_map = base_map_for(order, options.base_map)
-    check_out(options.out, [r.directory / source for r in order for source, _ in r.files])
+    check_out(
+        options.out,
+        [r.directory / source for r in order for source, _ in r.files],
+        {r.name: r.directory for r in order},
+    )
     if options.strategy == "dockerfile" and (gpus := [r.name for r in order if r.gpus]):
         raise UsageError(
             f"--strategy dockerfile: recipe {gpus[0]!r} has gpus = true, which only the "

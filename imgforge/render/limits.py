@@ -115,15 +115,27 @@ def _check_def_paths(job: BuildJob) -> None:
         raise _fail(job, key, reason)
 
 
+# Paths no [files] destination may reach, and why: the staging directory (a copy there
+# would overwrite an entry not yet placed), and the Singularity image's metadata, which
+# imgforge writes itself (a file there would be in the Docker image, replaced or dropped
+# in the SIF, and sourced at every start by Apptainer when the .def copied it).
+RESERVED = {
+    STAGING: "is where imgforge stages [files] sources",
+    "/.singularity.d": "is the Singularity image's metadata (env scripts, runscript), "
+    "which imgforge writes",
+}
+
+
 def _check_staging(job: BuildJob, copy: CopyStep) -> None:
-    """No destination, and nothing inside a directory copied to ``/``, may reach the
-    staging directory (it would overwrite an entry not yet placed)."""
+    """No destination, and nothing inside a directory copied to ``/``, may reach a
+    reserved path."""
     key = f"files.{copy.source}"
-    if copy.target == STAGING or copy.target.startswith(STAGING + "/"):
-        raise _fail(job, key, f"{STAGING} is where imgforge stages [files] sources")
-    inside = job.recipe.directory / copy.source / STAGING.lstrip("/")
-    if copy.is_dir and copy.target == "/" and (inside.exists() or inside.is_symlink()):
-        raise _fail(job, key, f"copying it to / would overwrite {STAGING}, where imgforge stages")
+    for reserved, why in RESERVED.items():
+        if copy.target == reserved or copy.target.startswith(reserved + "/"):
+            raise _fail(job, key, f"{reserved} {why}")
+        inside = job.recipe.directory / copy.source / reserved.lstrip("/")
+        if copy.is_dir and copy.target == "/" and (inside.exists() or inside.is_symlink()):
+            raise _fail(job, key, f"copying it to / would write into {reserved}, which {why}")
 
 
 def check_dockerfile(job: BuildJob, text: str) -> None:

@@ -25,6 +25,7 @@ from reliability_support import MINI, build_argv, write
 from imgforge.cli import main
 from imgforge.context import DOCKERFILE, build_context
 from imgforge.errors import RecipeError
+from imgforge.ignore import IGNORE_FILE
 from imgforge.patterns import PATH_RE
 from imgforge.recipe import load
 from imgforge.tree import load_ignore, walk_source
@@ -184,7 +185,7 @@ def test_a_tar_never_lists_a_path_twice(tmp_path: Path) -> None:
     with tarfile.open(fileobj=build_context(load(path), "FROM scratch\n")) as tar:
         names = tar.getnames()
     assert sorted(names) == sorted(set(names)) == sorted(
-        [DOCKERFILE, "app", "app/main.py", "app/req.txt"]
+        [DOCKERFILE, IGNORE_FILE, "app", "app/main.py", "app/req.txt"]
     )
 
 
@@ -207,3 +208,35 @@ def test_files_at_the_old_dockerfile_path_are_only_files(
     assert SECRET not in str(files)
     client.api.remove_image(f"sealed-{strategy}:latest", force=True)
     assert text  # the file's content reached /opt/df, never the engine as a Dockerfile
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize("own", [None, "# mine\n*.log\n"], ids=["no-dockerignore", "own"])
+def test_copying_the_whole_directory_never_copies_imgforges_dockerfile(
+    tmp_path: Path, client: docker.DockerClient, mini_image: str, own: str | None
+) -> None:
+    """``"." = "/opt/app/"``: the image gets the recipe's files, never imgforge's
+    Dockerfile; a .dockerignore the recipe has and copies arrives with the Dockerfile's
+    line appended (as the docker CLI appends it for a Dockerfile outside the context),
+    with its own mode; without one, imgforge's own excludes itself."""
+    name = f"rel-dot-{uuid.uuid4().hex[:8]}"
+    root = tmp_path / "recipe"
+    write(root / "data.txt", "data\n")
+    write(root / "skip.log", "log\n")
+    if own is not None:
+        write(root / ".dockerignore", own)
+        os.chmod(root / ".dockerignore", 0o600)
+    path = write(root / f"{name}.toml", f'name = "{name}"\nbase = "{MINI}"\n'
+                 '[files]\n"." = "/opt/app/"\n')  # fmt: skip
+    with tarfile.open(fileobj=build_context(load(path), "FROM scratch\n")) as tar:
+        sent = tar.extractfile(IGNORE_FILE).read()  # type: ignore[union-attr]
+        mode = tar.getmember(IGNORE_FILE).mode
+    expected = (own or IGNORE_FILE).encode() + f"\n{DOCKERFILE}\n".encode()
+    assert (sent, mode) == (expected, 0o600 if own else 0o644)
+    assert main(build_argv(path, tmp_path / "out", singularity="none")) == 0
+    try:
+        files = image_files(client, f"{name}:latest", "/opt/app")
+    finally:
+        client.images.remove(f"{name}:latest", force=True)
+    kept = {"data.txt", f"{name}.toml"}
+    assert files == (kept | {IGNORE_FILE} if own else kept | {"skip.log"})

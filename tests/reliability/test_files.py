@@ -17,6 +17,7 @@ from reliability_support import MINI, build_argv, one_error_line, run_main, writ
 
 from imgforge.cli import main
 from imgforge.context import DOCKERFILE, build_context, staging_context
+from imgforge.ignore import IGNORE_FILE
 from imgforge.recipe import load
 
 SECRET = f"TOP-SECRET-{uuid.uuid4().hex}"
@@ -56,6 +57,7 @@ def test_the_build_context_holds_only_the_dockerfile_and_named_sources(tmp_path:
     )
     buffer = build_context(recipe, "FROM scratch\n")
     assert sorted(members(buffer)) == [
+        IGNORE_FILE,  # imgforge's: the engine leaves the Dockerfile out of every COPY
         DOCKERFILE,
         "app",
         "app/data",

@@ -22,6 +22,8 @@ from reliability_support import MINI, one_error_line, run_main, write
 from imgforge.context import DOCKERFILE, build_context, def_files, staging_context
 from imgforge.errors import RecipeError
 from imgforge.fingerprint import input_paths, input_stats, recipe_hash
+from imgforge.ignore import IGNORE_FILE
+from imgforge.plan import STAGING
 from imgforge.recipe import load
 
 NAME = st.sampled_from(["a", "b", "c.log", "d.txt", "e f", "ü", "-x", "a:b", ".hidden"])
@@ -84,6 +86,9 @@ def tar_files(buffer: io.BytesIO) -> set[str]:
         return {m.name for m in tar.getmembers() if m.isfile()}
 
 
+STAGE = f"{STAGING}/0"  # where the one [files] source of these recipes is staged
+
+
 def def_file_set(root: Path, lines: list[tuple[str, str]]) -> set[str]:
     """What Apptainer's ``cp -fLr SOURCE STAGE`` puts at each stage, as context paths."""
     shipped = set()
@@ -95,7 +100,7 @@ def def_file_set(root: Path, lines: list[tuple[str, str]]) -> set[str]:
         for dirpath, _, filenames in os.walk(base):
             below = os.path.relpath(dirpath, base)
             shipped |= {os.path.normpath(f"{stage}/{below}/{f}") for f in filenames}
-    return {s.replace("/tmp/imgforge-file-0", "app", 1) for s in shipped}
+    return {s.replace(STAGE, "app", 1) for s in shipped}
 
 
 @settings(max_examples=300, deadline=None, suppress_health_check=list(HealthCheck))
@@ -128,8 +133,10 @@ def test_hostile_trees_are_refused_or_shipped_alike(
     event("shipped")
     assert not made & HAZARDS  # refused wherever they are, .dockerignore'd or not
     expected = expected_files(root, patterns)
-    assert context - {DOCKERFILE} == expected
-    assert {s.replace("tmp/imgforge-file-0", "app", 1) for s in staged} == expected
+    # Beside the recipe's files: imgforge's Dockerfile, and the .dockerignore that keeps
+    # the engine from copying it (context.engine_ignore_file).
+    assert context - {DOCKERFILE, IGNORE_FILE} == expected
+    assert {s.replace(STAGE.lstrip("/"), "app", 1) for s in staged} == expected
     assert def_file_set(root, lines) == expected
 
 

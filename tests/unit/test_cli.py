@@ -215,8 +215,8 @@ def test_verbose_shows_the_traceback(tmp_path: Path, capsys: pytest.CaptureFixtu
             "with two image references: '../containers/abc': invalid reference format",
         ),
         (
-            ["--base-map", "a=b\x1b[2J"],
-            "imgforge: error: --base-map: 'a=b\\x1b[2J' is not REF=LOCAL_REF with two image "
+            ["--base-map", "x=b\x1b[2J"],
+            "imgforge: error: --base-map: 'x=b\\x1b[2J' is not REF=LOCAL_REF with two image "
             "references: 'b\\x1b[2J': invalid reference format: repository name "
             "(library/b\\x1b[2J) must be lowercase",
         ),

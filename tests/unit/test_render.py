@@ -20,6 +20,13 @@ from imgforge.render import make_environment, render
 from imgforge.render.quoting import sh_quote
 
 NGC = "nvcr.io/nvidia/pytorch:24.01-py3"
+# What a directory copy runs first in the .def and the commit strategy (quoted once).
+REPLACE = sh_quote(
+    'r() { for p in "$1"/* "$1"/.[!.]* "$1"/..?*; do t="$0/${p#./}"; if [ -d "$p" ]; then '
+    'if [ -L "$t" ] || { [ -e "$t" ] && [ ! -d "$t" ]; }; then rm -f "$t"; fi; r "$p"; '
+    'elif [ -e "$p" ] || [ -L "$p" ]; then if [ -L "$t" ] || [ -e "$t" ]; then rm -rf "$t"; '
+    "fi; fi; done; }; r ."
+)
 NGC_FIXTURE = Path(__file__).parents[1] / "data" / "ngc" / "pytorch-24.01-py3.config.json"
 SECTIONS = ("files", "post", "environment", "runscript", "labels")
 POST_PREAMBLE = (
@@ -318,9 +325,13 @@ def test_files(project: Callable[..., Path], render_ngc: Callable[[Path], Texts]
     )
     assert post_steps(texts["def"]) == (
         "    mkdir -p '/opt/app'\n"
+        f"    (cd '/.imgforge:staging/0' && /bin/sh -c {REPLACE}"
+        " '/opt/app')\n"
         "    cp -a '/.imgforge:staging/0/.' '/opt/app'\n"
         "    touch '/opt/app'\n"
         "    mkdir -p '/opt/tools'\n"
+        f"    (cd '/.imgforge:staging/1' && /bin/sh -c {REPLACE}"
+        " '/opt/tools')\n"
         "    cp -a '/.imgforge:staging/1/.' '/opt/tools'\n"
         "    touch '/opt/tools'\n"
         "    mkdir -p '/etc/proj'\n"
@@ -354,6 +365,8 @@ def test_files_destination_ending_in_slash_dot_is_a_directory(
         "    mkdir -p '/etc/proj'\n"
         "    cp -a '/.imgforge:staging/0' '/etc/proj/cfg.yaml'\n"
         "    mkdir -p '/opt/app'\n"
+        f"    (cd '/.imgforge:staging/1' && /bin/sh -c {REPLACE}"
+        " '/opt/app')\n"
         "    cp -a '/.imgforge:staging/1/.' '/opt/app'\n"
         "    touch '/opt/app'\n"
         "    rm -rf '/.imgforge:staging'\n"
