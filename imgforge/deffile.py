@@ -15,14 +15,15 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from imgforge.errors import RecipeError
+from imgforge.render.deffile import (
+    go_trim,
+    header_field,
+    opens_section,
+    scan_lines,
+    section_head,
+)
 
 STAGE_RE = re.compile(r"bootstrap:", re.IGNORECASE)
-# Go's unicode.IsSpace (bufio.ScanWords, strings.TrimSpace): Python's str.strip() and
-# str.split() also take \x1c-\x1f for blanks, which Apptainer does not.
-GO_SPACE = (
-    "\t\n\v\f\r \x85\xa0\u1680\u2000\u2001\u2002\u2003\u2004\u2005\u2006\u2007\u2008\u2009\u200a"
-)
-GO_SPACE += "\u2028\u2029\u202f\u205f\u3000"
 DEF_START_RE = re.compile(r"\s*bootstrap\s*:", re.IGNORECASE)
 
 
@@ -87,27 +88,18 @@ def is_definition(path: Path, text: str) -> bool:
     return False
 
 
-def lines_of(text: str) -> list[str]:
-    """Lines as Go's bufio.ScanLines yields them: split at LF, one trailing CR dropped."""
-    lines = [line.removesuffix("\r") for line in text.split("\n")]
-    return lines[:-1] if lines and lines[-1] == "" else lines
-
-
 def _header_line(number: int, raw: str) -> HeaderLine | tuple[int, str] | None:
-    line = raw.strip(GO_SPACE)
+    line = go_trim(raw)
     if not line or line.startswith("#"):
         return None
-    key, colon, value = line.split("#", 1)[0].partition(":")
-    if not colon:
+    if (field := header_field(line)) is None:
         return number, line
-    return HeaderLine(number, key.strip(GO_SPACE).lower(), value.strip(GO_SPACE), line)
+    return HeaderLine(number, *field, line)
 
 
 def _section(number: int, raw: str, body: list[str]) -> Section:
-    # Apptainer: strings.TrimLeft(line, "%") then SplitN(line, " ", 2); an indented
-    # header keeps its leading blanks, which makes its name empty (an invalid section).
-    name, _, args = raw.lstrip("%").partition(" ") if raw.startswith("%") else ("", "", "")
-    return Section(number, name.lower(), args.strip(), raw, tuple(body))
+    name, args = section_head(raw)
+    return Section(number, name, go_trim(args), raw, tuple(body))
 
 
 def scan(text: str) -> Definition:
@@ -115,9 +107,9 @@ def scan(text: str) -> Definition:
     header: list[HeaderLine] = []
     malformed: list[tuple[int, str]] = []
     opened: list[tuple[int, str, list[str]]] = []
-    lines = lines_of(text)
+    lines = scan_lines(text)
     for number, raw in enumerate(lines, start=1):
-        if raw.lstrip(GO_SPACE).startswith("%"):  # the first word starts with %
+        if opens_section(raw):
             opened.append((number, raw, []))
         elif opened:
             opened[-1][2].append(raw)

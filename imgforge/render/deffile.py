@@ -65,6 +65,32 @@ def _first_word(line: str) -> str:
     return words[:end]
 
 
+def opens_section(line: str) -> bool:
+    """scanDefinitionFile: a line whose first word starts with ``%`` starts a section."""
+    return _first_word(line).startswith("%")
+
+
+def scan_lines(text: str) -> list[str]:
+    """bufio.ScanLines: the lines split at \\n, one trailing \\r dropped."""
+    return [line for line, _ in _lines(text)]
+
+
+def section_head(line: str) -> tuple[str, str]:
+    """parseTokenSection: (name, arguments) of a section's first line: the first
+    space-separated word after the ``%``s, lower-cased, and the rest of the line (an
+    indented ``%`` line keeps its blanks, so its name is empty: not a valid section)."""
+    head = line.lstrip("%")
+    name = head.lower().split(" ", 1)[0]
+    return name, head.split(" ", 1)[1] if " " in head else ""
+
+
+def header_field(line: str) -> tuple[str, str] | None:
+    """doHeader: ``key: value`` of a header line (``#`` cuts it, key lower-cased), or
+    None when it has no ``:``. Blank and comment lines are the caller's to skip."""
+    key, colon, value = line.split("#", 1)[0].partition(":")
+    return (go_trim(key).lower(), go_trim(value)) if colon else None
+
+
 def _lines(text: str) -> list[tuple[str, int]]:
     """bufio.ScanLines: lines split at \\n, one trailing \\r dropped; with each line's
     size in the input (line, \\r and \\n included)."""
@@ -87,7 +113,7 @@ def tokens(text: str) -> list[tuple[str, int]]:
     current: list[str] = []
     size = 0
     for line, line_size in _lines(text):
-        if _first_word(line).startswith("%") and (current or found):
+        if opens_section(line) and (current or found):
             found.append(("".join(current), size + line_size))
             current, size = [], 0
         current.append(line + "\n")
@@ -101,9 +127,7 @@ def _section(token: str) -> Section:
     """parseTokenSection: the name is the first line's first space-separated word after
     the %s, lower-cased; the rest of that line is its arguments."""
     first, _, body = token.partition("\n")
-    head = first.lstrip("%")
-    name = head.lower().split(" ", 1)[0]
-    args = head.split(" ", 1)[1] if " " in head else ""
+    name, args = section_head(first)
     return Section(name, args, body)
 
 
@@ -114,8 +138,8 @@ def _header(token: str) -> dict[str, str]:
         line = go_trim(raw)
         if not line or line.startswith("#"):
             continue
-        key, _, value = line.split("#", 1)[0].partition(":")
-        header[go_trim(key).lower()] = go_trim(value)
+        key, value = header_field(line) or (go_trim(line.split("#", 1)[0]).lower(), "")
+        header[key] = value
     return header
 
 
