@@ -17,6 +17,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from imgforge.patterns import GO_SPACE
+
 Info = tuple[bool, ...] | None
 
 IGNORE_FILE = ".dockerignore"
@@ -28,10 +30,6 @@ _QUOTED = set(".+()|{}$")
 _EXACT, _PREFIX, _SUFFIX, _REGEXP = "exact", "prefix", "suffix", "regexp"
 
 
-# strings.TrimSpace: Unicode White_Space (Python's str.isspace minus the separators it adds).
-_GO_SPACE = "\t\n\v\f\r \x85\xa0\u1680\u2000\u2001\u2002\u2003\u2004\u2005\u2006\u2007" + (
-    "\u2008\u2009\u200a\u2028\u2029\u202f\u205f\u3000"
-)
 
 
 class PatternError(ValueError):
@@ -80,12 +78,12 @@ def read_patterns(data: bytes) -> list[str]:
 def _read_line(line: str) -> str:
     if line.startswith("#"):
         return ""
-    pattern = line.strip(_GO_SPACE)
+    pattern = line.strip(GO_SPACE)
     if not pattern:
         return ""
     invert = pattern.startswith("!")
     if invert:
-        pattern = pattern[1:].strip(_GO_SPACE)
+        pattern = pattern[1:].strip(GO_SPACE)
     if pattern:
         pattern = go_clean(pattern)
         if len(pattern) > 1 and pattern.startswith("/"):
@@ -218,7 +216,7 @@ class PatternMatcher:
     def new(cls, patterns: list[str]) -> PatternMatcher:
         compiled = []
         for raw in patterns:
-            text = go_clean(raw.strip(_GO_SPACE)) if raw.strip(_GO_SPACE) else ""
+            text = go_clean(raw.strip(GO_SPACE)) if raw.strip(GO_SPACE) else ""
             if not text:
                 continue
             exclusion = text.startswith("!")

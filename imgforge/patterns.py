@@ -26,6 +26,14 @@ LABEL_KEY_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._/-]*$")
 PATH_RE = re.compile(r"^[A-Za-z0-9._@+,=/-]+$")
 URL_RE = re.compile(r"^https?://[^\s'\"\\]+$")
 
+# Go's unicode.IsSpace (strings.TrimSpace, bufio.ScanWords): the Unicode White_Space
+# property. Python's str.strip() and str.split() also take \x1c-\x1f, which Go does not;
+# Docker's and Apptainer's parsers, ported here, trim with Go's set.
+GO_SPACE = (
+    "\t\n\v\f\r \x85\xa0\u1680\u2000\u2001\u2002\u2003\u2004\u2005\u2006\u2007\u2008"
+    "\u2009\u200a\u2028\u2029\u202f\u205f\u3000"
+)
+
 RECIPE_PREFIX = "recipe:"
 # imgforge's own label namespace (provenance, roles): never a recipe's.
 LABEL_NAMESPACE = "org.imgforge"

@@ -12,11 +12,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
-# unicode.IsSpace (and bufio.ScanWords' isSpace): the White_Space property.
-GO_SPACE = (
-    "\t\n\v\f\r \x85\xa0\u1680\u2000\u2001\u2002\u2003\u2004\u2005\u2006\u2007\u2008"
-    "\u2009\u200a\u2028\u2029\u202f\u205f\u3000"
-)
+from imgforge.patterns import GO_SPACE
+
 # bufio.Scanner's default buffer limit (bufio.MaxScanTokenSize): one section, and the
 # line after it that ends it, must fit.
 SCAN_LIMIT = 64 * 1024
