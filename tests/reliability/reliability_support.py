@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import docker
+from support import toml_string as toml_string  # re-exported for the reliability tests
 
 from imgforge.cli import main
 
@@ -26,19 +27,6 @@ NOT_ARTIFACTS = {"build.log", ".imgforge.lock"}
 
 
 # ---------------------------------------------------------------------------- TOML
-
-
-def toml_string(value: str) -> str:
-    """A TOML basic string holding exactly ``value`` (every control character escaped)."""
-    out = []
-    for char in value:
-        if char in '"\\':
-            out.append("\\" + char)
-        elif ord(char) < 0x20 or ord(char) == 0x7F:
-            out.append(f"\\u{ord(char):04x}")
-        else:
-            out.append(char)
-    return '"' + "".join(out) + '"'
 
 
 def toml_value(value: Any) -> str:

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
+from support import sourced_env
 
 from imgforge.envnames import OWNED, carried, why_not_carried
 from imgforge.errors import ImageDataError, ImgforgeError
@@ -140,21 +141,8 @@ def test_accepted_env_is_sourced_exactly(
 
 
 def sourced(shell: str, script: str, tmp_path: Path) -> dict[str, str]:
-    path = tmp_path / "env.sh"
-    path.write_bytes(script.encode("utf-8", "surrogatepass"))
-    result = subprocess.run(
-        ["/usr/bin/env", "-i", shell, "-c", '. "$1" && exec /usr/bin/env -0', shell, str(path)],
-        capture_output=True,
-        check=True,
-        timeout=30,
-    )
-    pairs = (entry.partition(b"=") for entry in result.stdout.split(b"\0") if entry)
     shell_own = {"PWD", "SHLVL", "_", "OLDPWD"}
-    return {
-        n.decode(): v.decode("utf-8", "surrogatepass")
-        for n, _, v in pairs
-        if n.decode() not in shell_own
-    }
+    return {n: v for n, v in sourced_env(shell, script, tmp_path).items() if n not in shell_own}
 
 
 def test_why_not_carried_wording() -> None:

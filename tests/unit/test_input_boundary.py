@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
+from support import toml_string
 
 from imgforge.cli import main
 from imgforge.errors import RecipeError
@@ -27,19 +28,6 @@ def no_engine(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("DOCKER_HOST", "unix:///nonexistent/imgforge-test.sock")
     monkeypatch.delenv("IMGFORGE_NETWORK", raising=False)
     monkeypatch.delenv("SOURCE_DATE_EPOCH", raising=False)
-
-
-def toml_string(value: str) -> str:
-    """A TOML basic string holding exactly ``value``."""
-    out = []
-    for char in value:
-        if char in '"\\':
-            out.append("\\" + char)
-        elif ord(char) < 0x20 or ord(char) == 0x7F:
-            out.append(f"\\u{ord(char):04x}")
-        else:
-            out.append(char)
-    return '"' + "".join(out) + '"'
 
 
 def one_line(err: str) -> str:

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 from installed import script
 from spython.main.parse.parsers import SingularityParser
+from support import sourced_env
 
 from imgforge import __version__
 from imgforge.graph import load_all
@@ -121,18 +122,7 @@ def files_lines(deffile: str) -> str:
     return rest
 
 
-def source(shell: str, script: str, tmp_path: Path) -> dict[str, str]:
-    """Source ``script`` with ``shell`` in an empty environment; return the exported env."""
-    path = tmp_path / "sourced.sh"
-    path.write_text(script, encoding="utf-8")
-    result = subprocess.run(
-        ["/usr/bin/env", "-i", shell, "-c", '. "$1" && exec /usr/bin/env -0', shell, str(path)],
-        capture_output=True,
-        check=True,
-        timeout=30,
-    )
-    pairs = (entry.partition(b"=") for entry in result.stdout.split(b"\0") if entry)
-    return {name.decode(): value.decode("utf-8") for name, _, value in pairs}
+source = sourced_env
 
 
 def hadolint(dockerfile: str, tmp_path: Path) -> subprocess.CompletedProcess[str]:
