@@ -11,7 +11,9 @@ from imgforge import __version__
 
 # The libraries whose versions change imgforge's behaviour (parsing, rendering, the
 # Engine API client, import of .def files), in the order of a bug report.
-LIBRARIES = ("docker", "jinja2", "pydantic", "networkx", "rich", "packaging", "spython")
+LIBRARIES = (
+    "docker", "jinja2", "pydantic", "networkx", "rich", "packaging", "spython", "google-re2"
+)  # fmt: skip
 
 
 def library_version(name: str) -> str:

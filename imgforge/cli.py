@@ -192,6 +192,19 @@ def make_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run imgforge; return the exit code (0 ok, 1 failed, 2 bad input, 3 environment)."""
+    try:
+        code = _main(argv)
+        sys.stdout.flush()
+    except (OSError, AttributeError) as exc:  # a full disk, a closed pipe, no stdout
+        why = getattr(exc, "strerror", None) or "no standard output"
+        print(f"imgforge: error: cannot write the output: {why}", file=sys.stderr)
+        # Python flushes stdout again at exit: give it somewhere that takes the bytes.
+        sys.stdout = open(os.devnull, "w")  # noqa: SIM115
+        return 1
+    return code
+
+
+def _main(argv: Sequence[str] | None) -> int:
     arguments = list(sys.argv[1:] if argv is None else argv)
     if (verbose := _version_request(arguments)) is not None:
         from imgforge.about import version_text

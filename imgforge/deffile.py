@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from imgforge.errors import RecipeError
+from imgforge.inputfile import read_bounded
 from imgforge.render.deffile import (
     go_trim,
     header_field,
@@ -64,11 +65,9 @@ class Definition:
 
 
 def read_source(path: Path) -> str:
-    """The text of a file to import; unreadable input is a RecipeError (exit 2, one line)."""
-    try:
-        data = path.read_bytes()
-    except OSError as exc:
-        raise RecipeError(path, "", f"cannot read file: {exc.strerror}") from None
+    """The text of a file to import; unreadable input is a RecipeError (exit 2, one line):
+    not a regular file (a FIFO, a device, a directory), larger than inputfile.MAX_BYTES."""
+    data = read_bounded(path)
     if b"\0" in data:
         raise RecipeError(path, "", "not a text file (it contains NUL bytes)")
     try:

@@ -11,6 +11,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from imgforge.deffile import Section
+from imgforge.envnames import why_not_carried
+from imgforge.ignore import IGNORE_FILE
 from imgforge.patterns import LABEL_KEY_RE, PATH_RE
 from imgforge.shellwords import is_blank, is_comment, literal_words
 
@@ -18,6 +20,17 @@ Refusal = tuple[int, str]  # (line, what); line 0: the file as a whole
 SHELLS = ("#!/bin/sh", "#!/bin/bash")
 PLAIN_PATH = "not a plain path: quotes, spaces, globs or variables"
 NESTED = "a directory to a path not ending in /, which Apptainer nests in it if the base has it"
+# Words sh runs itself, which a Docker CMD (exec form) can't: POSIX special and regular
+# builtins and the reserved words.
+SH_BUILTINS = frozenset(
+    [
+        ".", ":", "alias", "bg", "break", "builtin", "cd", "command", "continue", "eval", "exec",
+        "exit", "export", "false", "fg", "getopts", "hash", "jobs", "kill", "local", "read",
+        "readonly", "return", "set", "shift", "source", "test", "times", "trap", "true", "type",
+        "ulimit", "umask", "unalias", "unset", "wait", "[", "!", "{", "}", "case", "do", "done",
+        "elif", "else", "esac", "fi", "for", "if", "in", "then", "until", "while",
+    ]
+)  # fmt: skip
 RUNSCRIPT_RE = re.compile(r'(?P<command>.*[^ \t])[ \t]+"\$@"')  # sh's blanks only
 
 
@@ -81,6 +94,9 @@ def environment(section: Section) -> Values:
             refused.append((line, f"{shown(text)} (not a plain NAME=value assignment)"))
         for name, value in pairs or ():
             found[name] = (value, line)
+    for name, (_, line) in found.items():
+        if why := why_not_carried(name):
+            refused.append((line, f"%environment sets {name} ({why})"))
     return Values(
         pairs=tuple((name, value) for name, (value, _) in found.items()),
         refused=tuple(refused),
@@ -102,6 +118,10 @@ def _copy(source: str, dest: str, directory: Path) -> tuple[str, str] | str:
         return PLAIN_PATH
     if source.startswith("/") or normal == "." or normal.split("/")[0] == "..":
         return "a recipe copies files from inside its own directory"
+    if {".", ".."} & set(source.rstrip("/").split("/")):
+        # cp -r DIR/. DEST copies DIR's contents, DIR/sub/.. its parent's: a recipe
+        # source names the directory itself.
+        return "a source with . or .. in its path (cp copies such a directory's contents)"
     if ".." in dest.split("/"):
         return "a destination with .."
     if not (directory / normal).exists():
@@ -129,6 +149,10 @@ def files(section: Section, read: Sequence[str], directory: Path) -> Values:
             refused.append((line, f"%files {shown(text)} ({copy})"))
         else:
             found[copy[0]] = copy[1]
+    if found and (directory / IGNORE_FILE).exists():
+        # Apptainer copies %files whole; a recipe's [files] follow .dockerignore.
+        refused.append((section.line, f"%files beside a {IGNORE_FILE}, which Apptainer ignores "
+                        "and a recipe's [files] follow"))  # fmt: skip
     return Values(tuple(found.items()), tuple(refused))
 
 
@@ -140,6 +164,9 @@ def _command(text: str) -> str | None:
     if values[:1] == ["exec"]:
         words, values = (words or [])[1:], values[1:]
     if not words or words[0].assignment is not None:
+        return None
+    # exec's own options (-a NAME, -c, --) and builtins are sh's, not a program to run.
+    if values[0].startswith("-") or values[0] in SH_BUILTINS:
         return None
     return shlex.join(values)
 

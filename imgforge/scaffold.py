@@ -25,8 +25,9 @@ NOISE = ("apt-get update", "apt-get clean", "rm -rf /var/lib/apt/lists/*")
 def schema_path(directory: Path) -> str:
     """A ``#:schema`` reference for a recipe in ``directory``: relative to it, the
     ``recipe.schema.json`` found there, in its ``schema/`` folder or in its parent's
-    (a project laid out as ``recipes/`` beside ``schema/``); without one, the schema is
-    written beside the recipe, so the reference resolves wherever imgforge is installed."""
+    (a project laid out as ``recipes/`` beside ``schema/``); without one, the schema
+    beside the recipe, which :func:`ensure_schema` writes once the recipe is written, so
+    the reference resolves wherever imgforge is installed."""
     for candidate in (
         directory / SCHEMA_NAME,
         directory / "schema" / SCHEMA_NAME,
@@ -35,8 +36,14 @@ def schema_path(directory: Path) -> str:
         if candidate.is_file():
             relative = os.path.relpath(candidate, directory).replace(os.sep, "/")
             return relative if relative.startswith("../") else f"./{relative}"
-    write_schema(directory / SCHEMA_NAME)
     return f"./{SCHEMA_NAME}"
+
+
+def ensure_schema(directory: Path) -> None:
+    """Write the schema beside a recipe just written in ``directory`` when the recipe's
+    ``#:schema`` reference found none (see :func:`schema_path`)."""
+    if not (directory / SCHEMA_NAME).exists() and schema_path(directory) == f"./{SCHEMA_NAME}":
+        write_schema(directory / SCHEMA_NAME)
 
 
 def write_schema(path: Path) -> None:
@@ -62,6 +69,7 @@ def init_recipe(name: str, base: str, directory: Path) -> Path:
         .render(name=name, base=base, schema_path=schema_path(directory))
     )
     path.write_text(text, encoding="utf-8")
+    ensure_schema(directory)
     return path
 
 
@@ -235,7 +243,13 @@ def import_to_file(dockerfile: Path, name: str | None, output: Path | None) -> P
     target.write_text(convert(dockerfile, name, directory=target.parent), encoding="utf-8")
     try:
         load(target)
-    except RecipeError:
+    except RecipeError as exc:
         target.unlink()
-        raise
+        where = f"{exc.key}: {exc.reason}" if exc.key else exc.reason
+        moved = target.parent.absolute() != dockerfile.parent.absolute()
+        hint = "; its paths are relative to the recipe: write it beside the source" if moved else ""
+        raise RecipeError(
+            dockerfile, "", f"the recipe it becomes does not load ({where}){hint}"
+        ) from None
+    ensure_schema(target.parent)
     return target

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import os
+import stat
 import sys
 
 from imgforge.commands.common import Output
+from imgforge.errors import UsageError
 
 
 def cmd_init(args: argparse.Namespace, out: Output) -> int:
@@ -34,11 +37,15 @@ def cmd_schema(args: argparse.Namespace, out: Output) -> int:
         text = template.render(sections=reference_sections())
     else:
         text = recipe_json_schema_text()
-    if args.output is None:
+    if args.output is None or str(args.output) == "-":
         sys.stdout.write(text)
-    else:
-        atomic.write_text(args.output, text)
-        out.say(f"wrote {args.output}")
+        return 0
+    # Replaced by a rename: only a regular file (or nothing) may be there, never a
+    # device, FIFO, symlink or directory that the rename would swap out.
+    if os.path.lexists(args.output) and not stat.S_ISREG(os.lstat(args.output).st_mode):
+        raise UsageError(f"--out: {str(args.output)!r} exists and is not a regular file")
+    atomic.write_text(args.output, text)
+    out.say(f"wrote {args.output}")
     return 0
 
 

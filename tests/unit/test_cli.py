@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import importlib.metadata
+import json
+import os
 import platform
 import stat
 import subprocess
@@ -335,3 +337,43 @@ def test_an_os_error_outside_a_build_is_one_line(
     assert main(["render", str(tmp_path / "r.toml"), "--out", str(out)]) == 1
     line = error_line(capsys)
     assert "unexpected" not in line and str(out) in line
+
+
+@pytest.mark.parametrize("kind", ["fifo", "symlink", "directory"])
+def test_schema_out_never_replaces_what_is_not_a_regular_file(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], kind: str
+) -> None:
+    target = tmp_path / "target"
+    {
+        "fifo": lambda: os.mkfifo(target),
+        "symlink": lambda: target.symlink_to(tmp_path / "elsewhere.json"),
+        "directory": target.mkdir,
+    }[kind]()
+    assert main(["schema", "--out", str(target)]) == 2
+    assert error_line(capsys) == (
+        f"imgforge: error: --out: {str(target)!r} exists and is not a regular file"
+    )
+    assert os.path.lexists(target) and not target.is_file()  # still what it was
+    assert not (tmp_path / "elsewhere.json").exists()  # nothing written through the link
+
+
+def test_schema_out_dash_prints(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    assert main(["schema", "--out", "-"]) == 0
+    assert json.loads(capsys.readouterr().out)["$schema"].startswith("https://")
+
+
+@pytest.mark.skipif(not Path("/dev/full").exists(), reason="needs /dev/full")
+@pytest.mark.parametrize("argv", [["--version", "-v"], ["schema"], ["completion", "bash"]])
+def test_output_that_cannot_be_written_is_one_line(argv: list[str]) -> None:
+    with open("/dev/full", "w") as full:
+        result = subprocess.run(
+            [sys.executable, "-m", "imgforge", *argv],
+            stdout=full,
+            stderr=subprocess.PIPE,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+    assert result.returncode == 1
+    assert result.stderr.count("\n") == 1 and "Traceback" not in result.stderr
+    assert "No space left on device" in result.stderr

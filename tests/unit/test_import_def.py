@@ -5,6 +5,7 @@ ways), or are refused with the complete list of what a recipe can't express."""
 from __future__ import annotations
 
 import json
+import os
 import posixpath
 import shlex
 import shutil
@@ -373,7 +374,7 @@ def test_symbolic_links_are_refused(tmp_path: Path, capsys: pytest.CaptureFixtur
     ("name", "content", "reason"),
     [
         ("missing.def", None, "cannot read file: No such file or directory"),
-        ("dir.def", "dir", "cannot read file: Is a directory"),
+        ("dir.def", "dir", "the file is a directory"),
         ("latin1.def", b"Bootstrap: docker\nFrom: caf\xe9\n", "not valid UTF-8"),
         ("binary.def", b"\x7fELF\x02\x01\x01\x00\x00", "not a text file (it contains NUL bytes)"),
         ("Dockerfile", b"FROM ubuntu\n\x00", "not a text file (it contains NUL bytes)"),
@@ -636,3 +637,91 @@ def test_literal_words_are_what_sh_and_bash_make_of_the_line(line: str) -> None:
             [shell, "-c", f"printf '%s\\0' {line}"], capture_output=True, timeout=30, check=True
         ).stdout.decode()
         assert [w.value for w in words] == (out.split("\0")[:-1] if words else [])
+
+
+# What a tester found by attacking the importer (each once wrong, now refused or exact).
+
+
+@pytest.mark.parametrize(
+    ("make", "reason"),
+    [
+        (lambda p: p.symlink_to("/dev/zero"), "the file is a character device"),
+        (lambda p: os.mkfifo(p), "the file is a FIFO"),
+        (lambda p: p.write_text(HEADER + "#" * (1 << 20)), "the file is larger than 1048576 bytes"),
+    ],
+    ids=["dev-zero", "fifo", "huge"],
+)
+def test_input_is_read_with_a_bound_and_never_blocks(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], make: Any, reason: str
+) -> None:
+    path = tmp_path / "x.def"
+    make(path)
+    assert main(["import", str(path)]) == 2
+    assert error_line(capsys) == f"imgforge: error: {path}: {reason}"
+
+
+@pytest.mark.parametrize(
+    ("files", "reason"),
+    [
+        ("app/. /opt/app3/", "a source with . or .. in its path"),
+        ("app/sub/.. /opt/x/", "a source with . or .. in its path"),
+    ],
+)
+def test_files_sources_that_copy_contents_are_refused(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], files: str, reason: str
+) -> None:
+    (tmp_path / "app" / "sub").mkdir(parents=True)
+    (tmp_path / "app" / "a.py").write_text("1\n")
+    path = tmp_path / "c.def"
+    path.write_text(HEADER + f"%files\n    {files}\n")
+    assert main(["import", str(path)]) == 2
+    assert reason in error_line(capsys)
+
+
+def test_files_beside_a_dockerignore_are_refused(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (tmp_path / "app").mkdir()
+    (tmp_path / "app" / "secret.txt").write_text("s\n")
+    (tmp_path / ".dockerignore").write_text("app/secret.txt\n")
+    path = tmp_path / "i.def"
+    path.write_text(HEADER + "%files\n    app /opt/\n")
+    assert main(["import", str(path)]) == 2
+    assert "%files beside a .dockerignore" in error_line(capsys)
+
+
+@pytest.mark.parametrize(
+    "line", ['exec -a myname python3 "$@"', 'exec -- python3 "$@"', 'command python3 "$@"']
+)
+def test_runscript_options_and_builtins_are_not_commands(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], line: str
+) -> None:
+    path = tmp_path / "r.def"
+    path.write_text(HEADER + f"%runscript\n    {line}\n")
+    assert main(["import", str(path)]) == 2
+    assert 'not [exec] COMMAND "$@" with literal words' in error_line(capsys)
+
+
+def test_owned_environment_names_are_all_listed_with_their_lines(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "e.def"
+    path.write_text(HEADER + "%environment\n    export HOME=/x\n    PWD=/y\n    OK=1\n")
+    assert main(["import", str(path)]) == 2
+    line = error_line(capsys)
+    assert "line 4: %environment sets HOME (" in line and "line 5: %environment sets PWD (" in line
+    assert not list(tmp_path.glob("*.json")) and not list(tmp_path.glob("*.toml"))
+
+
+def test_a_recipe_written_elsewhere_that_does_not_load_is_reported_against_the_def(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (tmp_path / "plain.txt").write_text("x\n")
+    path = tmp_path / "f.def"
+    path.write_text(HEADER + "%files\n    plain.txt /opt/plain.txt\n")
+    (tmp_path / "out").mkdir()
+    assert main(["import", str(path), "-o", str(tmp_path / "out" / "f.toml")]) == 2
+    line = error_line(capsys)
+    assert line.startswith(f"imgforge: error: {path}: the recipe it becomes does not load (")
+    assert line.endswith("write it beside the source")
+    assert list((tmp_path / "out").iterdir()) == []
