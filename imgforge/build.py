@@ -286,7 +286,7 @@ class Builder:
             return None
         return EngineError(
             f"{what}: the Docker engine stopped answering during the build; "
-            "start it again (scripts/ensure-engine.sh) and rerun"
+            "start it again (systemctl start docker, or dockerd) and rerun"
         )
 
     def failed(self, job: BuildJob, error: ImgforgeError) -> None:

@@ -42,7 +42,10 @@ def engine() -> list[Finding]:
     try:
         found = DockerEngine.connect(timeout=10)
     except EngineError as exc:
-        fix = "start one: bash scripts/ensure-engine.sh (or set DOCKER_HOST)"
+        fix = (
+            "start one (systemctl start docker, or dockerd; in an imgforge checkout: "
+            "bash scripts/ensure-engine.sh), or set DOCKER_HOST"
+        )
         return [Finding(FAIL, "docker engine", f"{host}: {exc}", fix)]
     findings = [Finding(OK, "docker engine", f"{host}: Docker {found.version()}")]
     if found.build_network(None) == "host":

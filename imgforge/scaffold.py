@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from imgforge import __version__
-from imgforge.errors import RecipeError, UsageError
+from imgforge.errors import ImgforgeError, RecipeError, UsageError
 from imgforge.patterns import ENV_KEY_RE, NAME_RE
 from imgforge.reference import why_not_reference
 from imgforge.render import make_environment
@@ -251,5 +251,23 @@ def import_to_file(dockerfile: Path, name: str | None, output: Path | None) -> P
         raise RecipeError(
             dockerfile, "", f"the recipe it becomes does not load ({where}){hint}"
         ) from None
+    try:
+        check_renders(target)
+    except ImgforgeError as exc:
+        target.unlink()
+        raise RecipeError(
+            dockerfile, "", f"the recipe it becomes does not render ({exc})"
+        ) from None
     ensure_schema(target.parent)
     return target
+
+
+def check_renders(recipe: Path) -> None:
+    """What ``imgforge render`` checks, without writing or an engine: the recipe's
+    directory loads with it (names, ``recipe:`` bases) and every format can carry it."""
+    from imgforge.options import Options
+    from imgforge.session import prepare
+
+    # Nothing is written: the --out of this render is never created.
+    options = Options(out=Path("/.imgforge-import-check"))
+    prepare([recipe], options, lambda: None, lambda _line: None, pull=False)

@@ -209,6 +209,7 @@ def test_files_environment_labels_and_runscript(defs: Path) -> None:
     "source", ["../build/common/common.sif", "common.sif", "/home/me/out/common/common.simg"]
 )
 def test_localimage_of_an_imgforge_artifact_becomes_its_recipe(defs: Path, source: str) -> None:
+    (defs / "common.toml").write_text(f'base = "{NGC}"\n')
     path = defs / "extension.def"
     path.write_text(path.read_text().replace("../build/common/common.sif", source))
     recipe = imported(path)
@@ -725,3 +726,37 @@ def test_a_recipe_written_elsewhere_that_does_not_load_is_reported_against_the_d
     assert line.startswith(f"imgforge: error: {path}: the recipe it becomes does not load (")
     assert line.endswith("write it beside the source")
     assert list((tmp_path / "out").iterdir()) == []
+
+
+@pytest.mark.parametrize(
+    ("def_text", "sibling", "reason"),
+    [
+        (
+            "Bootstrap: localimage\nFrom: build/base/base.sif\n",
+            None,
+            "no recipe named 'base'",
+        ),
+        (HEADER + "%post\n" + "    echo x\n" * 9000, None, "Docker reads lines of at most"),
+        (HEADER, 'name = "dup"\nbase = "ubuntu:22.04"\n', "dup"),
+    ],
+    ids=["missing-parent", "huge-post", "duplicate-name"],
+)
+def test_a_recipe_that_would_not_render_is_not_written(
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    def_text: str,
+    sibling: str | None,
+    reason: str,
+) -> None:
+    """What `imgforge render` would refuse, import refuses: nothing is left behind that
+    breaks the directory."""
+    if sibling is not None:
+        (tmp_path / "other.toml").write_text(sibling)
+    path = tmp_path / "dup.def"
+    path.write_text(def_text)
+    before = sorted(p.name for p in tmp_path.iterdir())
+    assert main(["import", str(path)]) == 2
+    line = error_line(capsys)
+    assert line.startswith(f"imgforge: error: {path}: the recipe it becomes does not render (")
+    assert reason in line
+    assert sorted(p.name for p in tmp_path.iterdir()) == before
