@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import subprocess
 import sys
+import tarfile
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
@@ -227,3 +229,17 @@ def image_id(client: docker.DockerClient, ref: str) -> str | None:
         return str(client.api.inspect_image(ref)["Id"])
     except docker.errors.ImageNotFound:
         return None
+
+
+def export_tar(client: docker.DockerClient, ref: str) -> bytes:
+    """``docker export`` of a new container of ``ref`` (removed again): the image's tree."""
+    container = client.api.create_container(ref, command=["true"], entrypoint=[])
+    try:
+        return b"".join(client.api.export(container["Id"]))
+    finally:
+        client.api.remove_container(container["Id"], force=True)
+
+
+def tar_members(data: bytes) -> list[tarfile.TarInfo]:
+    with tarfile.open(fileobj=io.BytesIO(data)) as tar:
+        return tar.getmembers()

@@ -8,7 +8,6 @@
 
 from __future__ import annotations
 
-import io
 import os
 import shutil
 import subprocess
@@ -20,7 +19,7 @@ import docker
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from reliability_support import MINI, build_argv, write
+from reliability_support import MINI, build_argv, export_tar, tar_members, write
 
 from imgforge.cli import main
 from imgforge.context import DOCKERFILE, build_context
@@ -35,13 +34,7 @@ SECRET = f"STOLEN-{uuid.uuid4().hex}"
 
 def image_files(client: docker.DockerClient, image: str, under: str) -> set[str]:
     """Regular files below ``under`` in ``image`` (``docker export`` of a container)."""
-    container = client.api.create_container(image, command=["none"], entrypoint=[])
-    try:
-        data = b"".join(client.api.export(container["Id"]))
-    finally:
-        client.api.remove_container(container["Id"], force=True)
-    with tarfile.open(fileobj=io.BytesIO(data)) as tar:
-        names = {m.name.lstrip("./") for m in tar.getmembers() if m.isfile()}
+    names = {m.name.lstrip("./") for m in tar_members(export_tar(client, image)) if m.isfile()}
     prefix = under.strip("/") + "/" if under.strip("/") else ""
     return {n[len(prefix) :] for n in names if n.startswith(prefix)}
 

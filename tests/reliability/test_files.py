@@ -13,7 +13,15 @@ from pathlib import Path
 
 import docker
 import pytest
-from reliability_support import MINI, build_argv, one_error_line, run_main, write
+from reliability_support import (
+    MINI,
+    build_argv,
+    export_tar,
+    one_error_line,
+    run_main,
+    tar_members,
+    write,
+)
 
 from imgforge.cli import main
 from imgforge.context import DOCKERFILE, build_context, staging_context
@@ -147,14 +155,8 @@ def test_a_source_excluded_by_dockerignore_is_refused(
 
 def exported(client: docker.DockerClient, ref: str) -> tuple[set[str], bytes]:
     """(member names, all bytes) of ``docker export`` of a container of ``ref``."""
-    container = client.api.create_container(ref, command=["true"], entrypoint=[])
-    try:
-        data = b"".join(client.api.export(container["Id"]))
-    finally:
-        client.api.remove_container(container["Id"], force=True)
-    with tarfile.open(fileobj=io.BytesIO(data)) as tar:
-        names = {m.name.strip("./").rstrip("/") for m in tar.getmembers()}
-    return names, data
+    data = export_tar(client, ref)
+    return {m.name.strip("./").rstrip("/") for m in tar_members(data)}, data
 
 
 @pytest.fixture(scope="module")
