@@ -1,8 +1,8 @@
-"""Fresh attacks on issue 11's classes, written without reading the existing tests.
+"""Attacks from outside the hostile corpus: injection, escapes, divergent build paths.
 
-Each test asserts the CORRECT behaviour. The ones marked "finding" fail on the code they
-were written against; the ones marked "refused" are attacks imgforge already handles,
-kept as regression cases.
+Each test asserts the behaviour docs/SECURITY.md promises. Those marked "finding" are
+attacks that once got through (each comment says what happened); those marked "refused"
+are attacks imgforge always handled, kept as regression cases.
 
 Real builds use the NGC stand-in (or tiny images derived from it with a metadata-only
 ``docker build``), ``--network host`` and ``--singularity none`` (or ``native``), so they
