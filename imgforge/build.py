@@ -12,7 +12,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
 from imgforge import __version__, atomic, manifest
-from imgforge.errors import BuildError, EngineError, ImgforgeError, unexpected
+from imgforge.errors import (
+    NO_TRACEBACK_FILE,
+    BuildError,
+    EngineError,
+    ImgforgeError,
+    is_system_error,
+    unexpected,
+)
 from imgforge.fingerprint import combine, input_paths, input_stats, stat_signature
 from imgforge.image import ImageConfig
 from imgforge.lock import recipe_lock
@@ -435,16 +442,16 @@ def foreign_error(job: BuildJob, what: str, exc: Exception) -> BuildError:
     """One line for an exception from outside imgforge's error tree: an operating-system
     error (a full disk, a read-only --out, a vanished file) as the system words it;
     anything else is unexpected, and its traceback goes to the recipe's build.log."""
-    if isinstance(exc, OSError) and exc.errno is not None:
+    if is_system_error(exc):
         return BuildError(f"{what}: {exc.strerror or exc}: {exc.filename or ''}".rstrip(": "))
-    log = job.artifacts.log
+    log = str(job.artifacts.log)
     try:
-        log.parent.mkdir(parents=True, exist_ok=True)
-        with log.open("a", encoding="utf-8") as handle:
+        job.artifacts.log.parent.mkdir(parents=True, exist_ok=True)
+        with job.artifacts.log.open("a", encoding="utf-8") as handle:
             traceback.print_exception(exc, file=handle)
     except OSError:
-        log = Path("--verbose")
-    return BuildError(unexpected(f"{what}: building", exc, str(log)))
+        log = NO_TRACEBACK_FILE
+    return BuildError(unexpected(f"{what}: building", exc, log))
 
 
 def check_config(job: BuildJob, built: ImageConfig) -> None:

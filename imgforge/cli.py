@@ -17,7 +17,14 @@ from typing import Any, NoReturn
 from imgforge import __version__
 from imgforge.commands import COMMANDS
 from imgforge.commands.common import Output
-from imgforge.errors import ImgforgeError, UsageError, shown, unexpected
+from imgforge.errors import (
+    NO_TRACEBACK_FILE,
+    ImgforgeError,
+    UsageError,
+    is_system_error,
+    shown,
+    unexpected,
+)
 
 
 class _Parser(argparse.ArgumentParser):
@@ -246,19 +253,18 @@ def _foreign(command: str, exc: Exception, out: Output) -> str:
     error outside a build (e.g. --out not writable while rendering) as the system words
     it; anything else is a bug or a broken installation: what failed and how, and where
     its traceback is (stderr with --verbose, else a new file in the temporary directory)."""
-    if isinstance(exc, OSError) and exc.errno is not None:
-        if out.verbose:
-            traceback.print_exc()
-        return shown(str(exc))
     if out.verbose:
         traceback.print_exc()
+    if is_system_error(exc):
+        return shown(str(exc))
+    if out.verbose:
         return unexpected(command, exc, "the lines above")
     try:
         fd, path = tempfile.mkstemp(prefix="imgforge-traceback-", suffix=".log")
         with os.fdopen(fd, "w", encoding="utf-8") as handle:
             traceback.print_exc(file=handle)
     except OSError:
-        path = "none written; rerun with --verbose"
+        path = NO_TRACEBACK_FILE
     return unexpected(command, exc, path)
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import TypeGuard
+
 _NAMED_ESCAPES = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
 
 
@@ -73,6 +75,15 @@ class BuildError(ImgforgeError):
     """A build step, an engine operation or a verification failed."""
 
     exit_code = 1
+
+
+def is_system_error(exc: BaseException) -> TypeGuard[OSError]:
+    """An operating-system error with an errno (a full disk, a read-only directory), which
+    the system words; an OSError without one (jinja's TemplateNotFound) is a bug."""
+    return isinstance(exc, OSError) and exc.errno is not None
+
+
+NO_TRACEBACK_FILE = "none written; rerun with --verbose"
 
 
 def unexpected(operation: str, exc: BaseException, traceback_at: str) -> str:
