@@ -160,14 +160,18 @@ def test_a_hostile_recipe_file_beside_the_recipe_is_one_line(
     assert one_error_line(err).startswith(f"imgforge: error: {evil}: ")
 
 
+def requirements_recipe(directory: Path) -> Path:
+    """A recipe in ``directory`` whose one requirements file is ``req.txt``."""
+    text = f'name = "t"\nbase = "{MINI}"\n[pip]\nrequirements = ["req.txt"]\n'
+    return write(directory / "t.toml", text)
+
+
 @pytest.mark.timeout(60)
 def test_a_fifo_requirements_file_is_refused_unopened(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     os.mkfifo(tmp_path / "req.txt")
-    path = write(
-        tmp_path / "t.toml", f'name = "t"\nbase = "{MINI}"\n[pip]\nrequirements = ["req.txt"]\n'
-    )
+    path = requirements_recipe(tmp_path)
     code, _, err = run_main(["render", str(path), "--out", str(tmp_path / "out")], capsys)
     assert code == 2
     assert f"{path}: pip.requirements[0]: 'req.txt' is a FIFO" in one_error_line(err)
@@ -221,9 +225,7 @@ def test_requirements_that_make_pip_read_elsewhere_are_refused(
     tmp_path: Path, text: str, reason: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
     write(tmp_path / "req.txt", text)
-    path = write(
-        tmp_path / "t.toml", f'name = "t"\nbase = "{MINI}"\n[pip]\nrequirements = ["req.txt"]\n'
-    )
+    path = requirements_recipe(tmp_path)
     code, _, err = run_main(["render", str(path), "--out", str(tmp_path / "out")], capsys)
     assert code == 2
     assert f"{path}: pip.requirements[0]: 'req.txt' {reason}" in one_error_line(err)
@@ -231,9 +233,7 @@ def test_requirements_that_make_pip_read_elsewhere_are_refused(
 
 def test_requirements_options_that_read_nothing_are_kept(tmp_path: Path) -> None:
     write(tmp_path / "req.txt", "# pins\nsix==1.16 --hash=sha256:" + "0" * 64 + "\n--pre\n")
-    path = write(
-        tmp_path / "t.toml", f'name = "t"\nbase = "{MINI}"\n[pip]\nrequirements = ["req.txt"]\n'
-    )
+    path = requirements_recipe(tmp_path)
     assert load(path).pip_requirements == ("req.txt",)
 
 
@@ -241,9 +241,7 @@ def test_a_requirements_file_over_the_size_limit_is_refused(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     write(tmp_path / "req.txt", "six\n" * (300 * 1024))
-    path = write(
-        tmp_path / "t.toml", f'name = "t"\nbase = "{MINI}"\n[pip]\nrequirements = ["req.txt"]\n'
-    )
+    path = requirements_recipe(tmp_path)
     code, _, err = run_main(["render", str(path), "--out", str(tmp_path / "out")], capsys)
     assert code == 2
     assert "is larger than 1048576 bytes" in one_error_line(err)
