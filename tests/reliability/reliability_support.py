@@ -14,9 +14,19 @@ from pathlib import Path
 from typing import Any
 
 import docker
+from hypothesis import HealthCheck, settings
 from support import toml_string as toml_string  # re-exported for the reliability tests
 
 from imgforge.cli import main
+
+# The reliability suite's hypothesis properties: 300 examples, no example database
+# (each run draws afresh), no deadline (real shells and parsers run per example).
+PROPERTIES = settings(
+    max_examples=300,
+    deadline=None,
+    database=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
 
 REPO = Path(__file__).resolve().parents[2]
 STANDIN = "imgforge-standin/ngc-pytorch:24.01-py3"

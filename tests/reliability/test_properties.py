@@ -20,7 +20,15 @@ import docker
 import pytest
 from hypothesis import HealthCheck, assume, event, example, given, settings
 from hypothesis import strategies as st
-from reliability_support import MINI, build_argv, one_error_line, run_main, toml_dumps, write
+from reliability_support import (
+    MINI,
+    PROPERTIES,
+    build_argv,
+    one_error_line,
+    run_main,
+    toml_dumps,
+    write,
+)
 
 from imgforge.errors import RecipeError
 from imgforge.image import ImageConfig, split_env, update_env
@@ -31,12 +39,6 @@ from imgforge.render.quoting import json_list, sh_quote
 from imgforge.sif.read import SifImage, parse_exports
 
 BASE = "example.org/ngc/pytorch:24.01-py3"
-FAST = settings(
-    max_examples=300,
-    deadline=None,
-    database=None,
-    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
-)
 
 # ------------------------------------------------------------------ value strategies
 
@@ -136,7 +138,7 @@ RECIPE_DOCS = st.fixed_dictionaries(
 # ------------------------------------------------------------ loader never crashes
 
 
-@FAST
+@PROPERTIES
 @given(doc=RECIPE_DOCS)
 @example(doc={"base": BASE, "env": {"A\n": "x"}})
 @example(doc={"base": BASE, "files": {"../x": "/y"}})
@@ -150,7 +152,7 @@ def test_random_recipe_documents_load_or_raise_recipe_error(doc: dict[str, Any])
             assert str(exc).startswith(f"{path}: ") and "\n" not in str(exc), str(exc)
 
 
-@FAST
+@PROPERTIES
 @given(data=st.binary(max_size=200) | TEXT.map(lambda t: t.encode("utf-8", "surrogatepass")))
 @example(data=b'base = "x"\nname = "a"\nname = "b"\n')
 @example(data=b"\xff\xfe")
@@ -239,7 +241,7 @@ def environment_section(deffile: str) -> str:
     return deffile.split("\n%environment\n", 1)[1].split("\n%", 1)[0]
 
 
-@FAST
+@PROPERTIES
 @given(
     env=st.dictionaries(GOOD_ENV_KEYS | TEXT, TEXT, max_size=3),
     labels=st.dictionaries(GOOD_LABEL_KEYS | TEXT, TEXT, max_size=2),
@@ -258,7 +260,7 @@ def test_random_fields_are_refused_clearly_or_survive_byte_exact(
     check_fields(env, labels, files, command, ngc_config, jobs_for)
 
 
-@FAST
+@PROPERTIES
 @given(
     env=st.dictionaries(GOOD_ENV_KEYS, VALUES, max_size=4),
     labels=st.dictionaries(GOOD_LABEL_KEYS, VALUES, max_size=3),

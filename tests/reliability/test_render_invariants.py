@@ -22,9 +22,9 @@ from pathlib import Path
 from typing import Any
 
 import dockerfile
-from hypothesis import HealthCheck, event, example, given, settings
+from hypothesis import event, example, given
 from hypothesis import strategies as st
-from reliability_support import toml_dumps, write
+from reliability_support import PROPERTIES, toml_dumps, write
 from spython.main.parse.parsers import SingularityParser
 
 from imgforge.errors import RecipeError, UsageError
@@ -34,12 +34,6 @@ from imgforge.recipe import load
 from imgforge.render import check, deffile, make_environment, render
 
 BASE = "example.org/ngc/pytorch:24.01-py3"
-PROPERTIES = settings(
-    max_examples=300,
-    deadline=None,
-    database=None,
-    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
-)
 PIECES = [
     "\n", "\r", "\r\n", "\0", "'", '"', "$", "$(id)", "`id`", "\\", "\\\n", " \\", "%post",
     "\n%post\n", "\n  %environment", "\nBootstrap: docker\n", "{{ HOME }}", "{{x}}", "{{",
