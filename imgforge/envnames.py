@@ -42,6 +42,14 @@ APPTAINER_OWNED = frozenset(
 APPTAINER_PREFIXES = ("APPTAINER_", "APPTAINERENV_", "SINGULARITY_", "SINGULARITYENV_")
 
 OWNED = BASH_READONLY | SHELL_DYNAMIC | SHELL_CODE | APPTAINER_OWNED
+# Owned names that Apptainer's runtime sets itself but keeps through clear_env
+# (action_script.sh), and for which its docker2singularity writes the image's value as a
+# default, `export NAME="${NAME:-value}"`: an image's value applies only where the
+# runtime gives none, so `$HOME` stays the user's and `--home` works. imgforge's env
+# scripts write these the same way, in a form every shell can source.
+RUNTIME_DEFAULTS = frozenset(
+    {"GID", "HOME", "OPTIND", "PWD", "SINGULARITY_APPNAME", "SINGULARITY_SHELL", "UID"}
+)
 
 
 def why_not_carried(name: str) -> str | None:
@@ -61,3 +69,8 @@ def why_not_carried(name: str) -> str | None:
 
 def carried(name: str) -> bool:
     return why_not_carried(name) is None
+
+
+def kept_as_default(name: str) -> bool:
+    """Whether an image's ``name`` is written as a default the runtime may override."""
+    return name in RUNTIME_DEFAULTS

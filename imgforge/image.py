@@ -7,7 +7,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
 from typing import Any
 
-from imgforge.envnames import carried
+from imgforge.envnames import carried, kept_as_default
 from imgforge.errors import ImageDataError
 
 
@@ -15,6 +15,19 @@ def split_env(entry: str) -> tuple[str, str]:
     """Split ``NAME=value`` at the first ``=``; an entry without one has value ''."""
     name, _, value = entry.partition("=")
     return name, value
+
+
+# The PATH Docker's builder adds to a stage whose base has none (moby: dispatchState
+# setDefaultPath, system.DefaultPathEnv for Linux; BuildKit does the same).
+DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+
+
+def with_default_path(env: tuple[str, ...]) -> tuple[str, ...]:
+    """``env`` as a build stage starts with it: Docker appends its default PATH when the
+    base image has none."""
+    if any(split_env(entry)[0] == "PATH" for entry in env):
+        return env
+    return (*env, f"PATH={DEFAULT_PATH}")
 
 
 def update_env(env: Iterable[str], changes: Iterable[tuple[str, str]]) -> tuple[str, ...]:
@@ -99,19 +112,37 @@ class ImageConfig:
         others are skipped, as Apptainer's docker2singularity and runtime do)."""
         return [(n, v) for n, v in self.env_pairs() if carried(n)]
 
+    def default_env(self) -> list[tuple[str, str]]:
+        """Env pairs whose names the runtime sets itself: an env file gives them as
+        defaults (Apptainer's ``${NAME:-value}``), in image order."""
+        return [(n, v) for n, v in self.env_pairs() if kept_as_default(n)]
+
+    def script_env(self) -> list[tuple[str, str, bool]]:
+        """What an env script writes, in image order: (name, value, as a default)."""
+        pairs = self.env_pairs()
+        return [(n, v, kept_as_default(n)) for n, v in pairs if carried(n) or kept_as_default(n)]
+
     def derive(
         self,
         *,
         env: Iterable[tuple[str, str]],
         labels: Iterable[tuple[str, str]],
         cmd: tuple[str, ...] | None,
+        entrypoint: tuple[str, ...] | None = None,
     ) -> ImageConfig:
-        """The config of an image built on this one with the given changes."""
+        """The config of an image built on this one with the given changes: ``entrypoint``
+        words are appended to this image's ENTRYPOINT, and then, as a Dockerfile's
+        ENTRYPOINT does, the CMD is reset unless ``cmd`` gives one."""
         merged = dict(self.labels)
         merged.update(labels)
+        if entrypoint is not None:
+            return replace(
+                self.derive(env=env, labels=labels, cmd=cmd or ()),
+                entrypoint=self.entrypoint + entrypoint,
+            )
         return replace(
             self,
-            env=update_env(self.env, env),
+            env=update_env(with_default_path(self.env), env),
             labels=tuple(sorted(merged.items())),
             cmd=self.cmd if cmd is None else cmd,
         )

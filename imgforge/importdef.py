@@ -230,7 +230,7 @@ def _render(path: Path, name: str, base: str, parts: Parts, directory: Path | No
         files=list(parts.files),
         run=[post.run] if post.run else [],
         labels=list(parts.labels),
-        command=parts.command,
+        entrypoint=parts.command,
     )
     return render_imported(
         imported,

@@ -114,7 +114,10 @@ def _job(
     artifacts = Artifacts(out / recipe.name, recipe.name, image_format)
     labels = {**dict(recipe.labels), **provenance_labels(recipe, recipe_hash)}
     config = base.config.derive(
-        env=recipe.env, labels=sorted(labels.items()), cmd=command_words(recipe.runscript)
+        env=recipe.env,
+        labels=sorted(labels.items()),
+        cmd=command_words(recipe.runscript),
+        entrypoint=command_words(recipe.entrypoint),
     )
     if recipe.base_recipe is None:
         bootstrap, bootstrap_from = "docker", base.resolved

@@ -39,6 +39,7 @@ class Recipe:
     run_commands: tuple[str, ...] = ()
     labels: tuple[tuple[str, str], ...] = ()
     runscript: str | None = None
+    entrypoint: str | None = None
     strategy: str = "dockerfile"
     gpus: bool = False
 
@@ -153,6 +154,7 @@ def from_model(path: Path, model: RecipeModel) -> Recipe:
         run_commands=tuple(model.run.commands),
         labels=tuple(sorted(model.labels.items())),
         runscript=model.runscript.command if model.runscript else None,
+        entrypoint=model.runscript.entrypoint if model.runscript else None,
         strategy=model.build.strategy,
         gpus=model.build.gpus,
     )

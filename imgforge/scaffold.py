@@ -86,6 +86,7 @@ class Imported:
     run: list[str] = field(default_factory=list)
     labels: list[tuple[str, str]] = field(default_factory=list)
     command: str = ""
+    entrypoint: str = ""
     refused: list[str] = field(default_factory=list)
 
 

@@ -8,7 +8,7 @@ import shlex
 from typing import Annotated, Any, Literal
 
 from packaging.requirements import InvalidRequirement, Requirement
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, WithJsonSchema
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, WithJsonSchema, model_validator
 
 from imgforge import reference
 from imgforge.envnames import why_not_carried
@@ -117,6 +117,10 @@ def _command_words(value: str) -> str:
     return value
 
 
+def _optional_command_words(value: str | None) -> str | None:
+    return None if value is None else _command_words(value)
+
+
 def _shell_command(value: str) -> str:
     if "\0" in value:
         raise ValueError("must not contain a NUL character")
@@ -215,11 +219,30 @@ class RunSection(_Section):
 
 
 class RunscriptSection(_Section):
-    """What the image runs: Docker CMD, Singularity %runscript (arguments appended)."""
+    """What the image runs, the same way in the Docker image and the SIF: the base's
+    ENTRYPOINT, then ``entrypoint``'s words, then the run's arguments or else ``command``."""
 
-    command: Annotated[str, AfterValidator(_command_words)] = Field(
-        description="A command line, split into words like a shell does (no expansion)."
+    command: Annotated[str | None, AfterValidator(_optional_command_words)] = Field(
+        default=None,
+        description=(
+            "The image's CMD (and the SIF's): the default arguments, replaced by the "
+            "arguments of docker run / apptainer run. Split into words like a shell does "
+            "(no expansion)."
+        ),
     )
+    entrypoint: Annotated[str | None, AfterValidator(_optional_command_words)] = Field(
+        default=None,
+        description=(
+            "Words appended to the base image's ENTRYPOINT: the arguments of docker run / "
+            "apptainer run are appended after them. Split like command."
+        ),
+    )
+
+    @model_validator(mode="after")
+    def _one_given(self) -> RunscriptSection:
+        if self.command is None and self.entrypoint is None:
+            raise ValueError("give command, entrypoint or both")
+        return self
 
 
 class BuildSection(_Section):

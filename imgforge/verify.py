@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import shlex
 import shutil
 import subprocess
 import tarfile
@@ -17,7 +16,7 @@ from imgforge.errors import EngineError, UsageError
 from imgforge.image import ImageConfig
 from imgforge.sif.format import SIFFormatError
 from imgforge.sif.layout import MOUNT_POINTS, SYMLINKS, normalise, replaced
-from imgforge.sif.read import SifImage, parse_exports
+from imgforge.sif.read import SifImage, parse_exports, parse_runscript
 
 if TYPE_CHECKING:
     from imgforge.engine.docker import DockerEngine
@@ -64,28 +63,21 @@ def sif_env(
     return env, problems
 
 
-def runscript_command(text: str) -> list[str] | None:
-    """The words of the runscript's last ``exec`` line, without a trailing ``"$@"``."""
-    # Lines as sh sees them: split at \n only (str.splitlines also splits at \x0b, \x85,
-    # \u2028 ..., which a quoted word of the command may hold).
-    lines = [line.strip() for line in text.split("\n") if line.strip().startswith("exec ")]
-    if not lines:
-        return None
-    try:
-        words = shlex.split(lines[-1])[1:]
-    except ValueError:
-        return None
-    return words[:-1] if words and words[-1] == "$@" else words
-
-
 def check_runscript(image: SifImage, config: ImageConfig) -> list[str]:
     data = image.read_file("/.singularity.d/runscript")
     if data is None:
         return ["file /.singularity.d/runscript: missing"]
-    expected = list(config.entrypoint + config.cmd) or ["/bin/sh"]
-    actual = runscript_command(data.decode("utf-8", "replace"))
+    expected = (list(config.entrypoint), list(config.cmd))
+    actual = parse_runscript(data.decode("utf-8", "replace"))
     if actual != expected:
-        return [f"runscript: image runs {expected}, SIF runs {actual}"]
+        shown = (
+            "an unreadable runscript"
+            if actual is None
+            else f"ENTRYPOINT {actual[0]}, CMD {actual[1]}"
+        )
+        return [
+            f"runscript: image has ENTRYPOINT {expected[0]}, CMD {expected[1]}; SIF has {shown}"
+        ]
     return []
 
 
@@ -130,13 +122,17 @@ def check_required(image: SifImage) -> list[str]:
 
 def shallow(image: SifImage, config: ImageConfig) -> list[str]:
     """Env (byte for byte), runscript, labels, WorkingDir and required paths."""
-    expected_env = dict(config.shell_env())
+    expected_env = {name: value for name, value, _ in config.script_env()}
     problems: list[str] = []
-    # Each script must hold the whole Env by itself: 90-environment.sh wins at run time,
-    # but %post of a localimage build (and Singularity < 3.6) sources only the 10- file.
+    # Each script must hold the whole Env by itself (90-environment.sh all but PATH, which
+    # the runtime completes before sourcing it): %post of a localimage build (and
+    # Singularity < 3.6) sources only the 10- file.
     for script in ENV_SCRIPTS:
         env, found = sif_env(image, [script])
-        differences = compare_maps("env", expected_env, env)
+        expected = expected_env
+        if script == "env/90-environment.sh":
+            expected = {k: v for k, v in expected_env.items() if k != "PATH"}
+        differences = compare_maps("env", expected, env)
         problems += found or [f"{line} (in /.singularity.d/{script})" for line in differences]
     problems += check_runscript(image, config)
     problems += check_labels(image, config)

@@ -15,7 +15,7 @@ from engine_support import STANDIN_SCRIPT, engine_problem, load_standin_script
 from imgforge.graph import load_all
 from imgforge.image import ImageConfig
 from imgforge.plan import BaseImage, BuildJob, make_jobs
-from imgforge.render import make_environment, render
+from imgforge.render import make_environment, render, render_sif_files
 
 DATA = Path(__file__).parent / "data"
 NGC_CONFIG = DATA / "ngc" / "pytorch-24.01-py3.config.json"
@@ -55,7 +55,8 @@ def jobs_for() -> Callable[..., list[BuildJob]]:
 
 @pytest.fixture
 def render_dir() -> RenderDir:
-    """``render_dir(directory, {ref: ImageConfig}, out=None)`` -> {name: {format: text}}."""
+    """``render_dir(directory, {ref: ImageConfig}, out=None)`` -> {name: {format: text}},
+    the SIF's /.singularity.d files as formats ``sif:PATH``."""
 
     def run(
         directory: Path, bases: Mapping[str, ImageConfig], *, out: Path | None = None
@@ -63,6 +64,7 @@ def render_dir() -> RenderDir:
         env = make_environment()
         return {
             job.name: {fmt: render(job, fmt, env) for fmt in FORMATS}
+            | {f"sif:{path}": text for path, text in render_sif_files(job, env).items()}
             for job in _jobs_for(directory, bases, out=out)
         }
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import subprocess
 import uuid
+from collections.abc import Mapping
 from pathlib import Path
 
 
@@ -21,14 +22,25 @@ def toml_string(value: str) -> str:
     return '"' + "".join(out) + '"'
 
 
-def sourced_env(shell: str, script: str, directory: Path) -> dict[str, str]:
-    """What ``shell`` exports after sourcing ``script`` under ``env -i``: every name and
-    value exactly (lone surrogates stand for bytes that are not UTF-8), the shell's own
-    variables (PWD, SHLVL, ...) included."""
+def sourced_env(
+    shell: str, script: str, directory: Path, environ: Mapping[str, str] | None = None
+) -> dict[str, str]:
+    """What ``shell`` exports after sourcing ``script`` under ``env -i`` (plus
+    ``environ``): every name and value exactly (lone surrogates stand for bytes that are
+    not UTF-8), the shell's own variables (PWD, SHLVL, ...) included."""
     path = directory / f"sourced-{uuid.uuid4().hex}.sh"
     path.write_bytes(script.encode("utf-8", "surrogatepass"))
     result = subprocess.run(
-        ["/usr/bin/env", "-i", shell, "-c", '. "$1" && exec /usr/bin/env -0', shell, str(path)],
+        [
+            "/usr/bin/env",
+            "-i",
+            *(f"{k}={v}" for k, v in (environ or {}).items()),
+            shell,
+            "-c",
+            '. "$1" && exec /usr/bin/env -0',
+            shell,
+            str(path),
+        ],
         capture_output=True,
         check=True,
         timeout=30,

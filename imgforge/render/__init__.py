@@ -10,9 +10,17 @@ import jinja2
 
 from imgforge import __version__
 from imgforge.context import def_files
+from imgforge.envnames import why_not_carried
 from imgforge.plan import STAGING, BuildJob, copy_steps, requirement_paths
 from imgforge.render import limits
-from imgforge.render.quoting import dockerfile_quote, escaped, json_list, sh_join, sh_quote
+from imgforge.render.quoting import (
+    args_quoted,
+    dockerfile_quote,
+    escaped,
+    json_list,
+    sh_join,
+    sh_quote,
+)
 
 TEMPLATES = {
     "dockerfile": "Dockerfile.j2",
@@ -97,6 +105,7 @@ def make_environment() -> jinja2.Environment:
     )
     env.filters.update(
         sh_quote=sh_quote,
+        args_quoted=args_quoted,
         sh_join=sh_join,
         dockerfile_quote=dockerfile_quote,
         json_list=json_list,
@@ -116,7 +125,7 @@ def make_environment() -> jinja2.Environment:
 def context(job: BuildJob) -> dict[str, Any]:
     """The values the templates see: computed here, never in the templates."""
     config = job.config
-    command = config.entrypoint + config.cmd
+    written = {name for name, _, _ in config.script_env()}
     return {
         "version": __version__,
         "job": job,
@@ -125,12 +134,16 @@ def context(job: BuildJob) -> dict[str, Any]:
         "def_files": def_files(job.recipe),
         "requirements": requirement_paths(job.recipe),
         "labels": sorted({**dict(job.recipe.labels), **job.provenance}.items()),
-        "final_env": job.config.shell_env(),
-        "sorted_env": sorted(job.config.shell_env()),
-        "skipped_env": [n for n, _ in config.env_pairs() if (n, _) not in config.shell_env()],
+        "final_env": config.script_env(),
+        # Repeated after the runtime's own PATH fix-up (Apptainer appends its default
+        # directories missing from the 10- file's PATH), so without PATH.
+        "sorted_env": sorted(e for e in config.script_env() if e[0] != "PATH"),
+        "skipped_env": [
+            (n, why_not_carried(n)) for n, _ in config.env_pairs() if n not in written
+        ],
         "workdir": job.base.config.workdir or "/",
         "entrypoint": list(config.entrypoint),
-        "default_command": list(command) or ["/bin/sh"],
+        "cmd": list(config.cmd),
         "env_file": job.relative(job.artifacts.env_file),
         "labels_map": dict(config.labels),
         "staging": STAGING,

@@ -161,8 +161,8 @@ def _line_key(job: BuildJob, line: str) -> str:
         return "apt.packages" if command.startswith("apt-get") else "pip.packages"
     if word == "COPY":
         return f"files.{json.loads(rest)[0]}"
-    if word in ("FROM", "CMD"):
-        return "base" if word == "FROM" else "runscript.command"
+    if word in ("FROM", "CMD", "ENTRYPOINT"):
+        return {"FROM": "base", "CMD": "runscript.command"}.get(word, "runscript.entrypoint")
     name = (rest if word in ("ENV", "LABEL") else word).partition("=")[0]
     return f"env.{name}" if name in dict(job.recipe.env) else f"labels.{name}"
 

@@ -19,7 +19,9 @@ def sh_quote(value: str) -> str:
     """Quote ``value`` for POSIX sh as one single-quoted word, always.
 
     Unlike :func:`shlex.quote`, safe-looking strings are quoted too, so that every
-    rendered env line has the same shape and sourcing it reproduces the exact bytes.
+    rendered env line has the same shape and sourcing it reproduces the exact bytes. A
+    ``'`` is written ``'"'"'`` as shlex does, never ``'\\''``: Apptainer's embedded shell
+    (mvdan.cc/sh) keeps the backslash of an unquoted ``\\'`` in an assignment value.
     After each line break (of any reader: Apptainer's, spython's) the quote is closed
     and reopened (``''``): Apptainer's .def
     parser starts a new section at any line whose first word begins with ``%``, even
@@ -29,7 +31,7 @@ def sh_quote(value: str) -> str:
     (internal/pkg/build/args/reader.go), so no output holds two ``{`` in a row; and
     before the ``:`` of ``bootstrap:``, which spython reads as another stage anywhere.
     """
-    quoted = _DOUBLE_BRACE.sub("{''", value.replace("'", "'\\''"))
+    quoted = _DOUBLE_BRACE.sub("{''", value.replace("'", "'\"'\"'"))
     quoted = _STAGE_WORD.sub("\\g<0>''", quoted)
     return "'" + _LINE_BREAK.sub("\\g<0>''", quoted) + "'"
 
@@ -37,6 +39,19 @@ def sh_quote(value: str) -> str:
 def sh_join(words: Iterable[str]) -> str:
     """Quote each word with :func:`sh_quote` and join them with spaces."""
     return " ".join(sh_quote(word) for word in words)
+
+
+def args_quoted(words: Iterable[str]) -> str:
+    """Words as one string of double-quoted words, as Apptainer's Docker-style runscript
+    keeps ENTRYPOINT and CMD (shell.ArgsQuoted): ``eval "set ..."`` reads them back."""
+    return " ".join(f'"{_escape_double(word)}"' for word in words)
+
+
+def _escape_double(word: str) -> str:
+    """Apptainer's shell.Escape: backslash, double quote, backquote and dollar."""
+    for char in ("\\", '"', "`", "$"):
+        word = word.replace(char, "\\" + char)
+    return word
 
 
 def dockerfile_quote(value: str) -> str:

@@ -17,30 +17,80 @@ from imgforge.errors import BuildError, EngineError
 from imgforge.sif import format as sif
 
 SQUASHFS_MAGIC = b"hsqs"
-# One `export NAME=WORD` as imgforge writes it: WORD is single-quoted segments and \'.
-EXPORT_RE = re.compile(r"[ \t]*export ([A-Za-z_][A-Za-z0-9_]*)=((?:'[^']*'|\\')+)[ \t]*(?:\n|\Z)")
+# One line of an env script as imgforge writes it. WORD is single-quoted segments and
+# "'" (images made by imgforge before 0.3 wrote \' instead; both read the same).
+_WORD = r"((?:'[^']*'|\"'\"|\\')+)"
+EXPORT_RE = re.compile(r"[ \t]*export ([A-Za-z_][A-Za-z0-9_]*)=" + _WORD + r"[ \t]*(?:\n|\Z)")
+# A name the runtime sets itself, given as a default: `[ -n "${NAME:-}" ] || NAME=WORD`
+# then `export NAME` on the next line.
+DEFAULT_RE = re.compile(
+    r'[ \t]*\[ -n "\$\{([A-Za-z_][A-Za-z0-9_]*):-\}" \] \|\| \1=' + _WORD + r"[ \t]*\n"
+    r"[ \t]*export \1[ \t]*(?:\n|\Z)"
+)
 SKIP_RE = re.compile(r"[ \t]*(?:#[^\n]*)?(?:\n|\Z)")
-SEGMENT_RE = re.compile(r"'([^']*)'|\\(')")
+SEGMENT_RE = re.compile(r"'([^']*)'|\"(')\"|\\(')")
 
 
-def parse_exports(text: str) -> list[tuple[str, str]]:
-    """Parse an env script made only of comments and single-quoted exports.
+def _word(text: str) -> str:
+    return "".join(a or b or c for a, b, c in SEGMENT_RE.findall(text))
+
+
+def parse_env_script(text: str) -> list[tuple[str, str, bool]]:
+    """Parse an env script made only of comments, single-quoted exports and defaults:
+    (name, value, whether the value is only a default) in script order.
 
     The script is never run: a tampered file can't execute anything here, and any line
     of another shape is an error naming it.
     """
-    pairs: list[tuple[str, str]] = []
+    entries: list[tuple[str, str, bool]] = []
     position = 0
     while position < len(text):
         if match := EXPORT_RE.match(text, position):
-            value = "".join(a or b for a, b in SEGMENT_RE.findall(match.group(2)))
-            pairs.append((match.group(1), value))
+            entries.append((match.group(1), _word(match.group(2)), False))
+        elif match := DEFAULT_RE.match(text, position):
+            entries.append((match.group(1), _word(match.group(2)), True))
         elif not (match := SKIP_RE.match(text, position)) or match.end() == position:
             line = text.count("\n", 0, position) + 1
             snippet = text[position:].split("\n", 1)[0][:60]
             raise ValueError(f"line {line}: not a single-quoted export: {snippet!r}")
         position = match.end()
-    return pairs
+    return entries
+
+
+def parse_exports(text: str) -> list[tuple[str, str]]:
+    """The (name, value) pairs of :func:`parse_env_script`, defaults included."""
+    return [(name, value) for name, value, _ in parse_env_script(text)]
+
+
+_OCI_RE = re.compile(r"^(OCI_ENTRYPOINT|OCI_CMD)=(?:" + _WORD + r")?[ \t]*$", re.MULTILINE)
+_ARG_RE = re.compile(r'"((?:[^"\\]|\\.)*)"(?: |\Z)', re.DOTALL)
+_ESCAPED_RE = re.compile(r"\\(.)", re.DOTALL)
+
+
+def _args(quoted: str) -> list[str] | None:
+    """The words of Apptainer's double-quoted word list (shell.ArgsQuoted), or None."""
+    words, position = [], 0
+    while position < len(quoted):
+        match = _ARG_RE.match(quoted, position)
+        if match is None:
+            return None
+        words.append(_ESCAPED_RE.sub(r"\1", match.group(1)))
+        position = match.end()
+    return words
+
+
+def parse_runscript(text: str) -> tuple[list[str], list[str]] | None:
+    """ENTRYPOINT and CMD of a Docker-style runscript (``OCI_ENTRYPOINT='...'``,
+    ``OCI_CMD='...'``, as Apptainer writes for an image from Docker), or None."""
+    found: dict[str, list[str]] = {}
+    for match in _OCI_RE.finditer(text):
+        words = _args(_word(match.group(2) or ""))
+        if words is None or match.group(1) in found:
+            return None
+        found[match.group(1)] = words
+    if found.keys() != {"OCI_ENTRYPOINT", "OCI_CMD"}:
+        return None
+    return found["OCI_ENTRYPOINT"], found["OCI_CMD"]
 
 
 @dataclass(frozen=True)

@@ -127,7 +127,8 @@ def test_commit_build_is_traceable(pair: tuple[dict, dict, Path]) -> None:
     labels = by_commit["Config"]["Labels"]
     script = json.loads(labels["org.imgforge.commit.script"])
     assert labels["org.imgforge.strategy"] == "commit"
-    assert "/bin/sh -c -- 'python3 -m pip install --no-cache-dir '\\''six==1.16.0'\\''" in script
+    pip = "python3 -m pip install --no-cache-dir '\"'\"'six==1.16.0'\"'\"'"
+    assert f"/bin/sh -c -- '{pip}" in script
     manifest = json.loads((out / "itest-commit" / "manifest.json").read_text())
     assert manifest["strategy"] == "commit"
     assert manifest["commit"]["script"] == script

@@ -576,7 +576,9 @@ def test_simg_is_the_launch_line_then_a_squashfs(
         ["unsquashfs", "-o", "31", "-cat", str(simg), env_file], capture_output=True, check=True
     ).stdout
     assert cat == SifImage.open(built.sif).read_file(env_file)
-    assert "export HOSTILE_QUOTES='it'\\''s \"double\" and '\\''single'\\'''\n" in cat.decode()
+    quote = "'\"'\"'"
+    line = f"export HOSTILE_QUOTES='it{quote}s \"double\" and {quote}single{quote}'\n"
+    assert line in cat.decode()
     capsys.readouterr()
     assert verify(simg) == 0
     manifest = json.loads((out / NAME / "manifest.json").read_text())

@@ -12,9 +12,9 @@ from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 from support import sourced_env
 
-from imgforge.envnames import OWNED, carried, why_not_carried
+from imgforge.envnames import OWNED, carried, kept_as_default, why_not_carried
 from imgforge.errors import ImageDataError, ImgforgeError
-from imgforge.image import ImageConfig
+from imgforge.image import DEFAULT_PATH, ImageConfig
 from imgforge.render import make_environment, render
 
 NGC = "nvcr.io/nvidia/pytorch:24.01-py3"
@@ -134,10 +134,17 @@ def test_accepted_env_is_sourced_exactly(
     (directory / "proj.toml").write_text(f'base = "{NGC}"\n')
     job = jobs_for(directory, {NGC: config})[0]
     text = render(job, "env", make_environment())
-    expected = {n: v.replace("\0", "") for n, v in env if carried(n)}
+    expected = {n: v for n, v in env if carried(n)}
+    expected.setdefault("PATH", DEFAULT_PATH)
+    # Defaults apply where the shell has no value of its own (env -i: all but these).
+    expected |= {n: v for n, v in env if kept_as_default(n) and n not in SHELL_SET}
     for shell in ("sh", "bash"):
-        assert sourced(shell, text, tmp_path) == expected
+        got = sourced(shell, text, tmp_path)
+        assert {n: v for n, v in got.items() if n not in SHELL_SET} == expected
     event("sourced")
+
+
+SHELL_SET = {"OPTIND", "PWD", "UID"}
 
 
 def sourced(shell: str, script: str, tmp_path: Path) -> dict[str, str]:

@@ -26,6 +26,7 @@ from imgforge.patterns import APT_RE, LABEL_KEY_RE
 from imgforge.recipe import Recipe, load
 from imgforge.render.quoting import sh_quote
 from imgforge.shellwords import literal_words
+from imgforge.sif.read import parse_runscript
 
 DEFS = Path(__file__).parents[1] / "data" / "defs"
 NGC = "nvcr.io/nvidia/pytorch:24.01-py3"
@@ -169,7 +170,7 @@ def test_ngc_def_becomes_apt_pip_and_one_run_script(defs: Path) -> None:
         "org.example.base": NGC,
         "org.example.version": "2024.02",
     }
-    assert (recipe.runscript, recipe.env, recipe.files) == ("python3", (), ())
+    assert (recipe.entrypoint, recipe.env, recipe.files) == ("python3", (), ())
 
 
 def test_pip_and_and_chains_stay_in_one_run_command(defs: Path) -> None:
@@ -201,7 +202,7 @@ def test_files_environment_labels_and_runscript(defs: Path) -> None:
         RUN_PREFIX + "    pip install --no-cache-dir -r /opt/app/requirements.txt\n"
         "    python -m compileall -q /opt/app\n",
     )
-    assert recipe.runscript == "python /opt/app/train.py --config /etc/trainer/config.yaml"
+    assert recipe.entrypoint == "python /opt/app/train.py --config /etc/trainer/config.yaml"
     assert dict(recipe.labels)["org.opencontainers.image.title"] == "Trainer"
 
 
@@ -226,7 +227,7 @@ def test_the_written_recipe_names_its_source_and_explains_run_and_runscript(defs
     text = (defs / "ngc-pytorch.toml").read_text()
     assert "# Imported by imgforge" in text and "from ngc-pytorch.def." in text
     assert "# [run] is %post after its apt/pip lines, run as Apptainer runs it:\n" in text
-    assert "# [runscript] runs after the base image's ENTRYPOINT" in text
+    assert "# [runscript] entrypoint runs after the base image's ENTRYPOINT" in text
     assert "commands = [\n    '''\ncd /\nset -ex\n" in text  # multi-line, byte for byte
 
 
@@ -418,8 +419,12 @@ def test_rendered_def_matches_the_original(
     assert labels_of(rendered).items() >= labels_of(original).items()
     assert targets_in_rendered(rendered) == targets_in_original(original, defs)
     if original.cmd is not None:
-        # imgforge's runscript runs the base's ENTRYPOINT first, as docker run does.
-        assert runscript_of(rendered) == [*ngc_config.entrypoint, *runscript_of(original)]
+        # The .def's command follows the base's ENTRYPOINT, as docker run runs it, and the
+        # arguments follow it, as in the original %runscript.
+        words = runscript_of(original)
+        assert words[-1] == "$@"
+        expected = ([*ngc_config.entrypoint, *words[:-1]], [])
+        assert parse_runscript(texts["def"]) == expected
     assert_same_post(original, rendered, recipe)
 
 

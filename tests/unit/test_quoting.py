@@ -58,8 +58,8 @@ def env0(output: bytes) -> dict[bytes, bytes]:
         ("", "''"),
         ("plain", "'plain'"),
         ("a b", "'a b'"),
-        ("it's", "'it'\\''s'"),
-        ("'", "''\\'''"),
+        ("it's", "'it'\"'\"'s'"),
+        ("'", "''\"'\"''"),
         ("$HOME `id` $(id) \\ \"", "'$HOME `id` $(id) \\ \"'"),
         ("é ✓", "'é ✓'"),
         # After a line break the quote is closed and reopened: no line starts with '%'.
@@ -72,7 +72,7 @@ def test_sh_quote_exact(value: str, quoted: str) -> None:
 
 
 def test_sh_join() -> None:
-    assert sh_join(["python", "-c", "print('hi')"]) == "'python' '-c' 'print('\\''hi'\\'')'"
+    assert sh_join(["python", "-c", "print('hi')"]) == "'python' '-c' 'print('\"'\"'hi'\"'\"')'"
     assert sh_join([]) == ""
 
 

@@ -19,11 +19,11 @@ from imgforge.plan import BuildJob
 from imgforge.render import render_sif_files
 from imgforge.sif.backend import SifRequest
 from imgforge.sif.pack import transfer, write_sif
+from imgforge.sif.read import parse_runscript
 from imgforge.verify import (
     compare_maps,
     compare_trees,
     locate,
-    runscript_command,
     tree,
     verify_file,
 )
@@ -56,29 +56,22 @@ def test_compare_maps_shows_hostile_values_unambiguously() -> None:
     assert problem == 'label k: image "a\'b\\n", SIF "a\'b"'
 
 
-# --- runscript_command ------------------------------------------------------------------------
+# --- the runscript reader ---------------------------------------------------------------------
 
 
 @pytest.mark.parametrize(
-    ("text", "expected"),
+    "text",
     [
-        ("#!/bin/sh\nexec '/ep.sh' 'python' '-m' 'x' \"$@\"\n", ["/ep.sh", "python", "-m", "x"]),
-        ("#!/bin/sh\nexec '/bin/sh'\n", ["/bin/sh"]),
-        ("exec 'it'\\''s' 'a b'\n", ["it's", "a b"]),
-        (
-            '#!/bin/sh\nif [ "$#" -gt 0 ]; then\n    exec \'/ep\' "$@"\nfi\n'
-            "exec '/ep' '/bin/bash'\n",
-            ["/ep", "/bin/bash"],
-        ),
-        ("#!/bin/sh\necho no exec here\n", None),
-        ("", None),
-        ('#!/bin/sh\neval "set ${SINGULARITY_OCI_RUN}"\nexec "$@"\n', []),
-        ("  exec 'indented'  \n", ["indented"]),
-        ("exec 'x' '$@'\n", ["x"]),  # shlex: '$@' and "$@" are the same word
+        "#!/bin/sh\nexec '/ep.sh' 'python' \"$@\"\n",  # imgforge before 0.3: not Docker-style
+        "",
+        "OCI_ENTRYPOINT='\"a\"'\n",  # no OCI_CMD
+        "OCI_ENTRYPOINT='\"a\"'\nOCI_CMD=''\nOCI_CMD=''\n",  # twice
+        "OCI_ENTRYPOINT='a'\nOCI_CMD=''\n",  # not a double-quoted word
+        "OCI_ENTRYPOINT='\"a\"\"b\"'\nOCI_CMD=''\n",  # words without a space between
     ],
 )
-def test_runscript_command(text: str, expected: list[str] | None) -> None:
-    assert runscript_command(text) == expected
+def test_parse_runscript_refuses_other_shapes(text: str) -> None:
+    assert parse_runscript(text) is None
 
 
 @pytest.fixture
@@ -98,22 +91,32 @@ def ngc_job(
 
 
 @pytest.mark.parametrize(
-    ("recipe", "expected"),
+    ("recipe", "entrypoint", "cmd"),
     [
-        ("", ["/opt/nvidia/nvidia_entrypoint.sh"]),
+        ("", ["/opt/nvidia/nvidia_entrypoint.sh"], []),
         (
             '[runscript]\ncommand = "python -c \'print(1)\' \\"$HOME\\""\n',
-            ["/opt/nvidia/nvidia_entrypoint.sh", "python", "-c", "print(1)", "$HOME"],
+            ["/opt/nvidia/nvidia_entrypoint.sh"],
+            ["python", "-c", "print(1)", "$HOME"],
+        ),
+        (
+            '[runscript]\nentrypoint = "python train.py"\n',
+            ["/opt/nvidia/nvidia_entrypoint.sh", "python", "train.py"],
+            [],
+        ),
+        (
+            '[runscript]\nentrypoint = "python"\ncommand = "-V"\n',
+            ["/opt/nvidia/nvidia_entrypoint.sh", "python"],
+            ["-V"],
         ),
     ],
 )
-def test_rendered_runscript_reads_back_as_the_image_command(
-    ngc_job: Callable[[str], BuildJob], recipe: str, expected: list[str]
+def test_rendered_runscript_reads_back_as_the_image_config(
+    ngc_job: Callable[[str], BuildJob], recipe: str, entrypoint: list[str], cmd: list[str]
 ) -> None:
     job = ngc_job(recipe)
-    command = runscript_command(render_sif_files(job)["runscript"])
-    assert command == (list(job.config.entrypoint + job.config.cmd) or ["/bin/sh"])
-    assert command is not None and command[: len(expected)] == expected
+    assert (list(job.config.entrypoint), list(job.config.cmd)) == (entrypoint, cmd)
+    assert parse_runscript(render_sif_files(job)["runscript"]) == (entrypoint, cmd)
 
 
 # --- tree / compare_trees ---------------------------------------------------------------------
@@ -351,12 +354,13 @@ def test_verify_file_names_a_changed_label_and_runscript(
 
     def tamper(files: dict[str, str]) -> None:
         files["labels.json"] = files["labels.json"].replace('"sif ✓"', '"other"')
-        files["runscript"] = files["runscript"].replace("'train'", "'evil'")
+        files["runscript"] = files["runscript"].replace('"train"', '"evil"')
 
     problems = verify_file(make_sif(job, tmp_path / "bad.sif", tamper), job.config)
     assert problems == [
-        "runscript: image runs ['/opt/nvidia/nvidia_entrypoint.sh', 'python', '-m', 'train'], "
-        "SIF runs ['/opt/nvidia/nvidia_entrypoint.sh', 'python', '-m', 'evil']",
+        "runscript: image has ENTRYPOINT ['/opt/nvidia/nvidia_entrypoint.sh'], "
+        "CMD ['python', '-m', 'train']; SIF has ENTRYPOINT "
+        "['/opt/nvidia/nvidia_entrypoint.sh'], CMD ['python', '-m', 'evil']",
         "label team: image 'sif ✓', SIF 'other'",
     ]
 
