@@ -56,10 +56,19 @@ def engine() -> list[Finding]:
 
 
 def singularity() -> list[Finding]:
+    from imgforge import runtime as runtimes
+
+    found = runtimes.find()
+    if found is not None:
+        findings = [Finding(OK, "singularity backend", f"{found.label} ({found.path})")]
+        fix = "see docs/APPTAINER.md for the versions imgforge is tested with"
+        findings += [Finding(WARN, found.label, quirk, fix) for quirk in runtimes.quirks(found)]
+        return findings
     for name in ("apptainer", "singularity"):
         path = shutil.which(name)
         if path:
-            return [Finding(OK, "singularity backend", f"{name}: {_version(path, '--version')}")]
+            detail = f"{name}: {_version(path, '--version')} (version not recognised)"
+            return [Finding(WARN, "singularity backend", detail)]
     if shutil.which("tar2sqfs"):
         return [Finding(OK, "singularity backend", "native (no apptainer/singularity found)")]
     return [

@@ -11,7 +11,7 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import IO, TYPE_CHECKING
 
-from imgforge import manifest
+from imgforge import manifest, runtime_env
 from imgforge.errors import EngineError, UsageError
 from imgforge.image import ImageConfig
 from imgforge.sif.format import SIFFormatError
@@ -20,6 +20,7 @@ from imgforge.sif.read import SifImage, parse_exports, parse_runscript
 
 if TYPE_CHECKING:
     from imgforge.engine.docker import DockerEngine
+    from imgforge.runtime import Runtime
 
 ENV_SCRIPTS = ("env/10-docker2singularity.sh", "env/90-environment.sh")
 REQUIRED = (
@@ -234,8 +235,23 @@ def locate(target: str, *, out: Path, image: str | None) -> tuple[Path, str]:
     return path, str(chosen)
 
 
-def verify_pair(path: Path, image: str, *, engine: DockerEngine, deep: bool) -> list[str]:
-    """Every difference between the SIF at ``path`` and the Docker image ``image``."""
+def run_compare(path: Path, config: ImageConfig, runtime: Runtime) -> list[str]:
+    """What the real runtime shows of the SIF: its environment under ``exec --cleanenv``
+    (runtime_env's documented differences aside) and the labels ``inspect`` reports."""
+    problems = runtime_env.differences(config.env_pairs(), runtime.exec_env(path))
+    labels = runtime.inspect(path).get("labels") or {}
+    expected = dict(config.labels)
+    present = {k: str(v) for k, v in labels.items() if k in expected}
+    found = compare_maps("label", expected, present)
+    problems += [f"{line} ({runtime.label} inspect)" for line in found]
+    return problems
+
+
+def verify_pair(
+    path: Path, image: str, *, engine: DockerEngine, deep: bool, runtime: Runtime | None = None
+) -> list[str]:
+    """Every difference between the SIF at ``path`` and the Docker image ``image``; with a
+    ``runtime``, also what it shows when it runs and inspects the SIF."""
     found = engine.inspect(image)
     if found is None:
         raise UsageError(f"{image}: no such image in the engine")
@@ -247,4 +263,6 @@ def verify_pair(path: Path, image: str, *, engine: DockerEngine, deep: bool) -> 
     problems = shallow(sif_image, config)
     if deep:
         problems += deep_compare(sif_image, str(found["Id"]), engine)
+    if runtime is not None and not problems:
+        problems += run_compare(path, config, runtime)
     return problems

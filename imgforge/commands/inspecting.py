@@ -65,17 +65,21 @@ def graph_status(graph: Any, options: Options) -> dict[str, str]:
 
 
 def cmd_verify(args: argparse.Namespace, out: Output) -> int:
+    from imgforge import runtime as runtimes
     from imgforge.engine.docker import DockerEngine
     from imgforge.verify import locate, verify_pair
 
     sif_path, image = locate(args.target, out=args.out, image=args.image)
     engine = DockerEngine.connect()
-    problems = verify_pair(sif_path, image, engine=engine, deep=args.deep)
+    runtime = runtimes.find()
+    problems = verify_pair(sif_path, image, engine=engine, deep=args.deep, runtime=runtime)
+    ran = f"ran it with {runtime.label}" if runtime else "static checks (no apptainer on PATH)"
     out.json(
         {
             "sif": str(sif_path),
             "image": image,
             "deep": args.deep,
+            "runtime": runtime.label if runtime else None,
             "match": not problems,
             "differences": problems,
         }
@@ -84,11 +88,12 @@ def cmd_verify(args: argparse.Namespace, out: Output) -> int:
         print(problem)
     if problems:
         print(
-            f"imgforge: error: {sif_path} differs from {image} ({len(problems)} differences)",
+            f"imgforge: error: {sif_path} differs from {image} ({len(problems)} differences; "
+            f"{ran})",
             file=sys.stderr,
         )
         return 1
-    out.say(f"{sif_path} matches {image}" + (" (deep)" if args.deep else ""))
+    out.say(f"{sif_path} matches {image}" + (" (deep)" if args.deep else "") + f": {ran}")
     return 0
 
 
