@@ -18,6 +18,7 @@ from hypothesis import strategies as st
 from imgforge.cli import main
 from imgforge.engine.docker import DockerEngine
 from imgforge.errors import ImgforgeError
+from imgforge.image import DEFAULT_PATH
 
 pytestmark = pytest.mark.integration
 
@@ -214,7 +215,8 @@ def test_odd_but_valid_base_env_is_carried_exactly(
     odd_base: str, tmp_path: Path, capsys: pytest.CaptureFixture[str], shell: str
 ) -> None:
     """The rendered env file, sourced by sh and by bash with an empty environment,
-    yields exactly the image's Env (the names a shell can carry), byte for byte."""
+    yields exactly the image's Env (the names a shell can carry, and Docker's default PATH
+    that a build on a base without one gets), byte for byte."""
     recipe = _recipe(tmp_path / "r")
     out = tmp_path / "out"
     code, err = _run(
@@ -230,7 +232,10 @@ def test_odd_but_valid_base_env_is_carried_exactly(
     got = dict(e.split(b"=", 1) for e in dumped.split(b"\0") if e)
     got = {k.decode(): v for k, v in got.items() if k not in {b"PWD", b"SHLVL", b"_", b"OLDPWD"}}
     expected = {n: v.encode() for n, _, v in (e.partition("=") for e in CARRIED)}
-    assert got == {**expected, "BASH_ENV_X": b"ok"}
+    # HOME and UID are defaults (an empty environment has none: the image's apply; the
+    # tests run as root, so bash's own UID is the same); PATH is Docker's default.
+    defaults = {"HOME": b"/root", "UID": b"0", "PATH": DEFAULT_PATH.encode()}
+    assert got == {**expected, **defaults, "BASH_ENV_X": b"ok"}
     text = env_file.read_text()
     for line in text.splitlines():
         if line.startswith("# skipped"):
