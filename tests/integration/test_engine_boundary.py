@@ -3,6 +3,7 @@ and what the engine reports about a base image is checked where it becomes a val
 
 from __future__ import annotations
 
+import contextlib
 import io
 import subprocess
 import tarfile
@@ -240,3 +241,26 @@ def test_odd_but_valid_base_env_is_carried_exactly(
     for line in text.splitlines():
         if line.startswith("# skipped"):
             assert line.isprintable()
+
+
+def test_a_base_without_path_builds_with_dockers_default_path(
+    odd_base: str, tmp_path: Path, client: docker.DockerClient, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A base whose config has no PATH (a `docker import`ed root filesystem): Docker's
+    builder adds its default PATH, and so does imgforge's prediction of the image."""
+    recipe = _recipe(tmp_path / "r")
+    recipe.write_text(recipe.read_text() + '[env]\nADDED = "1"\n')
+    out = tmp_path / "out"
+    code, err = _run(
+        ["build", str(recipe), "--out", str(out), "--base-map", f"{NGC}={odd_base}",
+         "--singularity", "native"],
+        capsys,
+    )  # fmt: skip
+    try:
+        assert code == 0, err
+        env = client.api.inspect_image("app:latest")["Config"]["Env"]
+        assert f"PATH={DEFAULT_PATH}" in env and env[-1] == "ADDED=1"
+        assert (out / "app" / "app.sif").is_file()
+    finally:
+        with contextlib.suppress(docker.errors.ImageNotFound):
+            client.api.remove_image("app:latest", force=True)
