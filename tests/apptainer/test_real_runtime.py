@@ -21,6 +21,7 @@ from pathlib import Path
 import docker
 import docker.errors
 import pytest
+from support import toml_string
 
 from imgforge.cli import main
 from imgforge.image import split_env
@@ -81,10 +82,6 @@ ARGUMENTS = [
     ["back\\slash", "trail\\", "\\$HOME"],
     ["", "--", "-x"],
 ]
-
-
-def toml_string(value: str) -> str:
-    return json.dumps(value, ensure_ascii=False)  # a JSON string is a TOML basic string
 
 
 def run(*command: str | Path, **options: object) -> subprocess.CompletedProcess[bytes]:
