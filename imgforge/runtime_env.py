@@ -17,17 +17,20 @@ from imgforge.envnames import carried, kept_as_default
 APPTAINER_DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 # 99-base.sh: where the runtime binds host libraries (--nv), appended to LD_LIBRARY_PATH.
 LIBS_DIR = "/.singularity.d/libs"
-# Set by the runtime from the host or itself, whatever the image says: the user's home and
-# working directory, the interactive prompt, the terminal, the container's identity.
-RUNTIME_OWNED = frozenset(
+# Set by the runtime, whatever the image says: the user's home and working directory, the
+# interactive prompt, the container's identity (APPTAINER_NAME, ...).
+RUNTIME_OWNED = frozenset({"HOME", "PWD", "PS1", "PROMPT_COMMAND", "USER", "SHLVL", "OLDPWD", "_"})
+# Passed from the host even with --cleanenv (env/create.go alwaysPassKeys); an image's own
+# value wins over the host's.
+FROM_HOST = frozenset(
     {
-        "HOME", "PWD", "PS1", "PROMPT_COMMAND", "TERM", "USER", "SHLVL", "OLDPWD", "_",
-        "http_proxy", "HTTP_PROXY", "https_proxy", "HTTPS_PROXY", "no_proxy", "NO_PROXY",
-        "all_proxy", "ALL_PROXY", "ftp_proxy", "FTP_PROXY",
+        "TERM", "http_proxy", "HTTP_PROXY", "https_proxy", "HTTPS_PROXY", "no_proxy",
+        "NO_PROXY", "all_proxy", "ALL_PROXY", "ftp_proxy", "FTP_PROXY",
     }
 )  # fmt: skip
 RUNTIME_PREFIXES = ("APPTAINER_", "SINGULARITY_", "APPTAINERENV_", "SINGULARITYENV_")
-# Set by Docker for every container: its hostname (the container ID).
+# Set by Docker for every container: its hostname (the container ID), HOME when the image
+# has none, TERM with a terminal.
 DOCKER_OWNED = frozenset({"HOSTNAME", "HOME", "TERM"})
 # --cleanenv sets LANG=C; an image's LANG wins over it.
 CLEANENV_DEFAULTS = {"LANG": "C"}
@@ -65,7 +68,11 @@ def differences(image_env: Iterable[tuple[str, str]], apptainer: Mapping[str, st
     """One line per variable where Apptainer's environment differs from the image's Env
     beyond the runtimes' own differences."""
     expected = expected_apptainer_env(image_env)
-    seen = {n: v for n, v in apptainer.items() if not runtime_owned(n)}
+    seen = {
+        n: v
+        for n, v in apptainer.items()
+        if not runtime_owned(n) and (n not in FROM_HOST or n in expected)
+    }
     return [
         f"env {name}: image {_shown(expected.get(name))}, apptainer {_shown(seen.get(name))}"
         for name in sorted(expected.keys() | seen.keys())
