@@ -12,7 +12,9 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import random
 import shutil
+import string
 import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -69,6 +71,22 @@ TRICKY = {
     "T_UNICODE": "naïve café ✓ 日本語 🚀 \u00a0nbsp \u2028ls",
     "T_CONTROL": "bell\x07 esc\x1b[0m del\x7f",
 }
+# And any value the recipe validator accepts (all but NUL, \n and \r), drawn from the whole
+# range of characters with a fixed seed: each punctuation character alone and in pairs,
+# then random strings.
+ACCEPTED = "".join(chr(c) for c in range(1, 0x250) if chr(c) not in "\0\n\r") + "\u2028\u0085✓🚀"
+
+
+def accepted_values(count: int) -> dict[str, str]:
+    generator = random.Random(12)
+    values = {f"T_PUNCT_{i}": f"{c}x{c}{c}" for i, c in enumerate(string.punctuation)}
+    for index in range(count):
+        size = generator.randint(1, 24)
+        values[f"T_RANDOM_{index}"] = "".join(generator.choice(ACCEPTED) for _ in range(size))
+    return values
+
+
+TRICKY |= accepted_values(24)
 LABEL = ("org.example.runtime", "real apptainer ✓ it's \"quoted\"")
 # The image's ENTRYPOINT is the NGC entrypoint then printf, which prints each argument
 # NUL-terminated: what a run prints is exactly the argv it ran.
