@@ -23,6 +23,7 @@ from typing import IO, TYPE_CHECKING, Any
 from imgforge.atomic import copy_range
 from imgforge.errors import BuildError, EngineError
 from imgforge.image import ImageConfig
+from imgforge.options import COMPRESSIONS
 from imgforge.sif import format as sif
 from imgforge.sif.backend import Log, SifRequest
 from imgforge.sif.layout import entries, normalise, replaced
@@ -30,7 +31,6 @@ from imgforge.sif.layout import entries, normalise, replaced
 if TYPE_CHECKING:
     from imgforge.engine.docker import DockerEngine
 
-COMPRESSORS = ("gzip", "xz", "zstd", "lz4", "lzo", "lzma")
 # Less free space than this after tar2sqfs failed: the disk was full.
 FULL_BELOW = 1 << 20
 
@@ -199,7 +199,7 @@ class NativeBackend:
         return (result.stdout.splitlines() or ["tar2sqfs"])[0]
 
     def make(self, request: SifRequest, *, engine: DockerEngine, log: Log) -> None:
-        if request.compression not in COMPRESSORS:
+        if request.compression not in COMPRESSIONS:
             raise BuildError(f"{request.name}: unknown squashfs compressor {request.compression!r}")
         squashfs = request.target.with_name(f".{request.target.name}.sqfs.tmp")
         try:
