@@ -16,7 +16,18 @@ from imgforge import manifest
 from imgforge.errors import EngineError, UsageError
 from imgforge.image import ImageConfig
 from imgforge.sif.format import SIFFormatError
-from imgforge.sif.layout import MOUNT_POINTS, SYMLINKS, normalise, replaced
+from imgforge.sif.layout import (
+    DEFINITION,
+    DIRECTORIES,
+    HISTORY,
+    MOUNT_POINTS,
+    SYMLINKS,
+    history_path,
+    init_layer_leftover,
+    normalise,
+    replaced,
+)
+from imgforge.sif.metadata import DEFFILE_LABEL, is_build_label, parse_header
 from imgforge.sif.read import SifImage, parse_exports
 
 if TYPE_CHECKING:
@@ -90,6 +101,9 @@ def check_runscript(image: SifImage, config: ImageConfig) -> list[str]:
 
 
 def check_labels(image: SifImage, config: ImageConfig) -> list[str]:
+    """labels.json holds the image's labels, with the build labels of a SIF build over
+    them (as Apptainer writes them: a build label wins a collision), and nothing else;
+    the build labels that describe the image or the SIF say what they are."""
     data = image.read_file("/.singularity.d/labels.json")
     try:
         labels = json.loads(data or b"")
@@ -97,9 +111,38 @@ def check_labels(image: SifImage, config: ImageConfig) -> list[str]:
         return ["file /.singularity.d/labels.json: missing or not JSON"]
     if not isinstance(labels, dict):
         return ["file /.singularity.d/labels.json: not a JSON object"]
-    expected = dict(config.labels)
-    present = {k: str(v) for k, v in labels.items() if k in expected}
-    return compare_maps("label", expected, present)
+    found = {k: str(v) for k, v in labels.items()}
+    image_labels = {k: v for k, v in config.labels if not is_build_label(k)}
+    problems = compare_maps(
+        "label", image_labels, {k: v for k, v in found.items() if not is_build_label(k)}
+    )
+    if "org.label-schema.build-arch" in found:
+        problems += compare_maps(
+            "label",
+            {"org.label-schema.build-arch": config.arch},
+            {"org.label-schema.build-arch": found["org.label-schema.build-arch"]},
+        )
+    return problems + check_deffile(image, found)
+
+
+def check_deffile(image: SifImage, labels: Mapping[str, str]) -> list[str]:
+    """The SIF's Deffile object is /.singularity.d/Singularity (Apptainer writes both from
+    one text), and the deffile labels are its header."""
+    deffile = image.object_text("Deffile")
+    if deffile is None:
+        return []
+    problems = []
+    inside = image.read_file("/.singularity.d/Singularity")
+    if inside is None or inside.decode("utf-8", "replace") != deffile:
+        problems.append("Deffile: the SIF object differs from /.singularity.d/Singularity")
+    said = {k: v for k, v in labels.items() if k.startswith(DEFFILE_LABEL)}
+    header = {DEFFILE_LABEL + k: v for k, v in parse_header(deffile).items()} if said else {}
+    return problems + [
+        f"label {key}: {_show(said.get(key))}, but the SIF's definition says "
+        f"{_show(header.get(key))}"
+        for key in sorted(said.keys() | header.keys())
+        if said.get(key) != header.get(key)
+    ]
 
 
 def check_workdir(image: SifImage, config: ImageConfig) -> list[str]:
@@ -158,14 +201,15 @@ Tree = dict[str, tuple[str, ...]]
 
 
 def tree(stream: IO[bytes], *, skip: Iterable[str] = ()) -> Tree:
-    """path -> (type, mode, uid, gid, size, link target, sha256) for a tar stream."""
+    """path -> (type, mode, uid, gid, size, link target, sha256) for a tar stream, without
+    what imgforge writes itself and what Docker's init layer adds to ``docker export``."""
     skipped = set(skip)
     entries: Tree = {}
     links: dict[str, str] = {}
     with tarfile.open(fileobj=stream, mode="r|") as tar:
         for member in tar:
             name = normalise(member.name)
-            if not name or name in skipped or replaced(name):
+            if not name or name in skipped or replaced(name) or init_layer_leftover(member):
                 continue
             if member.islnk():
                 # Which name of a hard-linked inode comes first differs between writers.
@@ -205,13 +249,18 @@ def compare_trees(expected: Tree, actual: Tree) -> list[str]:
 
 
 def deep_compare(image: SifImage, image_id: str, engine: DockerEngine) -> list[str]:
-    """Every path of ``docker export`` against the SIF's squashfs (imgforge's own layout
-    and the mount points it adds excepted)."""
+    """Every path of ``docker export`` against the SIF's squashfs, where the image's own
+    definition is expected under bootstrap_history (imgforge's layout, the mount points,
+    metadata directories and legacy links it adds, and the init layer's files excepted)."""
     with engine.exported(image_id) as stream:
         expected = tree(stream)
-    added = [name for name in MOUNT_POINTS if name not in expected]
+    added = [name for name in (*MOUNT_POINTS, *DIRECTORIES, *SYMLINKS) if name not in expected]
+    if DEFINITION in expected:
+        if HISTORY not in expected:
+            added.append(HISTORY)
+        expected[history_path(expected)] = expected.pop(DEFINITION)
     with image.tar_stream() as stream:
-        actual = tree(stream, skip=[*added, *SYMLINKS])
+        actual = tree(stream, skip=[*added, DEFINITION])
     return compare_trees(expected, actual)
 
 
