@@ -684,3 +684,70 @@ def test_pypi_sif_reads_our_header_and_first_descriptors(built: Built) -> None:
     assert (partition.offset, partition.size) == (ours.offset, ours.size)
     assert partition.offset % 4096 == 0
     assert partition.offset + partition.size == built.sif.stat().st_size
+
+
+# --- i. an image with its own /.singularity.d ---------------------------------------------------
+
+OWN = "itest-sifown"
+OWN_COMMANDS = [
+    "mkdir -p /.singularity.d/env /.singularity.d/bootstrap_history",
+    "printf 'Bootstrap: docker\\nFrom: ubuntu\\n' > /.singularity.d/Singularity",
+    "printf 'older\\n' > /.singularity.d/bootstrap_history/Singularity0",
+    "printf 'Usage: nothing to see\\n\\n' > /.singularity.d/runscript.help",
+    "printf 'export OWN_VALUE=1\\n' > /.singularity.d/env/91-environment.sh",
+    "printf '#!/bin/sh\\necho stale\\n' > /.singularity.d/runscript",
+    'printf \'{"old": "label"}\' > /.singularity.d/labels.json',
+]
+
+
+@pytest.fixture(scope="module")
+def own(client: docker.DockerClient, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """A SIF of an image that already has /.singularity.d content (as an image converted
+    from a Singularity image has)."""
+    root = tmp_path_factory.mktemp("own")
+    recipe = root / f"{OWN}.toml"
+    commands = ", ".join(toml_string(command) for command in OWN_COMMANDS)
+    recipe.write_text(f'name = "{OWN}"\nbase = "{STANDIN_REF}"\n[run]\ncommands = [{commands}]\n')
+    try:
+        assert build(recipe, root / "build") == 0
+        yield root / "build" / OWN / f"{OWN}.sif"
+    finally:
+        with contextlib.suppress(docker.errors.ImageNotFound):
+            client.images.remove(f"{OWN}:latest", force=True)
+        shutil.rmtree(root, ignore_errors=True)
+
+
+def test_the_images_own_metadata_is_kept_as_apptainer_keeps_it(own: Path) -> None:
+    image = SifImage.open(own)
+    history = "/.singularity.d/bootstrap_history"
+    # Its definition moves to bootstrap_history/ApptainerN (N: entries already there).
+    assert image.read_file(f"{history}/Apptainer1") == b"Bootstrap: docker\nFrom: ubuntu\n"
+    assert image.read_file(f"{history}/Singularity0") == b"older\n"
+    assert image.read_file("/.singularity.d/Singularity") == (
+        f"bootstrap: docker-daemon\nfrom: {OWN}:latest\n\n".encode()
+    )
+    # Files imgforge does not write stay; the ones it writes replace the image's.
+    assert image.read_file("/.singularity.d/runscript.help") == b"Usage: nothing to see\n\n"
+    assert image.read_file("/.singularity.d/env/91-environment.sh") == b"export OWN_VALUE=1\n"
+    assert b"stale" not in (image.read_file("/.singularity.d/runscript") or b"")
+    labels = json.loads(image.read_file("/.singularity.d/labels.json") or b"")
+    assert "old" not in labels and labels["org.label-schema.schema-version"] == "1.0"
+    # inspect reads the kept files too.
+    document = json.loads(image.object_text("GenericJSON", "inspect-metadata.json") or "")
+    attributes = document["data"]["attributes"]
+    assert attributes["helpfile"] == "Usage: nothing to see"
+    assert sorted(attributes["environment"]) == [
+        "/.singularity.d/env/10-docker2singularity.sh",
+        "/.singularity.d/env/90-environment.sh",
+        "/.singularity.d/env/91-environment.sh",
+    ]
+    assert attributes["environment"]["/.singularity.d/env/91-environment.sh"] == (
+        "export OWN_VALUE=1"
+    )
+
+
+def test_verify_deep_expects_the_images_own_metadata(
+    own: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    capsys.readouterr()
+    assert verify(own, "--deep") == 0, capsys.readouterr().out
