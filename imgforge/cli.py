@@ -198,7 +198,7 @@ def make_parser() -> argparse.ArgumentParser:
         parents=[common],
         help="compare the Docker image's Env with the SIF's environment",
         description="Compare a SIF with its Docker image: env (byte for byte), runscript, "
-        "labels, WorkingDir, required paths; --deep also every file.",
+        "labels, definition, OCI config, required paths; --deep also every file.",
     )
     verify.add_argument("target", metavar="NAME_OR_SIF")
     verify.add_argument("--image", default=None, help="Docker image (default: from the manifest)")

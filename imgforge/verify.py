@@ -28,6 +28,7 @@ from imgforge.sif.layout import (
     replaced,
 )
 from imgforge.sif.metadata import DEFFILE_LABEL, is_build_label, parse_header
+from imgforge.sif.pack import oci_config
 from imgforge.sif.read import SifImage, parse_exports
 
 if TYPE_CHECKING:
@@ -145,17 +146,25 @@ def check_deffile(image: SifImage, labels: Mapping[str, str]) -> list[str]:
     ]
 
 
-def check_workdir(image: SifImage, config: ImageConfig) -> list[str]:
+def check_oci_config(image: SifImage, config: ImageConfig) -> list[str]:
+    """The SIF's oci-config.json holds the image's OCI config, field by field (a SIF
+    without one, as older tools wrote them, has nothing to compare)."""
     text = image.object_text("GenericJSON", "oci-config.json")
     if text is None:
         return []
     try:
-        recorded = json.loads(text).get("WorkingDir", "")
-    except (ValueError, AttributeError):
+        recorded = json.loads(text)
+    except ValueError:
+        recorded = None
+    if not isinstance(recorded, dict):
         return ["oci-config.json: not a JSON object"]
-    if recorded != config.workdir:
-        return [f"WorkingDir: image {config.workdir!r}, SIF oci-config.json {recorded!r}"]
-    return []
+    expected = json.loads(oci_config(config))
+    return [
+        f"oci-config.json {key}: image {json.dumps(expected.get(key), ensure_ascii=False)}, "
+        f"SIF {json.dumps(recorded.get(key), ensure_ascii=False)}"
+        for key in sorted(expected.keys() | recorded.keys())
+        if expected.get(key) != recorded.get(key)
+    ]
 
 
 def check_required(image: SifImage) -> list[str]:
@@ -172,7 +181,7 @@ def check_required(image: SifImage) -> list[str]:
 
 
 def shallow(image: SifImage, config: ImageConfig) -> list[str]:
-    """Env (byte for byte), runscript, labels, WorkingDir and required paths."""
+    """Env (byte for byte), runscript, labels, the OCI config and required paths."""
     expected_env = dict(config.shell_env())
     problems: list[str] = []
     # Each script must hold the whole Env by itself: 90-environment.sh wins at run time,
@@ -183,7 +192,7 @@ def shallow(image: SifImage, config: ImageConfig) -> list[str]:
         problems += found or [f"{line} (in /.singularity.d/{script})" for line in differences]
     problems += check_runscript(image, config)
     problems += check_labels(image, config)
-    problems += check_workdir(image, config)
+    problems += check_oci_config(image, config)
     problems += check_required(image)
     return problems
 

@@ -9,6 +9,7 @@ import shutil
 import subprocess
 import tarfile
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -459,3 +460,17 @@ def test_the_sif_objects_are_in_apptainers_order_with_inspect_metadata(
     ]
     for path, text in attributes["environment"].items():
         assert text == (image.read_file(path) or b"").decode().rstrip("\n")
+
+
+@needs_tools
+def test_verify_file_compares_the_whole_oci_config(
+    ngc_job: Callable[[str], BuildJob], tmp_path: Path
+) -> None:
+    job = ngc_job(HOSTILE_RECIPE)
+    path = make_sif(job, tmp_path / "good.sif")
+    changed = replace(job.config, volumes=("/data",), stop_signal="SIGINT", workdir="/w")
+    assert verify_file(path, changed) == [
+        'oci-config.json StopSignal: image "SIGINT", SIF null',
+        'oci-config.json Volumes: image {"/data": {}}, SIF null',
+        'oci-config.json WorkingDir: image "/w", SIF "/workspace"',
+    ]
