@@ -5,15 +5,13 @@ from __future__ import annotations
 import hashlib
 import json
 import shlex
-import shutil
-import subprocess
 import tarfile
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import IO, TYPE_CHECKING
 
 from imgforge import manifest
-from imgforge.errors import EngineError, UsageError
+from imgforge.errors import UsageError
 from imgforge.image import ImageConfig
 from imgforge.sif.format import SIFFormatError
 from imgforge.sif.layout import (
@@ -27,7 +25,14 @@ from imgforge.sif.layout import (
     normalise,
     replaced,
 )
-from imgforge.sif.metadata import DEFFILE_LABEL, is_build_label, parse_header
+from imgforge.sif.metadata import (
+    DEFFILE_LABEL,
+    inspect_metadata,
+    is_app_directory,
+    is_build_label,
+    is_inspected,
+    parse_header,
+)
 from imgforge.sif.pack import oci_config
 from imgforge.sif.read import SifImage, parse_exports
 
@@ -167,17 +172,32 @@ def check_oci_config(image: SifImage, config: ImageConfig) -> list[str]:
     ]
 
 
-def check_required(image: SifImage) -> list[str]:
-    tool = shutil.which("unsquashfs")
-    if tool is None:
-        raise EngineError("reading a SIF needs unsquashfs: apt-get install squashfs-tools")
-    listing = subprocess.run(
-        [tool, "-o", str(image.offset), "-l", "-d", "", str(image.path)],
-        capture_output=True,
-        text=True,
-    ).stdout
-    names = {normalise(line) for line in listing.splitlines()}
+def check_required(names: set[str]) -> list[str]:
     return [f"path /{name}: missing" for name in REQUIRED if name not in names]
+
+
+def check_inspect(image: SifImage, names: set[str]) -> list[str]:
+    """inspect-metadata.json says what ``apptainer inspect --all`` reads from the SIF's
+    own metadata files (a SIF without one has nothing to compare)."""
+    text = image.object_text("GenericJSON", "inspect-metadata.json")
+    if text is None:
+        return []
+    files = {}
+    for name in sorted(n for n in names if is_inspected(n)):
+        data = image.read_file("/" + name)
+        if data is not None:
+            files[name] = data.decode("utf-8", "replace")
+    apps = [name.split("/")[2] for name in names if is_app_directory(name)]
+    expected = json.loads(inspect_metadata(files, apps))["data"]["attributes"]
+    try:
+        recorded = json.loads(text)["data"]["attributes"]
+    except (ValueError, KeyError, TypeError):
+        return ["inspect-metadata.json: not an inspect document"]
+    return [
+        f"inspect-metadata.json {key}: differs from the SIF's files"
+        for key in sorted(expected.keys() | recorded.keys())
+        if expected.get(key) != recorded.get(key)
+    ]
 
 
 def shallow(image: SifImage, config: ImageConfig) -> list[str]:
@@ -193,7 +213,9 @@ def shallow(image: SifImage, config: ImageConfig) -> list[str]:
     problems += check_runscript(image, config)
     problems += check_labels(image, config)
     problems += check_oci_config(image, config)
-    problems += check_required(image)
+    names = image.names()
+    problems += check_inspect(image, names)
+    problems += check_required(names)
     return problems
 
 

@@ -29,6 +29,7 @@ from imgforge.cli import main
 from imgforge.image import ImageConfig, split_env
 from imgforge.sif import format as sif
 from imgforge.sif.backend import SifRequest
+from imgforge.sif.layout import WRITTEN
 from imgforge.sif.metadata import build_date
 from imgforge.sif.pack import write_sif
 from imgforge.sif.read import SQUASHFS_MAGIC, SifImage
@@ -278,8 +279,12 @@ def repack(built: Built, target: Path, edit: Callable[[str, bytes], bytes]) -> P
     assert changed == 1  # the edit found its file
     deffile = original.object_text("Deffile")
     assert deffile is not None
+    # imgforge's files as they were: inspect-metadata.json describes the untampered SIF.
+    files = {
+        path: (original.read_file(f"/.singularity.d/{path}") or b"").decode() for path in WRITTEN
+    }
     request = SifRequest(
-        name=IMAGE, image_id=built.inspect["Id"], config=built.config, files={},
+        name=IMAGE, image_id=built.inspect["Id"], config=built.config, files=files,
         deffile=deffile, convert_deffile="", archive=target.with_suffix(".tar"),
         target=target,
     )  # fmt: skip
@@ -515,7 +520,8 @@ def test_verify_names_an_env_value_changed_in_10_docker2singularity(
     assert verify(tampered, "--image", built.inspect["Id"]) == 1
     assert problems_of(capsys) == [
         "env HOSTILE_SUBST: image '$(id) and $((1+1))', SIF '$(id)' "
-        "(in /.singularity.d/env/10-docker2singularity.sh)"
+        "(in /.singularity.d/env/10-docker2singularity.sh)",
+        "inspect-metadata.json environment: differs from the SIF's files",
     ]
 
 
@@ -529,7 +535,10 @@ def test_verify_names_a_label_changed_in_labels_json(
     )  # fmt: skip
     capsys.readouterr()
     assert verify(tampered, "--image", built.inspect["Id"]) == 1
-    assert problems_of(capsys) == [f"label {LABEL[0]}: image {LABEL[1]!r}, SIF 'tampered'"]
+    assert problems_of(capsys) == [
+        f"label {LABEL[0]}: image {LABEL[1]!r}, SIF 'tampered'",
+        "inspect-metadata.json labels: differs from the SIF's files",
+    ]
 
 
 def test_verify_deep_names_a_file_whose_content_changed(

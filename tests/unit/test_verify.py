@@ -276,10 +276,18 @@ command = "python -m train"
 """
 
 
-def make_sif(job: BuildJob, path: Path, edit: Callable[[dict[str, str]], None] = print) -> Path:
+def make_sif(
+    job: BuildJob,
+    path: Path,
+    edit: Callable[[dict[str, str]], None] = print,
+    *,
+    described: dict[str, str] | None = None,
+) -> Path:
     """A SIF holding only imgforge's layout for ``job`` (``edit`` may change its files),
-    with the build labels a build writes."""
+    with the build labels a build writes; its objects describe ``described`` (default:
+    the files in it)."""
     files = sif_files(job, job.config, 1700000000, make_environment())
+    original = dict(files)
     edit(files)
     base = io.BytesIO()
     with tarfile.open(fileobj=base, mode="w") as tar:
@@ -296,7 +304,8 @@ def make_sif(job: BuildJob, path: Path, edit: Callable[[dict[str, str]], None] =
         check=True,
     )
     request = SifRequest(
-        name=job.recipe.image, image_id="sha256:" + "0" * 64, config=job.config, files=files,
+        name=job.recipe.image, image_id="sha256:" + "0" * 64, config=job.config,
+        files=files if described is None else {**original, **described},
         deffile=files["Singularity"], convert_deffile="", archive=path.with_suffix(".tar"),
         target=path, source_date_epoch=1700000000,
     )  # fmt: skip
@@ -473,4 +482,17 @@ def test_verify_file_compares_the_whole_oci_config(
         'oci-config.json StopSignal: image "SIGINT", SIF null',
         'oci-config.json Volumes: image {"/data": {}}, SIF null',
         'oci-config.json WorkingDir: image "/w", SIF "/workspace"',
+    ]
+
+
+@needs_tools
+def test_verify_file_names_inspect_metadata_unlike_the_files(
+    ngc_job: Callable[[str], BuildJob], tmp_path: Path
+) -> None:
+    job = ngc_job(HOSTILE_RECIPE)
+    described = {"runscript": "#!/bin/sh\nexec other\n", "env/90-environment.sh": "#!/bin/sh\n"}
+    path = make_sif(job, tmp_path / "bad.sif", described=described)
+    assert verify_file(path, job.config) == [
+        "inspect-metadata.json environment: differs from the SIF's files",
+        "inspect-metadata.json runscript: differs from the SIF's files",
     ]
