@@ -644,6 +644,7 @@ def test_simg_is_the_launch_line_then_a_squashfs(
     assert not (out / NAME / f"{NAME}.sif").exists()
     data = simg.read_bytes()
     assert data.startswith(b"#!/usr/bin/env run-singularity\nhsqs")
+    assert stat.S_IMODE(simg.stat().st_mode) == 0o755
     image = SifImage.open(simg)
     assert (image.container, image.offset, image.size) == (None, 31, len(data) - 31)
     env_file = "/.singularity.d/env/10-docker2singularity.sh"
