@@ -25,6 +25,21 @@ def stage(path: Path, data: bytes, *, mode: int = 0o644) -> Path:
     return Path(tmp)
 
 
+def umask() -> int:
+    """The process umask, read without changing it (os.umask can only set it, and a
+    set-and-restore would race with files other threads create meanwhile)."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as status:
+            for line in status:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    current = os.umask(0o022)
+    os.umask(current)
+    return current
+
+
 def rename_all(pending: list[tuple[Path, Path]]) -> None:
     """Rename each (temporary, final) pair, in order. Renames need no space, so once
     every file is staged nothing but a crash can leave the set half-moved."""

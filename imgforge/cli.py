@@ -25,6 +25,7 @@ from imgforge.errors import (
     shown,
     unexpected,
 )
+from imgforge.options import COMPRESSIONS
 
 
 class _Parser(argparse.ArgumentParser):
@@ -33,6 +34,15 @@ class _Parser(argparse.ArgumentParser):
 
     def error(self, message: str) -> NoReturn:
         raise UsageError(f"{message} (see {self.prog} --help)")
+
+
+class _Listed(tuple[str, ...]):
+    """Choices that --help and shell completion list, while argparse lets every value
+    through (``in`` is always true): options_from refuses a bad one with its reason,
+    in the one-line ``--OPTION: REASON`` form of the other option errors."""
+
+    def __contains__(self, value: object) -> bool:
+        return True
 
 
 def _common() -> _Parser:
@@ -48,7 +58,7 @@ def _common() -> _Parser:
     common.add_argument("--format", dest="image_format", choices=["sif", "simg"], default="sif")
     common.add_argument(
         "--compression",
-        choices=["gzip", "xz", "zstd", "lz4", "lzo", "lzma"],
+        choices=_Listed(COMPRESSIONS),
         default="gzip",
         help="squashfs compression of the native backend (gzip: mountable by every Apptainer)",
     )
@@ -188,7 +198,7 @@ def make_parser() -> argparse.ArgumentParser:
         parents=[common],
         help="compare the Docker image's Env with the SIF's environment",
         description="Compare a SIF with its Docker image: env (byte for byte), runscript, "
-        "labels, WorkingDir, required paths; --deep also every file.",
+        "labels, definition, OCI config, required paths; --deep also every file.",
     )
     verify.add_argument("target", metavar="NAME_OR_SIF")
     verify.add_argument("--image", default=None, help="Docker image (default: from the manifest)")

@@ -49,6 +49,12 @@ class ImageConfig:
     labels: tuple[tuple[str, str], ...] = ()
     user: str = ""
     arch: str = "amd64"
+    # The rest of an OCI image config's ``config`` object, carried into the SIF's
+    # oci-config.json: Volumes and ExposedPorts are sets (sorted keys here).
+    volumes: tuple[str, ...] = ()
+    exposed_ports: tuple[str, ...] = ()
+    stop_signal: str = ""
+    args_escaped: bool = False
 
     @classmethod
     def from_inspect(cls, inspect: Mapping[str, Any], origin: str = "image") -> ImageConfig:
@@ -64,6 +70,10 @@ class ImageConfig:
             labels=_labels(config.get("Labels"), origin),
             user=_string(config.get("User"), origin, "User"),
             arch=_string(inspect.get("Architecture"), origin, "Architecture") or "amd64",
+            volumes=_set(config.get("Volumes"), origin, "Volumes"),
+            exposed_ports=_set(config.get("ExposedPorts"), origin, "ExposedPorts"),
+            stop_signal=_string(config.get("StopSignal"), origin, "StopSignal"),
+            args_escaped=_bool(config.get("ArgsEscaped"), origin, "ArgsEscaped"),
         )
         made.check(origin)
         return made
@@ -175,6 +185,25 @@ def _strings(value: object, origin: str, key: str) -> tuple[str, ...]:
             origin, f"Config.{key}", f"expected a list, got {type(value).__name__}"
         )
     return tuple(_string(item, origin, key) for item in value)
+
+
+def _set(value: object, origin: str, key: str) -> tuple[str, ...]:
+    """A Go ``map[string]struct{}`` (Volumes, ExposedPorts): its keys, sorted."""
+    if value is None:
+        return ()
+    if not isinstance(value, dict):
+        raise ImageDataError(origin, f"Config.{key}", f"expected a map, got {type(value).__name__}")
+    return tuple(sorted(_string(k, origin, key) for k in value))
+
+
+def _bool(value: object, origin: str, key: str) -> bool:
+    if value is None:
+        return False
+    if not isinstance(value, bool):
+        raise ImageDataError(
+            origin, f"Config.{key}", f"expected true or false, got {type(value).__name__}"
+        )
+    return value
 
 
 def _labels(value: object, origin: str) -> tuple[tuple[str, str], ...]:

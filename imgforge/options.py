@@ -55,6 +55,13 @@ OUT_PUNCTUATION = "._@+,=/-"
 NAME_MAX = 255  # bytes in one path component (Linux)
 NETWORK_RE = re.compile(r"[a-zA-Z0-9][a-zA-Z0-9_.-]*")
 SOURCE_DATE_EPOCH_MAX = 253402300799  # 9999-12-31T23:59:59Z
+# Squashfs compressors an image may use, gzip first (the one every Apptainer mounts).
+COMPRESSIONS = ("gzip", "xz", "zstd", "lz4", "lzo")
+# Known to squashfs tools but refused, with the reason.
+REFUSED_COMPRESSIONS = {
+    "lzma": "lzma makes squashfs images that neither the kernel nor squashfuse can mount; "
+    "use xz (same algorithm, mountable) or gzip",
+}
 
 
 def check_out(out: Path, copied: Iterable[Path], directories: Mapping[str, Path]) -> None:
@@ -91,6 +98,14 @@ def check_network(network: str | None) -> None:
             f"--network (or IMGFORGE_NETWORK): {network!r} is not host, none, bridge or a "
             "network name"
         )
+
+
+def check_compression(compression: str) -> None:
+    """--compression: a squashfs compressor Apptainer can mount the image with."""
+    if reason := REFUSED_COMPRESSIONS.get(compression):
+        raise UsageError(f"--compression: {reason}")
+    if compression not in COMPRESSIONS:
+        raise UsageError(f"--compression: {compression!r} is not one of {', '.join(COMPRESSIONS)}")
 
 
 def source_date_epoch(environ: Mapping[str, str]) -> int | None:

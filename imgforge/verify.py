@@ -4,18 +4,35 @@ from __future__ import annotations
 
 import hashlib
 import json
-import shutil
-import subprocess
 import tarfile
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import IO, TYPE_CHECKING
 
 from imgforge import manifest, runtime_env
-from imgforge.errors import EngineError, UsageError
+from imgforge.errors import UsageError
 from imgforge.image import ImageConfig
 from imgforge.sif.format import SIFFormatError
-from imgforge.sif.layout import MOUNT_POINTS, SYMLINKS, normalise, replaced
+from imgforge.sif.layout import (
+    DEFINITION,
+    DIRECTORIES,
+    HISTORY,
+    MOUNT_POINTS,
+    SYMLINKS,
+    history_path,
+    init_layer_leftover,
+    normalise,
+    replaced,
+)
+from imgforge.sif.metadata import (
+    DEFFILE_LABEL,
+    inspect_metadata,
+    is_app_directory,
+    is_build_label,
+    is_inspected,
+    parse_header,
+)
+from imgforge.sif.pack import oci_config
 from imgforge.sif.read import SifImage, parse_exports, parse_runscript
 
 if TYPE_CHECKING:
@@ -83,6 +100,9 @@ def check_runscript(image: SifImage, config: ImageConfig) -> list[str]:
 
 
 def check_labels(image: SifImage, config: ImageConfig) -> list[str]:
+    """labels.json holds the image's labels, with the build labels of a SIF build over
+    them (as Apptainer writes them: a build label wins a collision), and nothing else;
+    the build labels that describe the image or the SIF say what they are."""
     data = image.read_file("/.singularity.d/labels.json")
     try:
         labels = json.loads(data or b"")
@@ -90,39 +110,91 @@ def check_labels(image: SifImage, config: ImageConfig) -> list[str]:
         return ["file /.singularity.d/labels.json: missing or not JSON"]
     if not isinstance(labels, dict):
         return ["file /.singularity.d/labels.json: not a JSON object"]
-    expected = dict(config.labels)
-    present = {k: str(v) for k, v in labels.items() if k in expected}
-    return compare_maps("label", expected, present)
+    found = {k: str(v) for k, v in labels.items()}
+    image_labels = {k: v for k, v in config.labels if not is_build_label(k)}
+    problems = compare_maps(
+        "label", image_labels, {k: v for k, v in found.items() if not is_build_label(k)}
+    )
+    if "org.label-schema.build-arch" in found:
+        problems += compare_maps(
+            "label",
+            {"org.label-schema.build-arch": config.arch},
+            {"org.label-schema.build-arch": found["org.label-schema.build-arch"]},
+        )
+    return problems + check_deffile(image, found)
 
 
-def check_workdir(image: SifImage, config: ImageConfig) -> list[str]:
+def check_deffile(image: SifImage, labels: Mapping[str, str]) -> list[str]:
+    """The SIF's Deffile object is /.singularity.d/Singularity (Apptainer writes both from
+    one text), and the deffile labels are its header."""
+    deffile = image.object_text("Deffile")
+    if deffile is None:
+        return []
+    problems = []
+    inside = image.read_file("/.singularity.d/Singularity")
+    if inside is None or inside.decode("utf-8", "replace") != deffile:
+        problems.append("Deffile: the SIF object differs from /.singularity.d/Singularity")
+    said = {k: v for k, v in labels.items() if k.startswith(DEFFILE_LABEL)}
+    header = {DEFFILE_LABEL + k: v for k, v in parse_header(deffile).items()} if said else {}
+    return problems + [
+        f"label {key}: {_show(said.get(key))}, but the SIF's definition says "
+        f"{_show(header.get(key))}"
+        for key in sorted(said.keys() | header.keys())
+        if said.get(key) != header.get(key)
+    ]
+
+
+def check_oci_config(image: SifImage, config: ImageConfig) -> list[str]:
+    """The SIF's oci-config.json holds the image's OCI config, field by field (a SIF
+    without one, as older tools wrote them, has nothing to compare)."""
     text = image.object_text("GenericJSON", "oci-config.json")
     if text is None:
         return []
     try:
-        recorded = json.loads(text).get("WorkingDir", "")
-    except (ValueError, AttributeError):
+        recorded = json.loads(text)
+    except ValueError:
+        recorded = None
+    if not isinstance(recorded, dict):
         return ["oci-config.json: not a JSON object"]
-    if recorded != config.workdir:
-        return [f"WorkingDir: image {config.workdir!r}, SIF oci-config.json {recorded!r}"]
-    return []
+    expected = json.loads(oci_config(config))
+    return [
+        f"oci-config.json {key}: image {json.dumps(expected.get(key), ensure_ascii=False)}, "
+        f"SIF {json.dumps(recorded.get(key), ensure_ascii=False)}"
+        for key in sorted(expected.keys() | recorded.keys())
+        if expected.get(key) != recorded.get(key)
+    ]
 
 
-def check_required(image: SifImage) -> list[str]:
-    tool = shutil.which("unsquashfs")
-    if tool is None:
-        raise EngineError("reading a SIF needs unsquashfs: apt-get install squashfs-tools")
-    listing = subprocess.run(
-        [tool, "-o", str(image.offset), "-l", "-d", "", str(image.path)],
-        capture_output=True,
-        text=True,
-    ).stdout
-    names = {normalise(line) for line in listing.splitlines()}
+def check_required(names: set[str]) -> list[str]:
     return [f"path /{name}: missing" for name in REQUIRED if name not in names]
 
 
+def check_inspect(image: SifImage, names: set[str]) -> list[str]:
+    """inspect-metadata.json says what ``apptainer inspect --all`` reads from the SIF's
+    own metadata files (a SIF without one has nothing to compare)."""
+    text = image.object_text("GenericJSON", "inspect-metadata.json")
+    if text is None:
+        return []
+    files = {}
+    for name in sorted(n for n in names if is_inspected(n)):
+        data = image.read_file("/" + name)
+        if data is not None:
+            files[name] = data.decode("utf-8", "replace")
+    apps = [name.split("/")[2] for name in names if is_app_directory(name)]
+    expected = json.loads(inspect_metadata(files, apps))["data"]["attributes"]
+    try:
+        recorded = json.loads(text)["data"]["attributes"]
+    except (ValueError, KeyError, TypeError):
+        return ["inspect-metadata.json: not an inspect document"]
+    return [
+        f"inspect-metadata.json {key}: differs from the SIF's files"
+        for key in sorted(expected.keys() | recorded.keys())
+        if expected.get(key) != recorded.get(key)
+    ]
+
+
 def shallow(image: SifImage, config: ImageConfig) -> list[str]:
-    """Env (byte for byte), runscript, labels, WorkingDir and required paths."""
+    """Env (byte for byte), runscript, labels, the OCI config and required paths."""
     expected_env = {name: value for name, value, _ in config.script_env()}
     problems: list[str] = []
     # Each script must hold the whole Env by itself (90-environment.sh all but PATH, which
@@ -137,8 +209,10 @@ def shallow(image: SifImage, config: ImageConfig) -> list[str]:
         problems += found or [f"{line} (in /.singularity.d/{script})" for line in differences]
     problems += check_runscript(image, config)
     problems += check_labels(image, config)
-    problems += check_workdir(image, config)
-    problems += check_required(image)
+    problems += check_oci_config(image, config)
+    names = image.names()
+    problems += check_inspect(image, names)
+    problems += check_required(names)
     return problems
 
 
@@ -155,14 +229,15 @@ Tree = dict[str, tuple[str, ...]]
 
 
 def tree(stream: IO[bytes], *, skip: Iterable[str] = ()) -> Tree:
-    """path -> (type, mode, uid, gid, size, link target, sha256) for a tar stream."""
+    """path -> (type, mode, uid, gid, size, link target, sha256) for a tar stream, without
+    what imgforge writes itself and what Docker's init layer adds to ``docker export``."""
     skipped = set(skip)
     entries: Tree = {}
     links: dict[str, str] = {}
     with tarfile.open(fileobj=stream, mode="r|") as tar:
         for member in tar:
             name = normalise(member.name)
-            if not name or name in skipped or replaced(name):
+            if not name or name in skipped or replaced(name) or init_layer_leftover(member):
                 continue
             if member.islnk():
                 # Which name of a hard-linked inode comes first differs between writers.
@@ -202,13 +277,18 @@ def compare_trees(expected: Tree, actual: Tree) -> list[str]:
 
 
 def deep_compare(image: SifImage, image_id: str, engine: DockerEngine) -> list[str]:
-    """Every path of ``docker export`` against the SIF's squashfs (imgforge's own layout
-    and the mount points it adds excepted)."""
+    """Every path of ``docker export`` against the SIF's squashfs, where the image's own
+    definition is expected under bootstrap_history (imgforge's layout, the mount points,
+    metadata directories and legacy links it adds, and the init layer's files excepted)."""
     with engine.exported(image_id) as stream:
         expected = tree(stream)
-    added = [name for name in MOUNT_POINTS if name not in expected]
+    added = [name for name in (*MOUNT_POINTS, *DIRECTORIES, *SYMLINKS) if name not in expected]
+    if DEFINITION in expected:
+        if HISTORY not in expected:
+            added.append(HISTORY)
+        expected[history_path(expected)] = expected.pop(DEFINITION)
     with image.tar_stream() as stream:
-        actual = tree(stream, skip=[*added, *SYMLINKS])
+        actual = tree(stream, skip=[*added, DEFINITION])
     return compare_trees(expected, actual)
 
 

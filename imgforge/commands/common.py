@@ -7,7 +7,13 @@ import json
 import os
 
 from imgforge.errors import UsageError
-from imgforge.options import Options, check_network, parse_base_map, source_date_epoch
+from imgforge.options import (
+    Options,
+    check_compression,
+    check_network,
+    parse_base_map,
+    source_date_epoch,
+)
 from imgforge.reference import why_not_registry
 
 
@@ -15,6 +21,7 @@ def options_from(args: argparse.Namespace) -> Options:
     if args.jobs < 1:
         raise UsageError("--jobs: must be at least 1")
     check_network(args.network)
+    check_compression(args.compression)
     source_date_epoch(os.environ)
     if args.push is not None and (why := why_not_registry(args.push)):
         raise UsageError(f"--push: {args.push!r} is not a registry (HOST[:PORT][/PATH]): {why}")

@@ -37,6 +37,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from imgforge.errors import BuildError, EngineError
+from imgforge.options import COMPRESSIONS
 
 if TYPE_CHECKING:
     from imgforge.engine.docker import DockerEngine
@@ -44,9 +45,10 @@ if TYPE_CHECKING:
 
 SUDO_ENV = "IMGFORGE_SINGULARITY_SUDO"
 EPOCH_ENV = "SOURCE_DATE_EPOCH"
-# Compressors mksquashfs knows (squashfs-tools 4.4+); the value goes into one argument
-# that the tool splits at spaces, so anything else is refused rather than passed on.
-COMPRESSORS = frozenset({"gzip", "lzo", "lz4", "xz", "zstd", "lzma"})
+# Compressors mksquashfs knows (squashfs-tools 4.4+) whose images Apptainer can mount;
+# the value goes into one argument that the tool splits at spaces, so anything else is
+# refused rather than passed on.
+COMPRESSORS = frozenset(COMPRESSIONS)
 ERROR_PREFIXES = ("FATAL:", "ERROR:")
 PROBE_TIMEOUT = 60
 

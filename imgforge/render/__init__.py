@@ -8,7 +8,7 @@ from typing import Any, NoReturn
 
 import jinja2
 
-from imgforge import __version__
+from imgforge import __version__, gojson
 from imgforge.context import def_files
 from imgforge.envnames import why_not_carried
 from imgforge.plan import STAGING, BuildJob, copy_steps, requirement_paths
@@ -21,6 +21,7 @@ from imgforge.render.quoting import (
     sh_join,
     sh_quote,
 )
+from imgforge.sif.metadata import deffile_header
 
 TEMPLATES = {
     "dockerfile": "Dockerfile.j2",
@@ -32,7 +33,7 @@ TEMPLATES = {
 }
 # Files under /.singularity.d that imgforge writes into a SIF itself: path -> template.
 SIF_FILES = {
-    "Singularity": "singularity.def.j2",
+    "Singularity": "sif/deffile.j2",
     "actions/exec": "sif/actions/exec.j2",
     "actions/run": "sif/actions/run.j2",
     "actions/shell": "sif/actions/shell.j2",
@@ -55,8 +56,8 @@ def _raise(message: str) -> NoReturn:
 
 
 def _json_object(value: dict[str, str]) -> str:
-    """A string map as Apptainer writes labels.json: tab-indented, sorted keys."""
-    return json.dumps(value, indent="\t", sort_keys=True, ensure_ascii=False)
+    """A string map as Apptainer writes labels.json (Go's MarshalIndent with a tab)."""
+    return gojson.dumps(gojson.sorted_map(value), indent=True)
 
 
 def _mermaid_id(name: str) -> str:
@@ -175,9 +176,10 @@ def check(job: BuildJob) -> None:
 
 
 def render_sif_files(
-    job: BuildJob, environment: jinja2.Environment | None = None
+    job: BuildJob, environment: jinja2.Environment | None = None, **extra: Any
 ) -> dict[str, str]:
-    """The text of every /.singularity.d file imgforge writes, by path under it."""
+    """The text of every /.singularity.d file imgforge writes, by path under it. ``extra``
+    values (e.g. ``labels_map`` with the build labels) replace the context's."""
     env = environment or make_environment()
-    values = context(job)
+    values = {**context(job), "deffile_header": deffile_header(job.recipe.image), **extra}
     return {path: env.get_template(name).render(values) for path, name in SIF_FILES.items()}

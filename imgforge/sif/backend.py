@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -39,11 +40,20 @@ class SifRequest:
     image_format: str = "sif"
     compression: str = "gzip"
     source_date_epoch: int | None = None
+    # The build time (seconds): of the build-date label, the SIF header and descriptors
+    # and the entries imgforge adds; SOURCE_DATE_EPOCH when set.
+    built_at: int | None = None
     # Set when the image was pushed: the apptainer/singularity backend then builds from
     # this registry reference (the field's workflow), with ``tool_env`` (credentials,
     # the no-HTTPS switch for a local registry) in its environment only.
     source_ref: str | None = None
     tool_env: dict[str, str] = field(default_factory=dict, repr=False)
+
+    def timestamp(self) -> int:
+        """SOURCE_DATE_EPOCH if set, else the build time (now, if none was given)."""
+        if self.source_date_epoch is not None:
+            return self.source_date_epoch
+        return self.built_at if self.built_at is not None else int(time.time())
 
 
 class SifBackend(Protocol):

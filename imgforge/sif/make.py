@@ -17,10 +17,19 @@ from imgforge.options import source_date_epoch as checked_epoch
 from imgforge.plan import BuildJob
 from imgforge.render import make_environment, render, render_sif_files
 from imgforge.sif.backend import Log, SifBackend, SifRequest
+from imgforge.sif.metadata import build_labels, deffile_header
 from imgforge.verify import verify_file
 
 if TYPE_CHECKING:
+    import jinja2
+
     from imgforge.engine.docker import DockerEngine
+
+
+# Apptainer's SIF writer creates the image with mode 0755 (sylabs/sif CreateContainerAtPath),
+# through open(2), so the process umask applies: 0755 under the usual umask 022. The SIF's
+# launch line (#!/usr/bin/env run-singularity) then lets `./NAME.sif ARGS` run it.
+IMAGE_MODE = 0o755
 
 
 def source_date_epoch() -> int | None:
@@ -34,6 +43,22 @@ def registry_env(reference: str | None) -> dict[str, str]:
         return {}
     registry = registry_of(reference)
     return singularity_env(for_registry(registry, os.environ), registry)
+
+
+def sif_files(
+    job: BuildJob, config: ImageConfig, built_at: int, env: jinja2.Environment
+) -> dict[str, str]:
+    """The /.singularity.d files of the SIF made from the built image (``config``): the
+    definition a build from the Docker engine's image embeds, and the image's labels
+    with the build labels over them, as Apptainer writes both."""
+    header = deffile_header(job.recipe.image)
+    labels = {
+        **dict(config.labels),
+        **build_labels(header=header, arch=config.arch, built_at=built_at),
+    }
+    return render_sif_files(
+        replace(job, config=config), env, deffile_header=header, labels_map=labels
+    )
 
 
 def sha256_of(path: Path) -> str:
@@ -66,9 +91,11 @@ def make_sif(
     env_file = temporary(directory, "imgforge-env.sh")
     archive = temporary(directory, f"{job.name}.docker.tar")
     env = make_environment()
+    epoch = source_date_epoch()
+    built_at = epoch if epoch is not None else int(time.time())
     # The built image's config, not the planned one: the commit strategy adds labels
     # (strategy, script) that labels.json must carry for the SIF to match the image.
-    files = render_sif_files(replace(job, config=config), env)
+    files = sif_files(job, config, built_at, env)
     started = time.monotonic()
     try:
         atomic.write_text(env_file, files["env/10-docker2singularity.sh"], mode=0o755)
@@ -90,7 +117,8 @@ def make_sif(
             target=pending,
             image_format=job.artifacts.image_format,
             compression=compression,
-            source_date_epoch=source_date_epoch(),
+            source_date_epoch=epoch,
+            built_at=built_at,
             source_ref=pushed,
             tool_env=registry_env(pushed),
         )
@@ -99,6 +127,7 @@ def make_sif(
         except BuildError as exc:
             raise BuildError(f"{job.recipe.path}: {exc}") from None
         check(job, pending, config, log)
+        os.chmod(pending, IMAGE_MODE & ~atomic.umask())
         digest = sha256_of(pending)
     except BaseException:
         pending.unlink(missing_ok=True)

@@ -7,7 +7,7 @@ result (keeping owners, modes, hard links, device nodes and xattrs without root)
 
 from __future__ import annotations
 
-import json
+import io
 import os
 import shutil
 import subprocess
@@ -20,19 +20,93 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
+from imgforge import gojson
 from imgforge.atomic import copy_range
 from imgforge.errors import BuildError, EngineError
 from imgforge.image import ImageConfig
+from imgforge.options import COMPRESSIONS
 from imgforge.sif import format as sif
+from imgforge.sif import metadata
 from imgforge.sif.backend import Log, SifRequest
-from imgforge.sif.layout import entries, normalise, replaced
+from imgforge.sif.layout import (
+    DEFINITION,
+    HISTORY,
+    METADATA_DIR,
+    directory,
+    entries,
+    history_path,
+    init_layer_leftover,
+    normalise,
+    replaced,
+)
 
 if TYPE_CHECKING:
     from imgforge.engine.docker import DockerEngine
 
-COMPRESSORS = ("gzip", "xz", "zstd", "lz4", "lzo", "lzma")
 # Less free space than this after tar2sqfs failed: the disk was full.
 FULL_BELOW = 1 << 20
+
+
+@dataclass(frozen=True)
+class Transferred:
+    """What :func:`transfer` wrote: its entry count, and what of the image's own content
+    ``apptainer inspect`` reads (metadata files by path from the root, SCIF app names)."""
+
+    entries: int
+    inspected: dict[str, str]
+    apps: tuple[str, ...]
+
+
+class _Copy:
+    """The state of one pass over the export stream (see :func:`transfer`)."""
+
+    def __init__(self, tout: tarfile.TarFile, clamp: int | None) -> None:
+        self.tout, self.clamp = tout, clamp
+        self.count = self.copied = 0
+        self.present: set[str] = set()
+        self.inspected: dict[str, str] = {}
+        self.apps: set[str] = set()
+        # The image's definition and hard links to it: added under their new name last.
+        self.moved: list[tuple[tarfile.TarInfo, bytes]] = []
+
+    def add(self, member: tarfile.TarInfo, data: IO[bytes] | None) -> None:
+        if self.clamp is not None and member.mtime > self.clamp:
+            member.mtime = self.clamp
+        self.tout.addfile(member, data)
+        self.count += 1
+
+    def image_entry(self, member: tarfile.TarInfo, tin: tarfile.TarFile) -> None:
+        name = normalise(member.name)
+        handle = tin.extractfile(member) if member.isreg() else None
+        if name == DEFINITION or member.islnk() and normalise(member.linkname) == DEFINITION:
+            self.moved.append((member, handle.read() if handle is not None else b""))
+            return
+        self.present.add(name)
+        if member.isdir() and metadata.is_app_directory(name):
+            self.apps.add(name.split("/")[2])
+        if handle is not None and metadata.is_inspected(name):
+            data = handle.read()
+            self.inspected[name] = data.decode("utf-8", "replace")
+            handle = io.BytesIO(data)
+        self.add(member, handle)
+        if member.isreg():
+            self.copied += member.size
+
+    def move_definition(self, mtime: int) -> None:
+        """insertDefinition: the image's /.singularity.d/Singularity goes to
+        bootstrap_history/ApptainerN (the directory made if need be)."""
+        if not self.moved:
+            return
+        target = history_path(self.present)
+        if HISTORY not in self.present:
+            self.add(directory(HISTORY, mtime).info, None)
+        for member, data in self.moved:
+            if normalise(member.name) == DEFINITION:
+                member.name = target
+            else:
+                member.linkname = target
+            self.add(member, io.BytesIO(data) if member.isreg() else None)
+        self.present.add(target)
 
 
 def transfer(
@@ -43,34 +117,28 @@ def transfer(
     mtime: int,
     clamp: int | None = None,
     progress: Callable[[int], None] | None = None,
-) -> int:
-    """Copy the tar stream ``source`` to ``sink`` minus the entries imgforge replaces,
-    then append the layout; returns the number of entries written. With ``clamp``
+) -> Transferred:
+    """Copy the tar stream ``source`` to ``sink`` minus the entries imgforge replaces and
+    what Docker's init layer adds, then append the layout. With ``clamp``
     (SOURCE_DATE_EPOCH) no entry is newer than it: ``docker export`` stamps what the
-    engine adds at container creation (/.dockerenv, /etc, /dev, ...) with the time.
+    engine adds at container creation (/etc, /dev, ...) with the time.
     ``progress`` gets the running total of file bytes copied."""
-    count = copied = 0
-    present: set[str] = set()
     with (
         tarfile.open(fileobj=source, mode="r|") as tin,
         tarfile.open(fileobj=sink, mode="w|", format=tarfile.PAX_FORMAT) as tout,
     ):
+        copy = _Copy(tout, clamp)
         for member in tin:
             name = normalise(member.name)
-            if not name or replaced(name):
+            if not name or replaced(name) or init_layer_leftover(member):
                 continue
-            present.add(name)
-            if clamp is not None and member.mtime > clamp:
-                member.mtime = clamp
-            tout.addfile(member, tin.extractfile(member) if member.isreg() else None)
-            count += 1
+            copy.image_entry(member, tin)
             if progress is not None and member.isreg():
-                copied += member.size
-                progress(copied)
-        for entry in entries(files, present=present, mtime=mtime):
-            tout.addfile(entry.info, entry.fileobj())
-            count += 1
-    return count
+                progress(copy.copied)
+        copy.move_definition(mtime)
+        for entry in entries(files, present=copy.present, mtime=mtime):
+            copy.add(entry.info, entry.fileobj())
+    return Transferred(copy.count, copy.inspected, tuple(sorted(copy.apps)))
 
 
 def tar2sqfs_argv(tool: str, output: Path, compression: str, mtime: int) -> list[str]:
@@ -87,46 +155,68 @@ def tar2sqfs_argv(tool: str, output: Path, compression: str, mtime: int) -> list
 
 
 def oci_config(config: ImageConfig) -> bytes:
-    """The image config as Apptainer's ``oci-config.json`` (Go field names, omitempty)."""
+    """The image config as Apptainer's ``oci-config.json``: the OCI image config's
+    ``config`` object (containers/image keeps only those fields when it converts a Docker
+    image), marshalled as go-containerregistry's ``v1.Config``: its field order,
+    ``omitempty``, Volumes and ExposedPorts as maps to ``{}``."""
     fields: dict[str, Any] = {
-        "User": config.user,
-        "Env": list(config.env),
-        "Entrypoint": list(config.entrypoint),
         "Cmd": list(config.cmd),
+        "Entrypoint": list(config.entrypoint),
+        "Env": list(config.env),
+        "Labels": gojson.sorted_map(dict(config.labels)),
+        "User": config.user,
+        "Volumes": {path: {} for path in sorted(config.volumes)},
         "WorkingDir": config.workdir,
-        "Labels": dict(config.labels),
+        "ExposedPorts": {port: {} for port in sorted(config.exposed_ports)},
+        "ArgsEscaped": config.args_escaped,
+        "StopSignal": config.stop_signal,
     }
-    return json.dumps({k: v for k, v in fields.items() if v}, separators=(",", ":")).encode()
+    return gojson.dumps({k: v for k, v in fields.items() if v}).encode("utf-8")
 
 
-def write_sif(request: SifRequest, squashfs: Path, target: Path) -> None:
-    """Header, descriptors, Deffile, oci-config.json, then the squashfs PrimSys partition."""
+def inspect_object(request: SifRequest, image: Transferred | None) -> bytes:
+    """``inspect-metadata.json`` from the metadata files as they are in the image:
+    imgforge's ``request.files`` and what the image had of its own (``image``)."""
+    found = dict(image.inspected) if image is not None else {}
+    found.update({f"{METADATA_DIR}/{path}": text for path, text in request.files.items()})
+    return metadata.inspect_metadata(found, image.apps if image is not None else ())
+
+
+def write_sif(
+    request: SifRequest, squashfs: Path, target: Path, image: Transferred | None = None
+) -> None:
+    """Header and descriptors, then the data objects in Apptainer's order: Deffile, the
+    JSON objects by name (inspect-metadata.json, oci-config.json), the squashfs PrimSys
+    partition. Without SOURCE_DATE_EPOCH the header and descriptor times are the build
+    time; with it, the nil UUID and Go's zero time (sif.OptCreateDeterministic)."""
     arch = request.config.arch
     if arch not in sif.ARCHES:
         raise BuildError(f"{request.name}: image architecture {arch!r} has no SIF code")
-    deffile = request.deffile.encode("utf-8")
-    config = oci_config(request.config)
-    objects = [
-        sif.DataObject("Deffile", len(deffile)),
-        sif.DataObject("GenericJSON", len(config), name="oci-config.json"),
+    data = [
+        ("Deffile", "", request.deffile.encode("utf-8")),
+        ("GenericJSON", "inspect-metadata.json", inspect_object(request, image)),
+        ("GenericJSON", "oci-config.json", oci_config(request.config)),
+    ]
+    objects = [sif.DataObject(kind, len(blob), name=name) for kind, name, blob in data]
+    objects.append(
         sif.DataObject(
             "Partition",
             squashfs.stat().st_size,
             align=sif.PARTITION_ALIGN,
             extra=sif.partition_extra(arch),
-        ),
-    ]
+        )
+    )
     if request.source_date_epoch is not None:
         image_id, stamp = uuid.UUID(int=0), sif.ZERO_TIME
     else:
-        image_id, stamp = uuid.uuid4(), int(time.time())
+        image_id, stamp = uuid.uuid4(), request.timestamp()
     prefix, offsets = sif.encode_prefix(objects, arch=arch, image_id=image_id, timestamp=stamp)
     with target.open("wb") as out:
         out.write(prefix)
-        for offset, data in zip(offsets, (deffile, config), strict=False):
+        for offset, (_, _, blob) in zip(offsets, data, strict=False):
             out.seek(offset)
-            out.write(data)
-        out.truncate(offsets[2])
+            out.write(blob)
+        out.truncate(offsets[-1])
         with squashfs.open("rb") as source:
             copy_range(source, out, 0, squashfs.stat().st_size)
         os.fsync(out.fileno())
@@ -199,21 +289,23 @@ class NativeBackend:
         return (result.stdout.splitlines() or ["tar2sqfs"])[0]
 
     def make(self, request: SifRequest, *, engine: DockerEngine, log: Log) -> None:
-        if request.compression not in COMPRESSORS:
+        if request.compression not in COMPRESSIONS:
             raise BuildError(f"{request.name}: unknown squashfs compressor {request.compression!r}")
         squashfs = request.target.with_name(f".{request.target.name}.sqfs.tmp")
         try:
-            self.pack(request, squashfs, engine=engine, log=log)
+            image = self.pack(request, squashfs, engine=engine, log=log)
             if request.image_format == "simg":
                 write_simg(squashfs, request.target)
             else:
-                write_sif(request, squashfs, request.target)
+                write_sif(request, squashfs, request.target, image)
         finally:
             squashfs.unlink(missing_ok=True)
 
-    def pack(self, request: SifRequest, squashfs: Path, *, engine: DockerEngine, log: Log) -> None:
+    def pack(
+        self, request: SifRequest, squashfs: Path, *, engine: DockerEngine, log: Log
+    ) -> Transferred:
         """Stream the image's filesystem plus the layout into tar2sqfs."""
-        mtime = request.source_date_epoch or int(time.time())
+        mtime = request.timestamp()
         argv = tar2sqfs_argv(self.tool, squashfs, request.compression, mtime)
         log("$ docker export | imgforge layout | " + " ".join(argv))
         started = time.monotonic()
@@ -225,7 +317,7 @@ class NativeBackend:
             assert proc.stdin is not None
             try:
                 with engine.exported(request.image_id) as stream:
-                    count = transfer(
+                    done = transfer(
                         stream,
                         proc.stdin,
                         request.files,
@@ -235,15 +327,16 @@ class NativeBackend:
                     )
                 proc.stdin.close()
             except BrokenPipeError:
-                count = -1
+                done = Transferred(-1, {}, ())
             except BaseException:
                 proc.kill()
                 raise
             code = proc.wait()
             stderr.seek(0)
             errors = stderr.read().decode("utf-8", "replace").strip()
-        if code != 0 or count < 0:
+        if code != 0 or done.entries < 0:
             last = errors.splitlines()[-1] if errors else f"exit status {code}"
             raise BuildError(f"{request.name}: tar2sqfs failed: {last}{full_disk(squashfs)}")
         size = squashfs.stat().st_size
-        log(f"packed {count} entries into {size} bytes in {time.monotonic() - started:.1f}s")
+        log(f"packed {done.entries} entries into {size} bytes in {time.monotonic() - started:.1f}s")
+        return done

@@ -140,6 +140,19 @@ class SifImage:
         )
         return result.stdout if result.returncode == 0 else None
 
+    def names(self) -> set[str]:
+        """Every path in the squashfs, relative to its root (``unsquashfs -l``)."""
+        tool = shutil.which("unsquashfs")
+        if tool is None:
+            raise EngineError("reading a SIF needs unsquashfs: apt-get install squashfs-tools")
+        listing = subprocess.run(
+            [tool, "-o", str(self.offset), "-l", "-d", "", str(self.path)],
+            capture_output=True,
+            text=True,
+            errors="surrogateescape",
+        ).stdout
+        return {line.strip("/").removeprefix("./") for line in listing.splitlines()} - {""}
+
     @contextmanager
     def tar_stream(self) -> Iterator[IO[bytes]]:
         """The squashfs as a tar stream (sqfs2tar on a copy of the partition)."""

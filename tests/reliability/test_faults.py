@@ -356,7 +356,7 @@ def test_an_unexpected_exception_is_one_line_with_the_traceback_in_the_log(
     before, tagged = built.good()
     built.write(value="two")
 
-    def missing(*args: object) -> None:
+    def missing(*args: object, **values: object) -> None:
         raise jinja2.TemplateNotFound("sif/actions/exec.j2")
 
     monkeypatch.setattr(imgforge.sif.make, "render_sif_files", missing)

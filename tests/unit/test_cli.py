@@ -232,6 +232,15 @@ def test_verbose_shows_the_traceback(tmp_path: Path, capsys: pytest.CaptureFixtu
             "imgforge: error: --push: 'localhost:5000/../x' is not a registry "
             "(HOST[:PORT][/PATH]): invalid reference format",
         ),
+        (
+            ["--compression", "lzma"],
+            "imgforge: error: --compression: lzma makes squashfs images that neither the "
+            "kernel nor squashfuse can mount; use xz (same algorithm, mountable) or gzip",
+        ),
+        (
+            ["--compression", "bzip2\x1b"],
+            "imgforge: error: --compression: 'bzip2\\x1b' is not one of gzip, xz, zstd, lz4, lzo",
+        ),
     ],
 )
 def test_bad_options(
@@ -239,6 +248,13 @@ def test_bad_options(
 ) -> None:
     assert main(["render", str(recipes / "common.toml"), *options]) == 2
     assert error_line(capsys) == message
+
+
+def test_help_lists_only_the_mountable_compressions(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["build", "--help"]) == 0
+    out = capsys.readouterr().out
+    assert "--compression {gzip,xz,zstd,lz4,lzo}" in out
+    assert "lzma" not in out
 
 
 def test_build_without_engine_is_exit_3(recipes: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -12,13 +12,18 @@ from pathlib import Path
 
 import pytest
 
+from imgforge.render import SIF_FILES
 from imgforge.sif import format as sif
 from imgforge.sif.layout import (
     BIND_FILES,
+    HISTORY,
     METADATA_DIR,
     MOUNT_POINTS,
     SYMLINKS,
+    WRITTEN,
     entries,
+    history_path,
+    init_layer_leftover,
     normalise,
     replaced,
 )
@@ -408,11 +413,56 @@ def test_names_imgforge_replaces() -> None:
     assert normalise("./etc/hosts") == "etc/hosts"
     assert normalise("/.singularity.d/") == ".singularity.d"
     assert normalise("././tmp/") == "tmp"
-    for name in [".singularity.d", ".singularity.d/env/10-x.sh", "singularity", ".run",
-                 "environment", "etc/hosts", "etc/resolv.conf"]:  # fmt: skip
+    for name in [".singularity.d/env/10-docker2singularity.sh", ".singularity.d/runscript",
+                 ".singularity.d/labels.json", ".singularity.d/actions/run", "etc/hosts",
+                 "etc/resolv.conf"]:  # fmt: skip
         assert replaced(name), name
-    for name in ["etc", "etc/hostname", ".singularity", "singularity.d", "tmp", "bin/sh"]:
+    # Kept from the image, as Apptainer keeps them: its metadata directories, its other
+    # metadata files, its legacy links; its definition moves (not replaced here).
+    for name in [".singularity.d", ".singularity.d/env", ".singularity.d/env/10-x.sh",
+                 ".singularity.d/runscript.help", ".singularity.d/Singularity",
+                 ".singularity.d/env/91-environment.sh", "singularity", ".run", "environment",
+                 "etc", "etc/hostname", ".singularity", "singularity.d", "tmp",
+                 "bin/sh"]:  # fmt: skip
         assert not replaced(name), name
+
+
+def test_sif_files_are_the_ones_apptainer_writes() -> None:
+    assert set(SIF_FILES) == WRITTEN
+
+
+def member(name: str, kind: bytes, *, size: int = 0, link: str = "") -> tarfile.TarInfo:
+    info = tarfile.TarInfo(name)
+    info.type, info.size, info.linkname = kind, size, link
+    return info
+
+
+@pytest.mark.parametrize(
+    ("info", "leftover"),
+    [
+        (member(".dockerenv", tarfile.REGTYPE), True),
+        (member("./.dockerenv", tarfile.REGTYPE), True),
+        (member("dev/console", tarfile.REGTYPE), True),
+        (member("etc/hostname", tarfile.REGTYPE), True),
+        (member("etc/mtab", tarfile.SYMTYPE, link="/proc/mounts"), True),
+        # Not what the init layer makes: the image's own.
+        (member("etc/hostname", tarfile.REGTYPE, size=5), False),
+        (member("dev/console", tarfile.CHRTYPE), False),
+        (member("etc/mtab", tarfile.SYMTYPE, link="../proc/self/mounts"), False),
+        (member("etc/mtab", tarfile.REGTYPE), False),
+        (member("etc/hosts", tarfile.REGTYPE), False),
+        (member("dev/pts", tarfile.DIRTYPE), False),
+        (member("x/.dockerenv", tarfile.REGTYPE), False),
+    ],
+)
+def test_init_layer_leftovers(info: tarfile.TarInfo, leftover: bool) -> None:
+    assert init_layer_leftover(info) is leftover
+
+
+def test_history_path_counts_the_entries_already_there() -> None:
+    assert history_path({"bin", ".singularity.d"}) == f"{HISTORY}/Apptainer0"
+    names = {HISTORY, f"{HISTORY}/Singularity0", f"{HISTORY}/x", f"{HISTORY}/x/y", "bin"}
+    assert history_path(names) == f"{HISTORY}/Apptainer2"
 
 
 # --- the export stream filter ----------------------------------------------------------------
@@ -450,40 +500,95 @@ def exported() -> io.BytesIO:
         ("bin/dash", tarfile.LNKTYPE, 1000, "bin/sh"),
         ("tmp/", tarfile.DIRTYPE, 1000, ""),
         (".dockerenv", tarfile.REGTYPE, 9999, b""),
+        ("dev/", tarfile.DIRTYPE, 9999, ""),
+        ("dev/console", tarfile.REGTYPE, 9999, b""),
         ("etc/", tarfile.DIRTYPE, 9999, ""),
         ("etc/hostname", tarfile.REGTYPE, 9999, b""),
+        ("etc/mtab", tarfile.SYMTYPE, 9999, "/proc/mounts"),
+        ("etc/os-release", tarfile.REGTYPE, 1000, b"ID=x\n"),
         ("etc/resolv.conf", tarfile.SYMTYPE, 1000, "../run/systemd/resolve/stub-resolv.conf"),
         (".singularity.d/", tarfile.DIRTYPE, 1000, ""),
         (".singularity.d/runscript", tarfile.REGTYPE, 1000, b"old"),
+        (".singularity.d/runscript.help", tarfile.REGTYPE, 1000, b"Help!\n\n"),
+        (".singularity.d/Singularity", tarfile.REGTYPE, 1000, b"bootstrap: docker\n"),
+        (".singularity.d/env/", tarfile.DIRTYPE, 1000, ""),
+        (".singularity.d/env/91-environment.sh", tarfile.REGTYPE, 1000, b"export B=2\n"),
+        (".singularity.d/env/94-appsbase.sh", tarfile.REGTYPE, 1000, b"# not inspected\n"),
         ("singularity", tarfile.SYMTYPE, 1000, "elsewhere"),
+        ("scif/apps/foo/scif/", tarfile.DIRTYPE, 1000, ""),
+        ("scif/apps/foo/scif/runscript", tarfile.REGTYPE, 1000, b"#!/bin/sh\nfoo\n"),
     )
 
 
 def test_transfer_replaces_imgforge_entries_and_appends_the_layout() -> None:
     sink = io.BytesIO()
-    count = transfer(exported(), sink, FILES, mtime=5000)
+    done = transfer(exported(), sink, FILES, mtime=5000)
     members = list(members_of(sink.getvalue()))
     names = [m.name for m in members]
-    assert count == len(members)
-    assert names[:6] == ["bin", "bin/sh", "bin/dash", "tmp", ".dockerenv", "etc"]
-    assert names.count("etc/resolv.conf") == 1 and names.count("singularity") == 1
+    assert done.entries == len(members) == len(set(names))
+    assert names[:6] == ["bin", "bin/sh", "bin/dash", "tmp", "dev", "etc"]
     found = {m.name: m for m in members}
     assert found["etc/resolv.conf"].isreg() and found["etc/resolv.conf"].size == 0
-    assert found["singularity"].linkname == ".singularity.d/runscript"
+    # The image's own link is kept (Apptainer makes one only where there is none).
+    assert found["singularity"].linkname == "elsewhere"
+    assert found[".run"].linkname == ".singularity.d/actions/run"
     assert found["bin/dash"].islnk() and found["bin/dash"].linkname == "bin/sh"
     assert "tmp" not in names[6:] and "etc" not in names[6:]  # present: not added again
-    assert {"proc", "sys", "home", "dev", "root", "var", "var/tmp"} <= set(names[6:])
+    assert {"proc", "sys", "home", "root", "var", "var/tmp"} <= set(names[6:])
     assert found[".singularity.d/runscript"].size == len(FILES["runscript"])
     # Without SOURCE_DATE_EPOCH the image's times are kept as they are.
-    assert found[".dockerenv"].mtime == 9999 and found["bin/sh"].mtime == 1000
+    assert found["dev"].mtime == 9999 and found["bin/sh"].mtime == 1000
+
+
+def test_transfer_drops_what_dockers_init_layer_adds() -> None:
+    names = {m.name for m in members_of(transfer_all())}
+    assert not {".dockerenv", "dev/console", "etc/hostname", "etc/mtab"} & names
+    assert {"dev", "etc", "etc/os-release"} <= names
+
+
+def transfer_all() -> bytes:
+    sink = io.BytesIO()
+    transfer(exported(), sink, FILES, mtime=5000)
+    return sink.getvalue()
+
+
+def test_transfer_keeps_the_images_own_metadata_and_moves_its_definition() -> None:
+    """As Apptainer's build from a Docker image: the files it writes replace the image's,
+    its other /.singularity.d files stay, its definition goes to bootstrap_history."""
+    found = {m.name: m for m in members_of(transfer_all())}
+    with tarfile.open(fileobj=io.BytesIO(transfer_all())) as tar:
+        text = {
+            m.name: handle.read()
+            for m in tar.getmembers()
+            if m.isreg() and (handle := tar.extractfile(m)) is not None
+        }
+    assert text[".singularity.d/runscript.help"] == b"Help!\n\n"
+    assert text[".singularity.d/env/91-environment.sh"] == b"export B=2\n"
+    assert text[".singularity.d/Singularity"] == FILES["Singularity"].encode()
+    assert text[f"{HISTORY}/Apptainer0"] == b"bootstrap: docker\n"
+    assert found[HISTORY].isdir() and found[HISTORY].mode == 0o755
+    assert text[".singularity.d/runscript"] == FILES["runscript"].encode()
+    assert found[".singularity.d"].mtime == 1000  # the image's directory, not a new one
+    names = [m.name for m in members_of(transfer_all())]
+    assert names.count(".singularity.d") == names.count(".singularity.d/env") == 1
+
+
+def test_transfer_reports_what_inspect_reads_of_the_image() -> None:
+    done = transfer(exported(), io.BytesIO(), FILES, mtime=5000)
+    assert done.inspected == {
+        ".singularity.d/runscript.help": "Help!\n\n",
+        ".singularity.d/env/91-environment.sh": "export B=2\n",
+        "scif/apps/foo/scif/runscript": "#!/bin/sh\nfoo\n",
+    }
+    assert done.apps == ("foo",)
 
 
 def test_transfer_clamps_times_to_source_date_epoch() -> None:
-    """``docker create`` stamps /.dockerenv, /etc, /dev ... with the current time: without
-    the clamp two reproducible builds differ in those inodes."""
+    """``docker create`` stamps /etc, /dev ... with the current time: without the clamp
+    two reproducible builds differ in those inodes."""
     sink = io.BytesIO()
     transfer(exported(), sink, FILES, mtime=5000, clamp=5000)
     times = {m.name: m.mtime for m in members_of(sink.getvalue())}
-    assert times[".dockerenv"] == times["etc"] == times["etc/hostname"] == 5000
+    assert times["dev"] == times["etc"] == 5000
     assert times["bin/sh"] == times["tmp"] == 1000  # older: untouched
     assert max(times.values()) == 5000

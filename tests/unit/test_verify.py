@@ -9,6 +9,7 @@ import shutil
 import subprocess
 import tarfile
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -16,10 +17,11 @@ import pytest
 from imgforge.errors import UsageError
 from imgforge.image import ImageConfig
 from imgforge.plan import BuildJob
-from imgforge.render import render_sif_files
+from imgforge.render import make_environment, render_sif_files
 from imgforge.sif.backend import SifRequest
+from imgforge.sif.make import sif_files
 from imgforge.sif.pack import transfer, write_sif
-from imgforge.sif.read import parse_runscript
+from imgforge.sif.read import SifImage, parse_runscript
 from imgforge.verify import (
     compare_maps,
     compare_trees,
@@ -213,16 +215,19 @@ def test_compare_trees_names_the_path_and_the_fields() -> None:
     ]
 
 
-def test_tree_skips_imgforge_entries_and_given_names() -> None:
+def test_tree_skips_imgforge_entries_init_layer_leftovers_and_given_names() -> None:
     entries = tree(
         tar_stream(
             directory(".singularity.d"), file(".singularity.d/runscript", b"x"),
+            file(".singularity.d/runscript.help", b"h"),
             symlink("singularity", ".singularity.d/runscript"), file("etc/hosts", b""),
-            directory("proc"), directory("tmp"), file("keep", b""),
+            file(".dockerenv", b""), file("etc/hostname", b""), file("dev/console", b""),
+            symlink("etc/mtab", "/proc/mounts"), directory("proc"), directory("tmp"),
+            file("keep", b""),
         ),
-        skip=["proc"],
+        skip=["proc", "singularity"],
     )  # fmt: skip
-    assert sorted(entries) == ["keep", "tmp"]
+    assert sorted(entries) == [".singularity.d", ".singularity.d/runscript.help", "keep", "tmp"]
 
 
 # --- locate -------------------------------------------------------------------------------------
@@ -273,9 +278,18 @@ command = "python -m train"
 """
 
 
-def make_sif(job: BuildJob, path: Path, edit: Callable[[dict[str, str]], None] = print) -> Path:
-    """A SIF holding only imgforge's layout for ``job`` (``edit`` may change its files)."""
-    files = render_sif_files(job)
+def make_sif(
+    job: BuildJob,
+    path: Path,
+    edit: Callable[[dict[str, str]], None] = print,
+    *,
+    described: dict[str, str] | None = None,
+) -> Path:
+    """A SIF holding only imgforge's layout for ``job`` (``edit`` may change its files),
+    with the build labels a build writes; its objects describe ``described`` (default:
+    the files in it)."""
+    files = sif_files(job, job.config, 1700000000, make_environment())
+    original = dict(files)
     edit(files)
     base = io.BytesIO()
     with tarfile.open(fileobj=base, mode="w") as tar:
@@ -292,7 +306,8 @@ def make_sif(job: BuildJob, path: Path, edit: Callable[[dict[str, str]], None] =
         check=True,
     )
     request = SifRequest(
-        name=job.recipe.image, image_id="sha256:" + "0" * 64, config=job.config, files=files,
+        name=job.recipe.image, image_id="sha256:" + "0" * 64, config=job.config,
+        files=files if described is None else {**original, **described},
         deffile=files["Singularity"], convert_deffile="", archive=path.with_suffix(".tar"),
         target=path, source_date_epoch=1700000000,
     )  # fmt: skip
@@ -379,3 +394,108 @@ def test_verify_file_reports_a_broken_file_as_one_problem(
         f"format: no squashfs superblock at partition offset {offset}"
     ]
     assert verify_file(tmp_path / "missing.sif", job.config)[0].startswith("format: ")
+
+
+@needs_tools
+def test_a_faithful_sif_carries_the_build_labels_and_the_docker_daemon_definition(
+    ngc_job: Callable[[str], BuildJob], tmp_path: Path
+) -> None:
+    job = ngc_job(HOSTILE_RECIPE)
+    image = SifImage.open(make_sif(job, tmp_path / "good.sif"))
+    labels = json.loads(image.read_file("/.singularity.d/labels.json") or b"")
+    assert labels["team"] == "sif ✓" and labels["org.label-schema.schema-version"] == "1.0"
+    assert labels["org.label-schema.usage.singularity.deffile.bootstrap"] == "docker-daemon"
+    assert labels["org.label-schema.usage.singularity.deffile.from"] == job.recipe.image
+    assert labels["org.label-schema.build-arch"] == "amd64"
+    assert "org.label-schema.usage.apptainer.version" not in labels
+    definition = f"bootstrap: docker-daemon\nfrom: {job.recipe.image}\n\n"
+    assert image.object_text("Deffile") == definition
+    assert image.read_file("/.singularity.d/Singularity") == definition.encode()
+
+
+@needs_tools
+def test_verify_file_lets_build_labels_win_over_the_images(
+    ngc_job: Callable[[str], BuildJob], tmp_path: Path
+) -> None:
+    """As in Apptainer, a build label replaces an image label of the same name."""
+    job = ngc_job('[labels]\n"org.label-schema.schema-version" = "0.9"\n')
+    assert ("org.label-schema.schema-version", "0.9") in job.config.labels
+    assert verify_file(make_sif(job, tmp_path / "good.sif"), job.config) == []
+
+
+@needs_tools
+def test_verify_file_names_an_added_label_a_wrong_arch_and_a_definition_unlike_its_labels(
+    ngc_job: Callable[[str], BuildJob], tmp_path: Path
+) -> None:
+    job = ngc_job(HOSTILE_RECIPE)
+
+    def tamper(files: dict[str, str]) -> None:
+        labels = json.loads(files["labels.json"])
+        labels["org.example.extra"] = "x"
+        labels["org.label-schema.build-arch"] = "arm64"
+        files["labels.json"] = json.dumps(labels)
+        files["Singularity"] = files["Singularity"].replace("docker-daemon", "docker")
+
+    path = make_sif(job, tmp_path / "bad.sif", tamper)
+    assert verify_file(path, job.config) == [
+        "label org.example.extra: image (unset), SIF 'x'",
+        "label org.label-schema.build-arch: image 'amd64', SIF 'arm64'",
+        "label org.label-schema.usage.singularity.deffile.bootstrap: 'docker-daemon', "
+        "but the SIF's definition says 'docker'",
+    ]
+
+
+@needs_tools
+def test_the_sif_objects_are_in_apptainers_order_with_inspect_metadata(
+    ngc_job: Callable[[str], BuildJob], tmp_path: Path
+) -> None:
+    job = ngc_job(HOSTILE_RECIPE)
+    image = SifImage.open(make_sif(job, tmp_path / "good.sif"))
+    assert image.container is not None
+    assert [(d.kind, d.name, d.id) for d in image.container.descriptors] == [
+        ("Deffile", "", 1),
+        ("GenericJSON", "inspect-metadata.json", 2),
+        ("GenericJSON", "oci-config.json", 3),
+        ("Partition", "", 4),
+    ]
+    document = json.loads(image.object_text("GenericJSON", "inspect-metadata.json") or "")
+    attributes = document["data"]["attributes"]
+    assert document["type"] == "container"
+    labels = json.loads(image.read_file("/.singularity.d/labels.json") or b"")
+    assert attributes["labels"] == labels
+    assert attributes["deffile"] + "\n\n" == image.object_text("Deffile")
+    runscript = (image.read_file("/.singularity.d/runscript") or b"").decode()
+    assert attributes["runscript"] == runscript.rstrip("\n")
+    assert sorted(attributes["environment"]) == [
+        "/.singularity.d/env/10-docker2singularity.sh",
+        "/.singularity.d/env/90-environment.sh",
+    ]
+    for path, text in attributes["environment"].items():
+        assert text == (image.read_file(path) or b"").decode().rstrip("\n")
+
+
+@needs_tools
+def test_verify_file_compares_the_whole_oci_config(
+    ngc_job: Callable[[str], BuildJob], tmp_path: Path
+) -> None:
+    job = ngc_job(HOSTILE_RECIPE)
+    path = make_sif(job, tmp_path / "good.sif")
+    changed = replace(job.config, volumes=("/data",), stop_signal="SIGINT", workdir="/w")
+    assert verify_file(path, changed) == [
+        'oci-config.json StopSignal: image "SIGINT", SIF null',
+        'oci-config.json Volumes: image {"/data": {}}, SIF null',
+        'oci-config.json WorkingDir: image "/w", SIF "/workspace"',
+    ]
+
+
+@needs_tools
+def test_verify_file_names_inspect_metadata_unlike_the_files(
+    ngc_job: Callable[[str], BuildJob], tmp_path: Path
+) -> None:
+    job = ngc_job(HOSTILE_RECIPE)
+    described = {"runscript": "#!/bin/sh\nexec other\n", "env/90-environment.sh": "#!/bin/sh\n"}
+    path = make_sif(job, tmp_path / "bad.sif", described=described)
+    assert verify_file(path, job.config) == [
+        "inspect-metadata.json environment: differs from the SIF's files",
+        "inspect-metadata.json runscript: differs from the SIF's files",
+    ]
