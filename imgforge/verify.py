@@ -32,7 +32,7 @@ from imgforge.sif.metadata import (
     is_inspected,
     parse_header,
 )
-from imgforge.sif.pack import oci_config
+from imgforge.sif.pack import OCI_CONFIG_FIELDS, oci_config
 from imgforge.sif.read import SifImage, parse_exports, parse_runscript
 
 if TYPE_CHECKING:
@@ -146,7 +146,9 @@ def check_deffile(image: SifImage, labels: Mapping[str, str]) -> list[str]:
 
 def check_oci_config(image: SifImage, config: ImageConfig) -> list[str]:
     """The SIF's oci-config.json holds the image's OCI config, field by field (a SIF
-    without one, as older tools wrote them, has nothing to compare)."""
+    without one, as older tools wrote them, has nothing to compare). Fields outside the OCI
+    config (Docker's Image, Hostname, ... which Apptainer's own build keeps) are not
+    compared."""
     text = image.object_text("GenericJSON", "oci-config.json")
     if text is None:
         return []
@@ -160,7 +162,7 @@ def check_oci_config(image: SifImage, config: ImageConfig) -> list[str]:
     return [
         f"oci-config.json {key}: image {json.dumps(expected.get(key), ensure_ascii=False)}, "
         f"SIF {json.dumps(recorded.get(key), ensure_ascii=False)}"
-        for key in sorted(expected.keys() | recorded.keys())
+        for key in sorted(expected.keys() | (recorded.keys() & OCI_CONFIG_FIELDS))
         if expected.get(key) != recorded.get(key)
     ]
 

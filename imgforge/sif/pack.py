@@ -154,6 +154,13 @@ def tar2sqfs_argv(tool: str, output: Path, compression: str, mtime: int) -> list
     ]  # fmt: skip
 
 
+# The fields of the OCI image config's ``config`` object, in go-containerregistry's order.
+OCI_CONFIG_FIELDS = frozenset(
+    {"Cmd", "Entrypoint", "Env", "Labels", "User", "Volumes", "WorkingDir", "ExposedPorts",
+     "ArgsEscaped", "StopSignal"}
+)  # fmt: skip
+
+
 def oci_config(config: ImageConfig) -> bytes:
     """The image config as Apptainer's ``oci-config.json``: the OCI image config's
     ``config`` object (containers/image keeps only those fields when it converts a Docker
