@@ -113,6 +113,11 @@ class ImageConfig:
             if "\0" in word:
                 raise ImageDataError(origin, "Config.Cmd", f"{word!r} holds a NUL character")
 
+    def run_entrypoint(self) -> tuple[str, ...]:
+        """The ENTRYPOINT a container runs: none for ``[""]``, which is how a Dockerfile
+        clears its base's (Docker then runs the CMD)."""
+        return () if self.entrypoint == ("",) else self.entrypoint
+
     def env_pairs(self) -> list[tuple[str, str]]:
         """Env as (name, value) pairs, in image order."""
         return [split_env(entry) for entry in self.env]
@@ -148,7 +153,7 @@ class ImageConfig:
         if entrypoint is not None:
             return replace(
                 self.derive(env=env, labels=labels, cmd=cmd or ()),
-                entrypoint=self.entrypoint + entrypoint,
+                entrypoint=self.run_entrypoint() + entrypoint,
             )
         return replace(
             self,

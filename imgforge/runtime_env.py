@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 
-from imgforge.envnames import carried, kept_as_default
+from imgforge.envnames import RUNTIME_DEFAULTS, carried, kept_as_default
 
 # env.DefaultPath: the directories the runtime appends to PATH when it lacks them (fixpath).
 APPTAINER_DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
@@ -37,8 +37,17 @@ CLEANENV_DEFAULTS = {"LANG": "C"}
 
 
 def runtime_owned(name: str) -> bool:
-    """Whether the runtime, not the image, decides ``name``'s value."""
-    return name in RUNTIME_OWNED or name.startswith(RUNTIME_PREFIXES)
+    """Whether the runtime, not the image, decides ``name``'s value (the image's value of a
+    name in RUNTIME_DEFAULTS is only a default)."""
+    return name in RUNTIME_OWNED or name in RUNTIME_DEFAULTS or name.startswith(RUNTIME_PREFIXES)
+
+
+def host_dependent(name: str, image_value: str | None) -> bool:
+    """Whether ``name``'s value depends on the host: a name the runtime passes from the host
+    (or LANG, which --cleanenv sets) that the image leaves unset, or sets empty (the
+    runtime unsets an empty variable the host has, action_script.sh restore_env)."""
+    passed = name in FROM_HOST or name in CLEANENV_DEFAULTS
+    return passed and not image_value
 
 
 def fixed_path(path: str) -> str:
@@ -64,14 +73,28 @@ def from_docker_run(docker: Mapping[str, str]) -> list[tuple[str, str]]:
     return [(n, v) for n, v in docker.items() if n not in DOCKER_OWNED]
 
 
-def differences(image_env: Iterable[tuple[str, str]], apptainer: Mapping[str, str]) -> list[str]:
+def differences(
+    image_env: Iterable[tuple[str, str]],
+    apptainer: Mapping[str, str],
+    *,
+    more_scripts: bool = False,
+) -> list[str]:
     """One line per variable where Apptainer's environment differs from the image's Env
-    beyond the runtimes' own differences."""
-    expected = expected_apptainer_env(image_env)
+    beyond the runtimes' own differences. With ``more_scripts`` (the image has env scripts
+    of its own in /.singularity.d/env), variables the image's Env lacks are theirs."""
+    pairs = list(image_env)
+    given = dict(pairs)
+    expected = {
+        n: v
+        for n, v in expected_apptainer_env(pairs).items()
+        if not host_dependent(n, given.get(n))
+    }
     seen = {
         n: v
         for n, v in apptainer.items()
-        if not runtime_owned(n) and (n not in FROM_HOST or n in expected)
+        if not runtime_owned(n)
+        and not host_dependent(n, given.get(n))
+        and (n in expected or not more_scripts)
     }
     return [
         f"env {name}: image {_shown(expected.get(name))}, apptainer {_shown(seen.get(name))}"

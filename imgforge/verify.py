@@ -10,15 +10,18 @@ from pathlib import Path
 from typing import IO, TYPE_CHECKING
 
 from imgforge import manifest, runtime_env
-from imgforge.errors import UsageError
+from imgforge.errors import EngineError, UsageError
 from imgforge.image import ImageConfig
+from imgforge.render import runscript_body
 from imgforge.sif.format import SIFFormatError
 from imgforge.sif.layout import (
     DEFINITION,
     DIRECTORIES,
     HISTORY,
+    METADATA_DIR,
     MOUNT_POINTS,
     SYMLINKS,
+    WRITTEN,
     history_path,
     init_layer_leftover,
     normalise,
@@ -85,7 +88,7 @@ def check_runscript(image: SifImage, config: ImageConfig) -> list[str]:
     data = image.read_file("/.singularity.d/runscript")
     if data is None:
         return ["file /.singularity.d/runscript: missing"]
-    expected = (list(config.entrypoint), list(config.cmd))
+    expected = (list(config.run_entrypoint()), list(config.cmd))
     actual = parse_runscript(data.decode("utf-8", "replace"))
     if actual != expected:
         shown = (
@@ -96,6 +99,12 @@ def check_runscript(image: SifImage, config: ImageConfig) -> list[str]:
         return [
             f"runscript: image has ENTRYPOINT {expected[0]}, CMD {expected[1]}; SIF has {shown}"
         ]
+    # The --no-eval branch spells the words again: the whole script must be the one for
+    # this ENTRYPOINT and CMD.
+    text = data.decode("utf-8", "replace")
+    body = text[text.index("OCI_ENTRYPOINT=") :].rstrip("\n")
+    if body != runscript_body(*expected).rstrip("\n"):
+        return ["runscript: not the Docker-style runscript of the image's ENTRYPOINT and CMD"]
     return []
 
 
@@ -317,12 +326,17 @@ def locate(target: str, *, out: Path, image: str | None) -> tuple[Path, str]:
     return path, str(chosen)
 
 
-def run_compare(path: Path, config: ImageConfig, runtime: Runtime) -> list[str]:
+def run_compare(image: SifImage, config: ImageConfig, runtime: Runtime) -> list[str]:
     """What the real runtime shows of the SIF: its environment under ``exec --cleanenv``
-    (runtime_env's documented differences aside) and the labels ``inspect`` reports."""
-    problems = runtime_env.differences(config.env_pairs(), runtime.exec_env(path))
-    labels = runtime.inspect(path).get("labels") or {}
-    expected = dict(config.labels)
+    (runtime_env's documented differences aside) and the labels ``inspect`` reports (the
+    build labels aside). EngineError when the runtime can't run ``env`` in it."""
+    scripts = {n for n in image.names() if n.startswith(f"{METADATA_DIR}/env/")}
+    more_scripts = any(n.removeprefix(f"{METADATA_DIR}/") not in WRITTEN for n in scripts)
+    problems = runtime_env.differences(
+        config.env_pairs(), runtime.exec_env(image.path), more_scripts=more_scripts
+    )
+    labels = runtime.inspect(image.path).get("labels") or {}
+    expected = {k: v for k, v in config.labels if not is_build_label(k)}
     present = {k: str(v) for k, v in labels.items() if k in expected}
     found = compare_maps("label", expected, present)
     problems += [f"{line} ({runtime.label} inspect)" for line in found]
@@ -331,20 +345,28 @@ def run_compare(path: Path, config: ImageConfig, runtime: Runtime) -> list[str]:
 
 def verify_pair(
     path: Path, image: str, *, engine: DockerEngine, deep: bool, runtime: Runtime | None = None
-) -> list[str]:
+) -> tuple[list[str], str]:
     """Every difference between the SIF at ``path`` and the Docker image ``image``; with a
-    ``runtime``, also what it shows when it runs and inspects the SIF."""
+    ``runtime``, also what it shows when it runs and inspects the SIF. Also says how it
+    checked: statically, or by running the SIF too."""
     found = engine.inspect(image)
     if found is None:
         raise UsageError(f"{image}: no such image in the engine")
     config = ImageConfig.from_inspect(found, origin=f"image {image}")
+    how = "static checks (no apptainer on PATH)"
     try:
         sif_image = SifImage.open(path)
     except (OSError, SIFFormatError) as exc:
-        return [f"format: {exc}"]
+        return [f"format: {exc}"], how
     problems = shallow(sif_image, config)
     if deep:
         problems += deep_compare(sif_image, str(found["Id"]), engine)
     if runtime is not None and not problems:
-        problems += run_compare(path, config, runtime)
-    return problems
+        try:
+            problems += run_compare(sif_image, config, runtime)
+            how = f"ran it with {runtime.label}"
+        except EngineError as exc:
+            how = f"static checks ({runtime.label} could not run it: {exc})"
+    elif runtime is not None:
+        how = "static checks (not run: they found differences)"
+    return problems, how

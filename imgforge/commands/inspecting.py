@@ -72,14 +72,14 @@ def cmd_verify(args: argparse.Namespace, out: Output) -> int:
     sif_path, image = locate(args.target, out=args.out, image=args.image)
     engine = DockerEngine.connect()
     runtime = runtimes.find()
-    problems = verify_pair(sif_path, image, engine=engine, deep=args.deep, runtime=runtime)
-    ran = f"ran it with {runtime.label}" if runtime else "static checks (no apptainer on PATH)"
+    problems, ran = verify_pair(sif_path, image, engine=engine, deep=args.deep, runtime=runtime)
     out.json(
         {
             "sif": str(sif_path),
             "image": image,
             "deep": args.deep,
             "runtime": runtime.label if runtime else None,
+            "checked": ran,
             "match": not problems,
             "differences": problems,
         }

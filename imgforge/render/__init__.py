@@ -18,6 +18,7 @@ from imgforge.render.quoting import (
     dockerfile_quote,
     escaped,
     json_list,
+    prepend_lines,
     sh_join,
     sh_quote,
 )
@@ -107,6 +108,7 @@ def make_environment() -> jinja2.Environment:
     env.filters.update(
         sh_quote=sh_quote,
         args_quoted=args_quoted,
+        prepend_lines=prepend_lines,
         sh_join=sh_join,
         dockerfile_quote=dockerfile_quote,
         json_list=json_list,
@@ -143,7 +145,7 @@ def context(job: BuildJob) -> dict[str, Any]:
             (n, why_not_carried(n)) for n, _ in config.env_pairs() if n not in written
         ],
         "workdir": job.base.config.workdir or "/",
-        "entrypoint": list(config.entrypoint),
+        "entrypoint": list(config.run_entrypoint()),
         "cmd": list(config.cmd),
         "env_file": job.relative(job.artifacts.env_file),
         "labels_map": dict(config.labels),
@@ -183,3 +185,10 @@ def render_sif_files(
     env = environment or make_environment()
     values = {**context(job), "deffile_header": deffile_header(job.recipe.image), **extra}
     return {path: env.get_template(name).render(values) for path, name in SIF_FILES.items()}
+
+
+def runscript_body(entrypoint: list[str], cmd: list[str]) -> str:
+    """The Docker-style runscript's text after its ``#!`` line and comments: what the SIF's
+    runscript and the .def's %runscript hold for this ENTRYPOINT and CMD."""
+    steps = make_environment().get_template("_steps.j2").module
+    return str(steps.runscript_body(entrypoint, cmd))  # type: ignore[attr-defined]

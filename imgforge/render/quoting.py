@@ -54,6 +54,13 @@ def _escape_double(word: str) -> str:
     return word
 
 
+def prepend_lines(words: Iterable[str], pad: str = "") -> str:
+    """``set -- WORD "$@"`` lines that put ``words`` before the arguments, last word first,
+    each line after ``pad``. Only the lines are indented, never a line break inside a word
+    (jinja's ``indent`` would put ``pad`` into the word too)."""
+    return "\n".join(f'{pad}set -- {sh_quote(word)} "$@"' for word in reversed(list(words)))
+
+
 def dockerfile_quote(value: str) -> str:
     """Quote ``value`` as a double-quoted Dockerfile word (ENV, LABEL).
 

@@ -17,10 +17,11 @@ SYMLINKS = {
     ".test": ".singularity.d/actions/test",
     "environment": ".singularity.d/env/90-environment.sh",
 }
-# Bind targets that must exist in the image (SIF-FORMAT.md §8), with their modes.
+# Bind targets that must exist in the image (SIF-FORMAT.md §8), with their modes: 0755,
+# as Apptainer's makeDirs makes the ones an image lacks.
 MOUNT_POINTS = {
-    "dev": 0o755, "etc": 0o755, "home": 0o755, "proc": 0o555, "root": 0o700,
-    "sys": 0o555, "tmp": 0o1777, "var": 0o755, "var/tmp": 0o1777,
+    "dev": 0o755, "etc": 0o755, "home": 0o755, "proc": 0o755, "root": 0o755,
+    "sys": 0o755, "tmp": 0o755, "var": 0o755, "var/tmp": 0o755,
 }  # fmt: skip
 # Always written as regular empty files: a dangling symlink here breaks the bind.
 BIND_FILES = ("etc/hosts", "etc/resolv.conf")
@@ -46,9 +47,10 @@ DIRECTORIES = (
 )
 # What `docker export` shows of Docker's init layer (moby daemon/initlayer) that no
 # image holds: every container gets these, replacing the image's own at those paths.
-# (Its /etc/hosts and /etc/resolv.conf are replaced by the bind files; its /dev/pts,
-# /dev/shm, /proc and /sys are empty directories, kept.)
+# (Its /etc/hosts and /etc/resolv.conf are replaced by the bind files; its /proc and /sys
+# are directories Apptainer needs anyway, kept.)
 INIT_LAYER_FILES = (".dockerenv", "dev/console", "etc/hostname")
+INIT_LAYER_DIRECTORIES = ("dev/pts", "dev/shm")
 INIT_LAYER_MTAB = ("etc/mtab", "/proc/mounts")
 
 
@@ -70,10 +72,13 @@ def replaced(name: str) -> bool:
 
 def init_layer_leftover(member: tarfile.TarInfo) -> bool:
     """Whether ``member`` of ``docker export`` is what Docker's init layer puts there:
-    an empty /.dockerenv, /dev/console or /etc/hostname, /etc/mtab -> /proc/mounts."""
+    an empty /.dockerenv, /dev/console or /etc/hostname, the /dev/pts and /dev/shm mount
+    points, /etc/mtab -> /proc/mounts."""
     name = normalise(member.name)
     if name in INIT_LAYER_FILES:
         return member.isreg() and member.size == 0
+    if name in INIT_LAYER_DIRECTORIES:
+        return member.isdir()
     return (name, member.linkname) == INIT_LAYER_MTAB and member.issym()
 
 

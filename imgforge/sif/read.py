@@ -21,11 +21,11 @@ SQUASHFS_MAGIC = b"hsqs"
 # "'" (images made by imgforge before 0.3 wrote \' instead; both read the same).
 _WORD = r"((?:'[^']*'|\"'\"|\\')+)"
 EXPORT_RE = re.compile(r"[ \t]*export ([A-Za-z_][A-Za-z0-9_]*)=" + _WORD + r"[ \t]*(?:\n|\Z)")
-# A name the runtime sets itself, given as a default: `[ -n "${NAME:-}" ] || NAME=WORD`
-# then `export NAME` on the next line.
+# A name the runtime sets itself, given as a default: `[ -n "${NAME:-}" ] || export NAME=WORD`.
 DEFAULT_RE = re.compile(
-    r'[ \t]*\[ -n "\$\{([A-Za-z_][A-Za-z0-9_]*):-\}" \] \|\| \1=' + _WORD + r"[ \t]*\n"
-    r"[ \t]*export \1[ \t]*(?:\n|\Z)"
+    r'[ \t]*\[ -n "\$\{([A-Za-z_][A-Za-z0-9_]*):-\}" \] \|\| export \1='
+    + _WORD
+    + r"[ \t]*(?:\n|\Z)"
 )
 SKIP_RE = re.compile(r"[ \t]*(?:#[^\n]*)?(?:\n|\Z)")
 SEGMENT_RE = re.compile(r"'([^']*)'|\"(')\"|\\(')")

@@ -35,9 +35,11 @@ HOME_INSTALL = Path("/opt/apptainer/bin")
 
 def installed() -> Runtime | None:
     """The runtime on PATH, else the one installed under /opt/apptainer/bin."""
-    if (HOME_INSTALL / "apptainer").is_file() and not shutil.which("apptainer"):
-        os.environ["PATH"] = f"{HOME_INSTALL}:{os.environ.get('PATH', '')}"
-    return find()
+    if shutil.which("apptainer") or not (HOME_INSTALL / "apptainer").is_file():
+        return find()
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("PATH", f"{HOME_INSTALL}:{os.environ.get('PATH', '')}")
+        return find()
 
 
 RUNTIME = installed()
@@ -110,6 +112,16 @@ def run(*command: str | Path, **options: object) -> subprocess.CompletedProcess[
         stdin=subprocess.DEVNULL,
         **options,
     )
+
+
+@pytest.fixture(scope="module", autouse=True)
+def runtime_on_path() -> Iterator[None]:
+    """The runtime's directory on PATH for this module only: imgforge finds it there (the
+    apptainer backend, verify, doctor), and so does a SIF's launch line."""
+    assert RUNTIME is not None
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("PATH", f"{Path(RUNTIME.path).parent}:{os.environ.get('PATH', '')}")
+        yield
 
 
 @dataclass(frozen=True)

@@ -540,11 +540,9 @@ def test_env_file_image_order(
         "# skipped: '9LIVES' is not a valid variable name ([A-Za-z_][A-Za-z0-9_]*)\n"
         "# skipped: 'A-B' is not a valid variable name ([A-Za-z_][A-Za-z0-9_]*)\n"
         "export PATH='/usr/bin'\n"
-        '[ -n "${HOME:-}" ] || HOME=\'/root\'\n'
-        "export HOME\n"
+        '[ -n "${HOME:-}" ] || export HOME=\'/root\'\n'
         "export LANG='C'\n"
-        '[ -n "${UID:-}" ] || UID=\'0\'\n'
-        "export UID\n"
+        '[ -n "${UID:-}" ] || export UID=\'0\'\n'
         "export TZ='Europe/Paris'\n"
         "export A_NEW='a'\n"
         "export Z_NEW='z'\n"

@@ -88,8 +88,27 @@ def test_differences_accept_exactly_the_documented_ones(env: dict[str, str]) -> 
     image = from_docker_run(docker)
     apptainer = expected_apptainer_env(image) | {"HOME": "/home/u", "PWD": "/x", "PS1": "A> "}
     assert differences(image, apptainer) == []
-    if env:
-        name = sorted(expected_apptainer_env(image))[0]
-        changed = apptainer | {name: apptainer[name] + "\\"}
+    names = sorted(n for n in expected_apptainer_env(image) if n in env and n != "LANG")
+    if names:
+        changed = apptainer | {names[0]: apptainer[names[0]] + "\\"}
         (line,) = differences(image, changed)
-        assert line.startswith(f"env {name}: image ")
+        assert line.startswith(f"env {names[0]}: image ")
+
+
+def test_host_dependent_and_default_names_are_not_differences() -> None:
+    image = [("LANG", ""), ("TERM", ""), ("UID", "1000"), ("HOME", "/h"), ("A", "1")]
+    base = {k: v for k, v in expected_apptainer_env(image).items() if k not in {"LANG", "TERM"}}
+    assert differences(image, base | {"LANG": "C", "UID": "0", "HOME": "/root"}) == []
+    assert differences(image, base) == []
+    (line,) = differences(image, base | {"A": "2"})
+    assert line == "env A: image '1', apptainer '2'"
+
+
+def test_variables_of_the_images_own_env_scripts() -> None:
+    """An image converted from a SIF keeps its env scripts: what they set is theirs."""
+    image = [("A", "1")]
+    seen = expected_apptainer_env(image) | {"OWN": "x"}
+    assert differences(image, seen, more_scripts=True) == []
+    assert differences(image, seen) == ["env OWN: image (unset), apptainer 'x'"]
+    del seen["A"]
+    assert differences(image, seen, more_scripts=True) == ["env A: image '1', apptainer (unset)"]

@@ -360,7 +360,7 @@ def test_mount_points_only_when_missing() -> None:
     everything = by_name(set())
     for name, mode in MOUNT_POINTS.items():
         assert everything[name].isdir() and everything[name].mode == mode, name
-    assert everything["tmp"].mode == 0o1777 and everything["proc"].mode == 0o555
+    assert {everything[name].mode for name in MOUNT_POINTS} == {0o755}  # as makeDirs
     partial = by_name({"tmp", "etc", "var", "dev"})
     assert not {"tmp", "etc", "var", "dev"} & partial.keys()
     assert {"home", "proc", "root", "sys", "var/tmp"} <= partial.keys()
@@ -451,7 +451,9 @@ def member(name: str, kind: bytes, *, size: int = 0, link: str = "") -> tarfile.
         (member("etc/mtab", tarfile.SYMTYPE, link="../proc/self/mounts"), False),
         (member("etc/mtab", tarfile.REGTYPE), False),
         (member("etc/hosts", tarfile.REGTYPE), False),
-        (member("dev/pts", tarfile.DIRTYPE), False),
+        (member("dev/pts", tarfile.DIRTYPE), True),
+        (member("dev/shm/", tarfile.DIRTYPE), True),
+        (member("dev/shm", tarfile.REGTYPE), False),
         (member("x/.dockerenv", tarfile.REGTYPE), False),
     ],
 )

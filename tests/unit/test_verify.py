@@ -499,3 +499,21 @@ def test_verify_file_names_inspect_metadata_unlike_the_files(
         "inspect-metadata.json environment: differs from the SIF's files",
         "inspect-metadata.json runscript: differs from the SIF's files",
     ]
+
+
+@needs_tools
+def test_verify_file_names_a_runscript_whose_no_eval_branch_differs(
+    ngc_job: Callable[[str], BuildJob], tmp_path: Path
+) -> None:
+    """The OCI_ENTRYPOINT/OCI_CMD lines are right, but `apptainer run --no-eval` would run
+    other words."""
+    job = ngc_job(HOSTILE_RECIPE)
+
+    def tamper(files: dict[str, str]) -> None:
+        assert "set -- 'train' \"$@\"" in files["runscript"]
+        files["runscript"] = files["runscript"].replace("set -- 'train'", "set -- 'evil'")
+
+    problems = verify_file(make_sif(job, tmp_path / "bad.sif", tamper), job.config)
+    assert problems == [
+        "runscript: not the Docker-style runscript of the image's ENTRYPOINT and CMD"
+    ]
