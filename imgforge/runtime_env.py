@@ -18,8 +18,8 @@ APPTAINER_DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbi
 # 99-base.sh: where the runtime binds host libraries (--nv), appended to LD_LIBRARY_PATH.
 LIBS_DIR = "/.singularity.d/libs"
 # Set by the runtime, whatever the image says: the user's home and working directory, the
-# interactive prompt, the container's identity (APPTAINER_NAME, ...).
-RUNTIME_OWNED = frozenset({"HOME", "PWD", "PS1", "PROMPT_COMMAND", "USER", "SHLVL", "OLDPWD", "_"})
+# prompt command, the container's identity (APPTAINER_NAME, ...).
+RUNTIME_OWNED = frozenset({"HOME", "PWD", "PROMPT_COMMAND"})
 # Passed from the host even with --cleanenv (env/create.go alwaysPassKeys); an image's own
 # value wins over the host's.
 FROM_HOST = frozenset(
@@ -32,8 +32,8 @@ RUNTIME_PREFIXES = ("APPTAINER_", "SINGULARITY_", "APPTAINERENV_", "SINGULARITYE
 # Set by Docker for every container: its hostname (the container ID), HOME when the image
 # has none, TERM with a terminal.
 DOCKER_OWNED = frozenset({"HOSTNAME", "HOME", "TERM"})
-# --cleanenv sets LANG=C; an image's LANG wins over it.
-CLEANENV_DEFAULTS = {"LANG": "C"}
+# --cleanenv sets LANG=C, the action script PS1="Apptainer> "; an image's own value wins.
+CLEANENV_DEFAULTS = {"LANG": "C", "PS1": "Apptainer> "}
 
 
 def runtime_owned(name: str) -> bool:
@@ -60,7 +60,7 @@ def expected_apptainer_env(image_env: Iterable[tuple[str, str]]) -> dict[str, st
     """What ``apptainer exec --cleanenv SIF env`` shows of an image whose Env is
     ``image_env`` (the names the runtime owns left out)."""
     env = dict(CLEANENV_DEFAULTS)
-    # Names an env file can't carry are skipped, as Apptainer's own conversion skips them.
+    # Names an env file can't carry are skipped (docs/APPTAINER.md says which and why).
     env.update((n, v) for n, v in image_env if carried(n) or kept_as_default(n))
     env["PATH"] = fixed_path(env.get("PATH", APPTAINER_DEFAULT_PATH))
     library_path = env.get("LD_LIBRARY_PATH", "")

@@ -226,8 +226,8 @@ class RunscriptSection(_Section):
         default=None,
         description=(
             "The image's CMD (and the SIF's): the default arguments, replaced by the "
-            "arguments of docker run / apptainer run. Split into words like a shell does "
-            "(no expansion)."
+            "arguments of docker run / apptainer run. Split into words with Python's shlex "
+            "(POSIX quoting rules; no expansion, no comments)."
         ),
     )
     entrypoint: Annotated[str | None, AfterValidator(_optional_command_words)] = Field(

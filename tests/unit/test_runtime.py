@@ -70,6 +70,7 @@ def test_expected_env_of_an_ngc_like_image() -> None:
     ]
     assert expected_apptainer_env(image) == {
         "LANG": "C",
+        "PS1": "Apptainer> ",
         "PATH": "/usr/local/cuda/bin:/usr/bin:/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/sbin",
         "LD_LIBRARY_PATH": "/usr/local/cuda/lib64:/.singularity.d/libs",
         "QUOTE": "it's",
