@@ -4,6 +4,7 @@ one, which version, its known quirks, and what it shows of a SIF when it runs it
 from __future__ import annotations
 
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -18,6 +19,8 @@ from imgforge.image import split_env
 # 4.4.0", "singularity version 3.8.7-1.el8".
 _VERSION_RE = re.compile(r"^(apptainer|singularity(?:-ce)?) version (\d+)\.(\d+)\.(\d+)")
 TIMEOUT = 300
+# Host variables the runtime forwards into the container (env.ApptainerEnvPrefixes).
+FORWARDED = ("APPTAINERENV_", "SINGULARITYENV_")
 
 
 @dataclass(frozen=True)
@@ -51,9 +54,15 @@ class Runtime:
         return attributes
 
     def _run(self, *args: str) -> subprocess.CompletedProcess[bytes]:
+        # The caller's APPTAINERENV_* would set variables in the container: not the SIF's.
+        env = {k: v for k, v in os.environ.items() if not k.startswith(FORWARDED)}
         try:
             done = subprocess.run(
-                [self.path, *args], capture_output=True, timeout=TIMEOUT, stdin=subprocess.DEVNULL
+                [self.path, *args],
+                capture_output=True,
+                timeout=TIMEOUT,
+                stdin=subprocess.DEVNULL,
+                env=env,
             )
         except (OSError, subprocess.TimeoutExpired) as exc:
             raise EngineError(f"{self.label} {args[0]}: {exc}") from None

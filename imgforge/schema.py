@@ -22,6 +22,7 @@ from imgforge.patterns import (
     TAG_RE,
     URL_RE,
 )
+from imgforge.sif.metadata import is_build_label
 
 # Patterns are checked with fullmatch: their $ (kept for the JSON schema) also matches
 # before a final newline, which would let "name\n" through into a line of its own.
@@ -298,9 +299,11 @@ def check_env_key(key: str) -> str | None:
 
 def check_label_key(key: str) -> str | None:
     """Return why ``key`` is not a valid label key, or None."""
-    if LABEL_KEY_RE.fullmatch(key) and len(key) <= 255:
-        return None
-    return f"{key!r} is not a valid label key (letters, digits and . _ / -)"
+    if not LABEL_KEY_RE.fullmatch(key) or len(key) > 255:
+        return f"{key!r} is not a valid label key (letters, digits and . _ / -)"
+    if is_build_label(key):
+        return f"{key!r} is a label the SIF build writes (Apptainer's build labels)"
+    return None
 
 
 SCHEMA_URL = "https://json-schema.org/draft/2020-12/schema"

@@ -12,7 +12,7 @@ from typing import IO, TYPE_CHECKING
 from imgforge import manifest, runtime_env
 from imgforge.errors import EngineError, UsageError
 from imgforge.image import ImageConfig
-from imgforge.render import runscript_body
+from imgforge.render import fixed_sif_files, runscript_body
 from imgforge.sif.format import SIFFormatError
 from imgforge.sif.layout import (
     DEFINITION,
@@ -29,6 +29,7 @@ from imgforge.sif.layout import (
 )
 from imgforge.sif.metadata import (
     DEFFILE_LABEL,
+    IMGFORGE_LABEL,
     inspect_metadata,
     is_app_directory,
     is_build_label,
@@ -111,7 +112,7 @@ def check_runscript(image: SifImage, config: ImageConfig) -> list[str]:
 def check_labels(image: SifImage, config: ImageConfig) -> list[str]:
     """labels.json holds the image's labels, with the build labels of a SIF build over
     them (as Apptainer writes them: a build label wins a collision), and nothing else;
-    the build labels that describe the image or the SIF say what they are."""
+    the deffile labels say what the SIF's definition says."""
     data = image.read_file("/.singularity.d/labels.json")
     try:
         labels = json.loads(data or b"")
@@ -124,13 +125,8 @@ def check_labels(image: SifImage, config: ImageConfig) -> list[str]:
     problems = compare_maps(
         "label", image_labels, {k: v for k, v in found.items() if not is_build_label(k)}
     )
-    if "org.label-schema.build-arch" in found:
-        problems += compare_maps(
-            "label",
-            {"org.label-schema.build-arch": config.arch},
-            {"org.label-schema.build-arch": found["org.label-schema.build-arch"]},
-        )
-    return problems + check_deffile(image, found)
+    # build-arch is not compared: Apptainer writes its own host's, whatever the image's.
+    return problems + check_deffile(image, found) + check_fixed_files(image, found)
 
 
 def check_deffile(image: SifImage, labels: Mapping[str, str]) -> list[str]:
@@ -145,11 +141,24 @@ def check_deffile(image: SifImage, labels: Mapping[str, str]) -> list[str]:
         problems.append("Deffile: the SIF object differs from /.singularity.d/Singularity")
     said = {k: v for k, v in labels.items() if k.startswith(DEFFILE_LABEL)}
     header = {DEFFILE_LABEL + k: v for k, v in parse_header(deffile).items()} if said else {}
+    # Other deffile labels are the image's own (a base Apptainer built from a .def).
     return problems + [
-        f"label {key}: {_show(said.get(key))}, but the SIF's definition says "
-        f"{_show(header.get(key))}"
-        for key in sorted(said.keys() | header.keys())
-        if said.get(key) != header.get(key)
+        f"label {key}: {_show(said.get(key))}, but the SIF's definition says {_show(value)}"
+        for key, value in sorted(header.items())
+        if said.get(key) != value
+    ]
+
+
+def check_fixed_files(image: SifImage, labels: Mapping[str, str]) -> list[str]:
+    """In a SIF imgforge wrote itself (it says so in its build labels), the metadata files
+    that are the same for every image are exactly imgforge's: the env scripts the runtime
+    sources, the action scripts `apptainer test` and old runtimes run, the startscript."""
+    if IMGFORGE_LABEL not in labels:
+        return []
+    return [
+        f"file /{METADATA_DIR}/{path}: not the one imgforge writes"
+        for path, text in fixed_sif_files().items()
+        if image.read_file(f"/{METADATA_DIR}/{path}") != text.encode("utf-8")
     ]
 
 
@@ -300,6 +309,10 @@ def deep_compare(image: SifImage, image_id: str, engine: DockerEngine) -> list[s
         expected[history_path(expected)] = expected.pop(DEFINITION)
     with image.tar_stream() as stream:
         actual = tree(stream, skip=[*added, DEFINITION])
+    # Files a SIF build adds to /.singularity.d besides imgforge's (Apptainer's builds
+    # write an empty env/94-appsbase.sh, for instance) are the SIF's own metadata.
+    for name in [n for n in actual if n.startswith(METADATA_DIR + "/") and n not in expected]:
+        del actual[name]
     return compare_trees(expected, actual)
 
 

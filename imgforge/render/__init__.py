@@ -192,3 +192,16 @@ def runscript_body(entrypoint: list[str], cmd: list[str]) -> str:
     runscript and the .def's %runscript hold for this ENTRYPOINT and CMD."""
     steps = make_environment().get_template("_steps.j2").module
     return str(steps.runscript_body(entrypoint, cmd))  # type: ignore[attr-defined]
+
+
+# The /.singularity.d files whose text is the same for every image imgforge makes.
+FIXED_SIF_FILES = (
+    "actions/exec", "actions/run", "actions/shell", "actions/start", "actions/test",
+    "env/01-base.sh", "env/95-apps.sh", "env/99-base.sh", "env/99-runtimevars.sh", "startscript",
+)  # fmt: skip
+
+
+def fixed_sif_files() -> dict[str, str]:
+    """The text of :data:`FIXED_SIF_FILES`, by path under /.singularity.d."""
+    env = make_environment()
+    return {path: env.get_template(SIF_FILES[path]).render() for path in FIXED_SIF_FILES}

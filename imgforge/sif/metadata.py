@@ -25,6 +25,8 @@ BOOTSTRAP = "docker-daemon"
 # Labels a SIF build adds to the image's own (they win on a collision, as in Apptainer).
 # Apptainer writes its version under ``org.label-schema.usage.apptainer.version``;
 # imgforge is not Apptainer, so it writes its own version under its own name instead.
+# The build label of a SIF imgforge wrote itself (Apptainer's build writes its own version).
+IMGFORGE_LABEL = "org.label-schema.usage.imgforge.version"
 BUILD_LABELS = (
     "org.label-schema.schema-version",
     "org.label-schema.build-date",
@@ -32,7 +34,7 @@ BUILD_LABELS = (
     "org.label-schema.usage",
     "org.label-schema.usage.apptainer.version",
     "org.label-schema.usage.apptainer.runscript.help",
-    "org.label-schema.usage.imgforge.version",
+    IMGFORGE_LABEL,
     "org.label-schema.usage.singularity.version",
     "org.label-schema.usage.singularity.runscript.help",
     "org.opencontainers.image.base.name",
@@ -86,7 +88,7 @@ def build_labels(*, header: Mapping[str, str], arch: str, built_at: int) -> dict
     labels = {
         "org.label-schema.schema-version": "1.0",
         "org.label-schema.build-date": build_date(built_at),
-        "org.label-schema.usage.imgforge.version": __version__,
+        IMGFORGE_LABEL: __version__,
     }
     labels.update({DEFFILE_LABEL + key: value for key, value in header.items()})
     labels["org.label-schema.build-arch"] = arch

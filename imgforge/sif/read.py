@@ -18,8 +18,9 @@ from imgforge.sif import format as sif
 
 SQUASHFS_MAGIC = b"hsqs"
 # One line of an env script as imgforge writes it. WORD is single-quoted segments and
-# "'" (images made by imgforge before 0.3 wrote \' instead; both read the same).
-_WORD = r"((?:'[^']*'|\"'\"|\\')+)"
+# "'". (Not \', which sh reads as ' but Apptainer's embedded shell as \': a file with it,
+# as imgforge wrote them before 0.3, doesn't read back the same everywhere.)
+_WORD = r"((?:'[^']*'|\"'\")+)"
 EXPORT_RE = re.compile(r"[ \t]*export ([A-Za-z_][A-Za-z0-9_]*)=" + _WORD + r"[ \t]*(?:\n|\Z)")
 # A name the runtime sets itself, given as a default: `[ -n "${NAME:-}" ] || export NAME=WORD`.
 DEFAULT_RE = re.compile(
@@ -28,11 +29,11 @@ DEFAULT_RE = re.compile(
     + r"[ \t]*(?:\n|\Z)"
 )
 SKIP_RE = re.compile(r"[ \t]*(?:#[^\n]*)?(?:\n|\Z)")
-SEGMENT_RE = re.compile(r"'([^']*)'|\"(')\"|\\(')")
+SEGMENT_RE = re.compile(r"'([^']*)'|\"(')\"")
 
 
 def _word(text: str) -> str:
-    return "".join(a or b or c for a, b, c in SEGMENT_RE.findall(text))
+    return "".join(a or b for a, b in SEGMENT_RE.findall(text))
 
 
 def parse_env_script(text: str) -> list[tuple[str, str, bool]]:

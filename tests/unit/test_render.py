@@ -36,6 +36,8 @@ POST_PREAMBLE = (
     " source it).\n"
     "    . /.singularity.d/env/10-docker2singularity.sh\n"
     "    set -e\n"
+    "    # A Docker RUN's umask (apptainer build runs %post with 0002).\n"
+    "    umask 022\n"
 )
 HASH = "0" * 64
 PROVENANCE_LABELS = (
