@@ -1,7 +1,8 @@
 """imgforge's SIFs judged by the real Apptainer: one recipe on the NGC stand-in with every
-kind of value a recipe accepts, made into a SIF by the native backend and by the apptainer
-backend, and compared with the Docker image (``docker run``) and with the SIF Apptainer
-itself makes from the same image (``apptainer build REF.sif docker-daemon:IMAGE``).
+kind of value a recipe accepts, made into a SIF by the native backend, by the apptainer
+backend and by ``apptainer build`` from the rendered .def, and compared with the Docker
+image (``docker run``) and with the SIF Apptainer itself makes from the same image
+(``apptainer build REF.sif docker-daemon:IMAGE``).
 
 Runs wherever Apptainer is installed (on PATH, or under /opt/apptainer/bin); elsewhere it
 skips, saying so: the only tests that may skip under CI=true.
@@ -128,9 +129,26 @@ def runtime_on_path() -> Iterator[None]:
 class Images:
     native: Path
     backend: Path
+    definition: Path
     reference: Path
     recipes: Path
     out: Path
+
+
+def build_definition(recipes: Path, out: Path) -> Path:
+    """The SIF `apptainer build` makes from imgforge's rendered .def, run from the recipe's
+    directory as the README says, its base taken from the engine (there is no registry)."""
+    assert RUNTIME is not None
+    rendered = out / NAME / f"{NAME}.def"
+    text = rendered.read_text()
+    header = f"Bootstrap: docker\nFrom: {STANDIN_REF}\n"
+    assert header in text
+    local = rendered.with_name(f"{NAME}.daemon.def")
+    local.write_text(text.replace(header, f"Bootstrap: docker-daemon\nFrom: {STANDIN_REF}\n"))
+    target = out / f"{NAME}.def.sif"
+    done = run(RUNTIME.path, "build", target, os.path.relpath(local, recipes), cwd=recipes)
+    assert done.returncode == 0, done.stderr.decode(errors="replace")[-2000:]
+    return target
 
 
 @pytest.fixture(scope="module")
@@ -158,6 +176,7 @@ def images(standin_image: str, tmp_path_factory: pytest.TempPathFactory) -> Iter
         yield Images(
             native=out / "native" / NAME / f"{NAME}.sif",
             backend=out / "backend" / NAME / f"{NAME}.sif",
+            definition=build_definition(recipes, out / "native"),
             reference=reference,
             recipes=recipes,
             out=out,
@@ -168,9 +187,9 @@ def images(standin_image: str, tmp_path_factory: pytest.TempPathFactory) -> Iter
         shutil.rmtree(root, ignore_errors=True)
 
 
-@pytest.fixture(params=["native", "backend"])
+@pytest.fixture(params=["native", "backend", "definition"])
 def sif(request: pytest.FixtureRequest, images: Images) -> Path:
-    """Each of imgforge's two SIFs of the recipe."""
+    """Each SIF of the recipe: imgforge's two, and Apptainer's from the rendered .def."""
     path: Path = getattr(images, request.param)
     return path
 

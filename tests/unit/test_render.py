@@ -33,11 +33,11 @@ NGC_FIXTURE = Path(__file__).parents[1] / "data" / "ngc" / "pytorch-24.01-py3.co
 SECTIONS = ("files", "post", "environment", "runscript", "labels")
 POST_PREAMBLE = (
     "    # The image's environment, as a Docker RUN sees it (Singularity < 3.6 does not"
-    " source it).\n"
+    " source it),\n"
+    "    # and a Docker RUN's umask (apptainer build's own is 0002).\n"
     "    . /.singularity.d/env/10-docker2singularity.sh\n"
-    "    set -e\n"
-    "    # A Docker RUN's umask (apptainer build runs %post with 0002).\n"
     "    umask 022\n"
+    "    set -e\n"
 )
 HASH = "0" * 64
 PROVENANCE_LABELS = (
