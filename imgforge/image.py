@@ -123,17 +123,13 @@ class ImageConfig:
         return [split_env(entry) for entry in self.env]
 
     def shell_env(self) -> list[tuple[str, str]]:
-        """Env pairs an env file carries: portable names no shell or Apptainer owns (the
-        others are skipped, as Apptainer's docker2singularity and runtime do)."""
+        """Env pairs an env file sets unconditionally: portable names no shell or Apptainer
+        owns (see :meth:`script_env` for the names it gives as defaults)."""
         return [(n, v) for n, v in self.env_pairs() if carried(n)]
 
-    def default_env(self) -> list[tuple[str, str]]:
-        """Env pairs whose names the runtime sets itself: an env file gives them as
-        defaults (Apptainer's ``${NAME:-value}``), in image order."""
-        return [(n, v) for n, v in self.env_pairs() if kept_as_default(n)]
-
     def script_env(self) -> list[tuple[str, str, bool]]:
-        """What an env script writes, in image order: (name, value, as a default)."""
+        """What an env script writes, in image order: (name, value, as a default). Names
+        the runtime sets itself are defaults; names nothing can carry are left out."""
         pairs = self.env_pairs()
         return [(n, v, kept_as_default(n)) for n, v in pairs if carried(n) or kept_as_default(n)]
 
