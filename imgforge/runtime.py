@@ -19,8 +19,13 @@ from imgforge.image import split_env
 # 4.4.0", "singularity version 3.8.7-1.el8".
 _VERSION_RE = re.compile(r"^(apptainer|singularity(?:-ce)?) version (\d+)\.(\d+)\.(\d+)")
 TIMEOUT = 300
-# Host variables the runtime forwards into the container (env.ApptainerEnvPrefixes).
-FORWARDED = ("APPTAINERENV_", "SINGULARITYENV_")
+# The caller's settings of the runtime (APPTAINERENV_* forwarded into the container,
+# APPTAINER_ENV_FILE, APPTAINER_NO_EVAL, APPTAINER_BIND, ...): none of them is the SIF's.
+# Only where the runtime keeps its files stays.
+RUNTIME_SETTINGS = ("APPTAINER", "SINGULARITY")
+KEPT_SETTINGS = frozenset(
+    {"APPTAINER_CACHEDIR", "APPTAINER_TMPDIR", "SINGULARITY_CACHEDIR", "SINGULARITY_TMPDIR"}
+)
 
 
 @dataclass(frozen=True)
@@ -54,8 +59,11 @@ class Runtime:
         return attributes
 
     def _run(self, *args: str) -> subprocess.CompletedProcess[bytes]:
-        # The caller's APPTAINERENV_* would set variables in the container: not the SIF's.
-        env = {k: v for k, v in os.environ.items() if not k.startswith(FORWARDED)}
+        env = {
+            k: v
+            for k, v in os.environ.items()
+            if not k.startswith(RUNTIME_SETTINGS) or k in KEPT_SETTINGS
+        }
         try:
             done = subprocess.run(
                 [self.path, *args],

@@ -312,8 +312,21 @@ def test_inspect_as_for_apptainers_own_sif(images: Images, sif: Path) -> None:
     }
 
 
-def test_verify_runs_the_sif(images: Images, capsys: pytest.CaptureFixture[str]) -> None:
+@pytest.mark.parametrize("backend", ["native", "backend"])
+def test_verify_runs_the_sif(
+    images: Images, capsys: pytest.CaptureFixture[str], backend: str
+) -> None:
     assert RUNTIME is not None
+    assert main(["verify", NAME, "--deep", "--out", str(images.out / backend)]) == 0
+    assert f"ran it with {RUNTIME.label}" in capsys.readouterr().out
+
+
+def test_verify_ignores_the_callers_runtime_settings(
+    images: Images, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert RUNTIME is not None
+    monkeypatch.setenv("APPTAINERENV_T_EMPTY", "from the caller")
+    monkeypatch.setenv("APPTAINER_NO_EVAL", "1")
     assert main(["verify", NAME, "--out", str(images.out / "native")]) == 0
     assert f"ran it with {RUNTIME.label}" in capsys.readouterr().out
 
