@@ -3,10 +3,16 @@ value, and the environment a shell script exports when sourced in an empty envir
 
 from __future__ import annotations
 
+import os
+import shutil
 import subprocess
 import uuid
 from collections.abc import Mapping
 from pathlib import Path
+
+import pytest
+
+from imgforge.runtime import Runtime, find
 
 
 def toml_string(value: str) -> str:
@@ -50,3 +56,16 @@ def sourced_env(
         name.decode("utf-8", "surrogatepass"): value.decode("utf-8", "surrogatepass")
         for name, _, value in pairs
     }
+
+
+# Where this project's machines install Apptainer built from source (docs/APPTAINER.md).
+APPTAINER_HOME = Path("/opt/apptainer/bin")
+
+
+def installed_runtime() -> Runtime | None:
+    """The Apptainer/Singularity on PATH, else the one in /opt/apptainer/bin, or None."""
+    if shutil.which("apptainer") or not (APPTAINER_HOME / "apptainer").is_file():
+        return find()
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("PATH", f"{APPTAINER_HOME}:{os.environ.get('PATH', '')}")
+        return find()

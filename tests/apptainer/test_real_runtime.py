@@ -24,26 +24,13 @@ from pathlib import Path
 import docker
 import docker.errors
 import pytest
-from support import toml_string
+from support import installed_runtime, toml_string
 
 from imgforge.cli import main
 from imgforge.image import split_env
-from imgforge.runtime import Runtime, find
 from imgforge.runtime_env import differences, from_docker_run
 
-HOME_INSTALL = Path("/opt/apptainer/bin")
-
-
-def installed() -> Runtime | None:
-    """The runtime on PATH, else the one installed under /opt/apptainer/bin."""
-    if shutil.which("apptainer") or not (HOME_INSTALL / "apptainer").is_file():
-        return find()
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("PATH", f"{HOME_INSTALL}:{os.environ.get('PATH', '')}")
-        return find()
-
-
-RUNTIME = installed()
+RUNTIME = installed_runtime()
 pytestmark = [
     pytest.mark.integration,
     pytest.mark.skipif(

@@ -6,13 +6,13 @@ from __future__ import annotations
 import contextlib
 import io
 import json
-import shutil
 import subprocess
 import tarfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from support import installed_runtime
 
 from imgforge.engine.docker import DockerEngine
 from imgforge.engine.singularity import SingularityCLI
@@ -22,18 +22,15 @@ from imgforge.plan import BuildJob
 from imgforge.render import render
 from imgforge.sif.backend import SifRequest
 
-TOOL_NAME = "apptainer" if shutil.which("apptainer") else "singularity"
-TOOL = shutil.which(TOOL_NAME)
+RUNTIME = installed_runtime()
+TOOL = RUNTIME.path if RUNTIME else None
+TOOL_NAME = "apptainer" if RUNTIME is None or RUNTIME.flavour == "apptainer" else "singularity"
 
 pytestmark = [
     pytest.mark.integration,
     pytest.mark.skipif(
         TOOL is None,
-        reason=(
-            "no apptainer or singularity binary on PATH; none can be installed on the CI "
-            "machine, so this skips there too (CI=true); the unit tests check the exact "
-            "command lines and files against a fake binary"
-        ),
+        reason="apptainer is not installed (neither on PATH nor in /opt/apptainer/bin)",
     ),
 ]
 
