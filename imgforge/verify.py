@@ -91,7 +91,8 @@ def check_runscript(image: SifImage, config: ImageConfig) -> list[str]:
     if data is None:
         return ["file /.singularity.d/runscript: missing"]
     expected = (list(config.run_entrypoint()), list(config.cmd))
-    actual = parse_runscript(data.decode("utf-8", "replace"))
+    text = data.decode("utf-8", "replace")
+    actual = parse_runscript(text)
     if actual != expected:
         shown = (
             "an unreadable runscript"
@@ -103,7 +104,6 @@ def check_runscript(image: SifImage, config: ImageConfig) -> list[str]:
         ]
     # The --no-eval branch spells the words again: the whole script must be the one for
     # this ENTRYPOINT and CMD.
-    text = data.decode("utf-8", "replace")
     body = text[text.index("OCI_ENTRYPOINT=") :].rstrip("\n")
     if body != runscript_body(*expected).rstrip("\n"):
         return ["runscript: not the Docker-style runscript of the image's ENTRYPOINT and CMD"]
@@ -214,8 +214,11 @@ def check_inspect(image: SifImage, names: set[str]) -> list[str]:
     ]
 
 
-def shallow(image: SifImage, config: ImageConfig) -> list[str]:
-    """Env (byte for byte), runscript, labels, the OCI config and required paths."""
+def shallow(
+    image: SifImage, config: ImageConfig, names: set[str] | None = None
+) -> list[str]:
+    """Env (byte for byte), runscript, labels, the OCI config and required paths
+    (``names``: the SIF's paths, when the caller has listed them already)."""
     expected_env = {name: value for name, value, _ in config.script_env()}
     problems: list[str] = []
     # Each script must hold the whole Env by itself (90-environment.sh all but PATH, which
@@ -231,7 +234,7 @@ def shallow(image: SifImage, config: ImageConfig) -> list[str]:
     problems += check_runscript(image, config)
     problems += check_labels(image, config)
     problems += check_oci_config(image, config)
-    names = image.names()
+    names = image.names() if names is None else names
     problems += check_inspect(image, names)
     problems += check_required(names)
     return problems
@@ -341,11 +344,13 @@ def locate(target: str, *, out: Path, image: str | None) -> tuple[Path, str]:
     return path, str(chosen)
 
 
-def run_compare(image: SifImage, config: ImageConfig, runtime: Runtime) -> list[str]:
+def run_compare(
+    image: SifImage, names: set[str], config: ImageConfig, runtime: Runtime
+) -> list[str]:
     """What the real runtime shows of the SIF: its environment under ``exec --cleanenv``
     (runtime_env's documented differences aside) and the labels ``inspect`` reports (the
     build labels aside). EngineError when the runtime can't run ``env`` in it."""
-    scripts = {n for n in image.names() if n.startswith(f"{METADATA_DIR}/env/")}
+    scripts = {n for n in names if n.startswith(f"{METADATA_DIR}/env/")}
     more_scripts = any(n.removeprefix(f"{METADATA_DIR}/") not in WRITTEN for n in scripts)
     problems = runtime_env.differences(
         config.env_pairs(), runtime.exec_env(image.path), more_scripts=more_scripts
@@ -373,12 +378,14 @@ def verify_pair(
         sif_image = SifImage.open(path)
     except (OSError, SIFFormatError) as exc:
         return [f"format: {exc}"], how
-    problems = shallow(sif_image, config)
+    # One listing of the squashfs (unsquashfs reads the whole directory table) serves all.
+    names = sif_image.names()
+    problems = shallow(sif_image, config, names)
     if deep:
         problems += deep_compare(sif_image, str(found["Id"]), engine)
     if runtime is not None and not problems:
         try:
-            problems += run_compare(sif_image, config, runtime)
+            problems += run_compare(sif_image, names, config, runtime)
             how = f"ran it with {runtime.label}"
         except EngineError as exc:
             how = f"static checks ({runtime.label} could not run it: {exc})"
