@@ -154,19 +154,11 @@ def tar2sqfs_argv(tool: str, output: Path, compression: str, mtime: int) -> list
     ]  # fmt: skip
 
 
-# The fields of the OCI image config's ``config`` object, in go-containerregistry's order.
-OCI_CONFIG_FIELDS = frozenset(
-    {"Cmd", "Entrypoint", "Env", "Labels", "User", "Volumes", "WorkingDir", "ExposedPorts",
-     "ArgsEscaped", "StopSignal"}
-)  # fmt: skip
-
-
-def oci_config(config: ImageConfig) -> bytes:
-    """The image config as Apptainer's ``oci-config.json``: the OCI image config's
-    ``config`` object (containers/image keeps only those fields when it converts a Docker
-    image), marshalled as go-containerregistry's ``v1.Config``: its field order,
-    ``omitempty``, Volumes and ExposedPorts as maps to ``{}``."""
-    fields: dict[str, Any] = {
+def oci_fields(config: ImageConfig) -> dict[str, Any]:
+    """The OCI image config's ``config`` object for ``config``, every field, in
+    go-containerregistry's ``v1.Config`` order (containers/image keeps only these when it
+    converts a Docker image); Volumes and ExposedPorts as maps to ``{}``."""
+    return {
         "Cmd": list(config.cmd),
         "Entrypoint": list(config.entrypoint),
         "Env": list(config.env),
@@ -178,6 +170,15 @@ def oci_config(config: ImageConfig) -> bytes:
         "ArgsEscaped": config.args_escaped,
         "StopSignal": config.stop_signal,
     }
+
+
+OCI_CONFIG_FIELDS = frozenset(oci_fields(ImageConfig()))
+
+
+def oci_config(config: ImageConfig) -> bytes:
+    """The image config as Apptainer's ``oci-config.json``: :func:`oci_fields` marshalled
+    as Go marshals ``v1.Config`` (``omitempty``)."""
+    fields = oci_fields(config)
     return gojson.dumps({k: v for k, v in fields.items() if v}).encode("utf-8")
 
 
