@@ -13,6 +13,7 @@ from imgforge import manifest, runtime_env
 from imgforge.errors import EngineError, UsageError
 from imgforge.image import ImageConfig
 from imgforge.render import fixed_sif_files, runscript_body
+from imgforge.render.deffile import parse
 from imgforge.sif.format import SIFFormatError
 from imgforge.sif.layout import (
     DEFINITION,
@@ -34,7 +35,6 @@ from imgforge.sif.metadata import (
     is_app_directory,
     is_build_label,
     is_inspected,
-    parse_header,
 )
 from imgforge.sif.pack import OCI_CONFIG_FIELDS, oci_config
 from imgforge.sif.read import SifImage, parse_exports, parse_runscript
@@ -141,7 +141,8 @@ def check_deffile(image: SifImage, labels: Mapping[str, str]) -> list[str]:
     if inside is None or inside.decode("utf-8", "replace") != deffile:
         problems.append("Deffile: the SIF object differs from /.singularity.d/Singularity")
     said = {k: v for k, v in labels.items() if k.startswith(DEFFILE_LABEL)}
-    header = {DEFFILE_LABEL + k: v for k, v in parse_header(deffile).items()} if said else {}
+    parsed = parse(deffile).header if said else {}
+    header = {DEFFILE_LABEL + k: v for k, v in parsed.items()}
     # Other deffile labels are the image's own (a base Apptainer built from a .def).
     return problems + [
         f"label {key}: {_show(said.get(key))}, but the SIF's definition says {_show(value)}"

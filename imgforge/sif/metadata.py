@@ -22,11 +22,10 @@ from imgforge import __version__, gojson
 
 # What ``apptainer build X.sif docker-daemon:NAME:TAG`` embeds as the definition.
 BOOTSTRAP = "docker-daemon"
-# Labels a SIF build adds to the image's own (they win on a collision, as in Apptainer).
 # Apptainer writes its version under ``org.label-schema.usage.apptainer.version``;
-# imgforge is not Apptainer, so it writes its own version under its own name instead.
-# The build label of a SIF imgforge wrote itself (Apptainer's build writes its own version).
+# imgforge is not Apptainer, so a SIF imgforge wrote has its version under this name.
 IMGFORGE_LABEL = "org.label-schema.usage.imgforge.version"
+# Labels a SIF build adds to the image's own (they win on a collision, as in Apptainer).
 BUILD_LABELS = (
     "org.label-schema.schema-version",
     "org.label-schema.build-date",
@@ -57,19 +56,6 @@ def is_build_label(key: str) -> bool:
 def deffile_header(image: str) -> dict[str, str]:
     """The definition header of a build from the Docker engine's image ``image`` (NAME:TAG)."""
     return {"bootstrap": BOOTSTRAP, "from": image}
-
-
-def parse_header(deffile: str) -> dict[str, str]:
-    """``key: value`` lines of a definition's header (up to its first empty line or
-    section), keys lower-cased as Apptainer's parser stores them."""
-    header: dict[str, str] = {}
-    for line in deffile.split("\n"):
-        if not line.strip() or line.lstrip().startswith("%"):
-            break
-        key, sep, value = line.partition(":")
-        if sep and not line.lstrip().startswith("#"):
-            header[key.strip().lower()] = value.strip()
-    return header
 
 
 def build_date(seconds: int) -> str:

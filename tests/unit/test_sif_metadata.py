@@ -17,6 +17,7 @@ from hypothesis import strategies as st
 
 from imgforge import __version__, gojson
 from imgforge.image import ImageConfig
+from imgforge.render import deffile
 from imgforge.sif import metadata
 from imgforge.sif.pack import oci_config
 
@@ -100,10 +101,10 @@ def test_build_labels(utc: None) -> None:
     assert not metadata.is_build_label("com.nvidia.cuda.version")
 
 
-def test_parse_header() -> None:
+def test_the_deffile_labels_come_from_the_header_as_apptainer_parses_it() -> None:
     text = "Bootstrap: docker\nFrom:  ubuntu:22.04 \n# comment: x\n\n%post\n    a: b\n"
-    assert metadata.parse_header(text) == {"bootstrap": "docker", "from": "ubuntu:22.04"}
-    assert metadata.parse_header("bootstrap: docker-daemon\nfrom: a:b\n\n") == {
+    assert deffile.parse(text).header == {"bootstrap": "docker", "from": "ubuntu:22.04"}
+    assert deffile.parse("bootstrap: docker-daemon\nfrom: a:b\n\n").header == {
         "bootstrap": "docker-daemon",
         "from": "a:b",
     }
