@@ -291,11 +291,11 @@ def realistic(ctx: Context) -> Realistic:
 def native_packer(real: Realistic, target: Path) -> Callable[[], None]:
     """A call of imgforge's native backend on the image, its SifRequest built as
     imgforge/sif/make.py does (render the /.singularity.d files, inspect the image)."""
+    from imgforge.build.session import prepare
     from imgforge.engine.docker import DockerEngine
-    from imgforge.image import ImageConfig
     from imgforge.options import Options
+    from imgforge.recipes.image import ImageConfig
     from imgforge.render import make_environment, render, render_sif_files
-    from imgforge.session import prepare
     from imgforge.sif.backend import SifRequest
     from imgforge.sif.pack import NativeBackend
 

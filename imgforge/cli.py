@@ -224,7 +224,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _main(argv: Sequence[str] | None) -> int:
     arguments = list(sys.argv[1:] if argv is None else argv)
     if (verbose := _version_request(arguments)) is not None:
-        from imgforge.about import version_text
+        from imgforge.commands.about import version_text
 
         sys.stdout.write(version_text(verbose=verbose))
         return 0

@@ -12,9 +12,9 @@ from types import ModuleType
 import pytest
 from engine_support import STANDIN_SCRIPT, engine_problem, load_standin_script
 
-from imgforge.graph import load_all
-from imgforge.image import ImageConfig
-from imgforge.plan import BaseImage, BuildJob, make_jobs
+from imgforge.recipes.graph import load_all
+from imgforge.recipes.image import ImageConfig
+from imgforge.recipes.jobs import BaseImage, BuildJob, make_jobs
 from imgforge.render import make_environment, render, render_sif_files
 
 DATA = Path(__file__).parent / "data"

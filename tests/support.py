@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from imgforge.runtime import Runtime, find
+from imgforge.sif.runtime import Runtime, find
 
 
 def toml_string(value: str) -> str:

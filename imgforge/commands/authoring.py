@@ -12,7 +12,7 @@ from imgforge.errors import UsageError
 
 
 def cmd_init(args: argparse.Namespace, out: Output) -> int:
-    from imgforge.scaffold import init_recipe
+    from imgforge.authoring.scaffold import init_recipe
 
     path = init_recipe(args.name, args.base, args.dir)
     out.say(f"wrote {path}; build it with: imgforge build {path}")
@@ -20,7 +20,7 @@ def cmd_init(args: argparse.Namespace, out: Output) -> int:
 
 
 def cmd_import(args: argparse.Namespace, out: Output) -> int:
-    from imgforge.scaffold import import_to_file
+    from imgforge.authoring.scaffold import import_to_file
 
     path = import_to_file(args.dockerfile, args.name, args.output)
     out.say(f"wrote {path}; build it with: imgforge build {path}")
@@ -29,8 +29,8 @@ def cmd_import(args: argparse.Namespace, out: Output) -> int:
 
 def cmd_schema(args: argparse.Namespace, out: Output) -> int:
     from imgforge import atomic
+    from imgforge.recipes.schema import recipe_json_schema_text, reference_sections
     from imgforge.render import make_environment
-    from imgforge.schema import recipe_json_schema_text, reference_sections
 
     if args.schema_format == "markdown":
         template = make_environment().get_template("reference.md.j2")

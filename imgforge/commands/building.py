@@ -8,15 +8,15 @@ import sys
 from typing import TYPE_CHECKING, Any
 
 from imgforge import atomic
+from imgforge.build.fastpath import up_to_date
 from imgforge.commands.common import Output, options_from
+from imgforge.commands.progress import make_progress
 from imgforge.errors import EngineError
-from imgforge.fastpath import up_to_date
-from imgforge.progress import make_progress
 
 if TYPE_CHECKING:
+    from imgforge.build.session import Session
     from imgforge.engine.docker import DockerEngine
     from imgforge.options import Options
-    from imgforge.session import Session
 
 
 def cmd_build(args: argparse.Namespace, out: Output) -> int:
@@ -30,9 +30,9 @@ def cmd_build(args: argparse.Namespace, out: Output) -> int:
         )
         return 0
 
-    from imgforge.build import Builder
+    from imgforge.build.orchestrator import Builder
+    from imgforge.build.session import prepare
     from imgforge.engine.docker import DockerEngine
-    from imgforge.session import prepare
 
     session, engine = prepare(args.recipes, options, DockerEngine.connect, out.say)
     assert engine is not None
@@ -67,9 +67,9 @@ def cmd_build(args: argparse.Namespace, out: Output) -> int:
 def cmd_shell(args: argparse.Namespace, out: Output) -> int:
     from dataclasses import replace
 
-    from imgforge.build import Builder
+    from imgforge.build.orchestrator import Builder
+    from imgforge.build.session import prepare
     from imgforge.engine.docker import DockerEngine
-    from imgforge.session import prepare
 
     options = options_from(args)
     session, engine = prepare(args.recipes, options, DockerEngine.connect, out.say)
@@ -87,9 +87,9 @@ def cmd_plan(args: argparse.Namespace, out: Output) -> int:
         rows = [{"image": name, "stale": False, "reason": "up to date"} for name in names]
         return print_plan(rows, out)
 
-    from imgforge.build import Builder
+    from imgforge.build.orchestrator import Builder
+    from imgforge.build.session import prepare
     from imgforge.engine.docker import DockerEngine
-    from imgforge.session import prepare
 
     session, engine = prepare(args.recipes, options, DockerEngine.connect, out.say)
     assert engine is not None
@@ -116,9 +116,9 @@ def rendered_session(args: argparse.Namespace, out: Output, options: Options) ->
     """Load and render the targets and their ancestors without needing an engine (base
     image env comes from the engine when one answers), writing Dockerfile, .def and
     env file for each."""
-    from imgforge.build import render_job, write_sources
+    from imgforge.build.orchestrator import render_job, write_sources
+    from imgforge.build.session import prepare
     from imgforge.engine.docker import DockerEngine
-    from imgforge.session import prepare
 
     def connect() -> DockerEngine | None:
         try:
@@ -140,7 +140,7 @@ def cmd_render(args: argparse.Namespace, out: Output) -> int:
 
 
 def cmd_bake(args: argparse.Namespace, out: Output) -> int:
-    from imgforge.bake import bake_file
+    from imgforge.build.bake import bake_file
 
     options = options_from(args)
     session = rendered_session(args, out, options)

@@ -15,7 +15,7 @@ from imgforge.options import Options
 
 
 def cmd_graph(args: argparse.Namespace, out: Output) -> int:
-    from imgforge.graph import load_all
+    from imgforge.recipes.graph import load_all
     from imgforge.render.graph import render_graph
 
     directory = args.directory
@@ -36,9 +36,9 @@ def cmd_graph(args: argparse.Namespace, out: Output) -> int:
 def graph_status(graph: Any, options: Options) -> dict[str, str]:
     """Each recipe's status for the picture: up to date / stale (engine needed) / failed
     (its latest build attempt left a log but no newer manifest)."""
-    from imgforge.build import Builder
+    from imgforge.build.orchestrator import Builder
+    from imgforge.build.session import prepare
     from imgforge.engine.docker import DockerEngine
-    from imgforge.session import prepare
 
     recipes = [r.path for r in graph.order()]
     status: dict[str, str] = {}
@@ -65,9 +65,9 @@ def graph_status(graph: Any, options: Options) -> dict[str, str]:
 
 
 def cmd_verify(args: argparse.Namespace, out: Output) -> int:
-    from imgforge import runtime as runtimes
     from imgforge.engine.docker import DockerEngine
-    from imgforge.verify import locate, verify_pair
+    from imgforge.sif import runtime as runtimes
+    from imgforge.sif.check import locate, verify_pair
 
     sif_path, image = locate(args.target, out=args.out, image=args.image)
     engine = DockerEngine.connect()
@@ -100,7 +100,7 @@ def cmd_verify(args: argparse.Namespace, out: Output) -> int:
 def cmd_doctor(args: argparse.Namespace, out: Output) -> int:
     from dataclasses import asdict
 
-    from imgforge.doctor import FAIL, run_all
+    from imgforge.commands.doctor import FAIL, run_all
 
     findings = run_all(args.out)
     if args.json:

@@ -9,9 +9,9 @@ from typing import Any, NoReturn
 import jinja2
 
 from imgforge import __version__, gojson
-from imgforge.context import def_files
-from imgforge.envnames import why_not_carried
-from imgforge.plan import STAGING, BuildJob, copy_steps, requirement_paths
+from imgforge.engine.context import def_files
+from imgforge.recipes.envnames import why_not_carried
+from imgforge.recipes.jobs import STAGING, BuildJob, copy_steps, requirement_paths
 from imgforge.render import limits
 from imgforge.render.quoting import (
     args_quoted,

@@ -8,7 +8,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from imgforge.errors import BuildError, EngineError
-from imgforge.graph import RecipeGraph
+from imgforge.recipes.graph import RecipeGraph
 from imgforge.render import make_environment
 
 GRAPH_TEMPLATES = {"text": "graph.txt.j2", "dot": "graph.dot.j2", "mermaid": "graph.mmd.j2"}

@@ -9,8 +9,8 @@ import re
 from collections.abc import Iterator
 
 from imgforge.errors import RecipeError, UsageError
-from imgforge.plan import STAGING, BuildJob, CopyStep, copy_steps, requirement_paths
-from imgforge.render import deffile
+from imgforge.recipes.jobs import STAGING, BuildJob, CopyStep, copy_steps, requirement_paths
+from imgforge.sif import definition as deffile
 
 # BuildKit's Dockerfile parser (frontend/dockerfile/parser/parser.go, used by the classic
 # builder too) reads lines with a bufio.Scanner of default size: a line of 65536 bytes or

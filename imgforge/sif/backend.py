@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
 from imgforge.errors import EngineError
-from imgforge.image import ImageConfig
+from imgforge.recipes.image import ImageConfig
 
 if TYPE_CHECKING:
     from imgforge.engine.docker import DockerEngine
@@ -80,7 +80,7 @@ def binary(name: str) -> str | None:
 
 def choose(requested: str) -> SifBackend | None:
     """The backend for ``--singularity``: None for ``none``; exit 3 if a tool is missing."""
-    from imgforge.engine.singularity import SingularityCLI
+    from imgforge.sif.apptainer import SingularityCLI
     from imgforge.sif.pack import NativeBackend
 
     if requested == "none":

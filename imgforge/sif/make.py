@@ -12,13 +12,13 @@ from typing import TYPE_CHECKING, Any
 from imgforge import atomic
 from imgforge.credentials import for_registry, registry_of, singularity_env
 from imgforge.errors import BuildError
-from imgforge.image import ImageConfig
 from imgforge.options import source_date_epoch as checked_epoch
-from imgforge.plan import BuildJob
+from imgforge.recipes.image import ImageConfig
+from imgforge.recipes.jobs import BuildJob
 from imgforge.render import make_environment, render, render_sif_files
 from imgforge.sif.backend import Log, SifBackend, SifRequest
+from imgforge.sif.check import verify_file
 from imgforge.sif.metadata import build_labels, deffile_header
-from imgforge.verify import verify_file
 
 if TYPE_CHECKING:
     import jinja2

@@ -23,8 +23,8 @@ from typing import IO, TYPE_CHECKING, Any
 from imgforge import gojson
 from imgforge.atomic import copy_range
 from imgforge.errors import BuildError, EngineError
-from imgforge.image import ImageConfig
 from imgforge.options import COMPRESSIONS
+from imgforge.recipes.image import ImageConfig
 from imgforge.sif import format as sif
 from imgforge.sif import metadata
 from imgforge.sif.backend import Log, SifRequest

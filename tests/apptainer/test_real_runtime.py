@@ -27,8 +27,8 @@ import pytest
 from support import installed_runtime, toml_string
 
 from imgforge.cli import main
-from imgforge.image import split_env
-from imgforge.runtime_env import differences, from_docker_run
+from imgforge.recipes.image import split_env
+from imgforge.sif.runtime_env import differences, from_docker_run
 
 RUNTIME = installed_runtime()
 pytestmark = [

@@ -26,9 +26,9 @@ from pathlib import Path
 
 import pytest
 
-from imgforge.build import render_job, write_sources
-from imgforge.image import ImageConfig
-from imgforge.plan import BuildJob
+from imgforge.build.orchestrator import render_job, write_sources
+from imgforge.recipes.image import ImageConfig
+from imgforge.recipes.jobs import BuildJob
 
 HERE = Path(__file__).parent
 CASES = sorted(path.name for path in HERE.iterdir() if (path / "recipes").is_dir())

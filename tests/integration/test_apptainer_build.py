@@ -15,11 +15,11 @@ import pytest
 from support import installed_runtime
 
 from imgforge.engine.docker import DockerEngine
-from imgforge.engine.singularity import SingularityCLI
-from imgforge.image import ImageConfig, split_env
 from imgforge.patterns import ENV_KEY_RE
-from imgforge.plan import BuildJob
+from imgforge.recipes.image import ImageConfig, split_env
+from imgforge.recipes.jobs import BuildJob
 from imgforge.render import render
+from imgforge.sif.apptainer import SingularityCLI
 from imgforge.sif.backend import SifRequest
 
 RUNTIME = installed_runtime()

@@ -15,10 +15,10 @@ from typing import Any
 import docker
 import pytest
 
+from imgforge.build.fastpath import up_to_date
 from imgforge.cli import main
-from imgforge.fastpath import up_to_date
-from imgforge.image import split_env, update_env
 from imgforge.options import Options
+from imgforge.recipes.image import split_env, update_env
 
 pytestmark = pytest.mark.integration
 

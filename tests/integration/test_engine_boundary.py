@@ -19,7 +19,7 @@ from hypothesis import strategies as st
 from imgforge.cli import main
 from imgforge.engine.docker import DockerEngine
 from imgforge.errors import ImgforgeError
-from imgforge.image import DEFAULT_PATH
+from imgforge.recipes.image import DEFAULT_PATH
 
 pytestmark = pytest.mark.integration
 

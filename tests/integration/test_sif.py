@@ -26,7 +26,7 @@ import pytest
 
 import imgforge
 from imgforge.cli import main
-from imgforge.image import ImageConfig, split_env
+from imgforge.recipes.image import ImageConfig, split_env
 from imgforge.sif import format as sif
 from imgforge.sif.backend import SifRequest
 from imgforge.sif.layout import WRITTEN

@@ -22,12 +22,12 @@ from hypothesis import strategies as st
 from reliability_support import MINI, build_argv, export_tar, tar_members, write
 
 from imgforge.cli import main
-from imgforge.context import DOCKERFILE, build_context
+from imgforge.engine.context import DOCKERFILE, build_context
 from imgforge.errors import RecipeError
-from imgforge.ignore import IGNORE_FILE
 from imgforge.patterns import PATH_RE
-from imgforge.recipe import load
-from imgforge.tree import load_ignore, walk_source
+from imgforge.recipes.ignore import IGNORE_FILE
+from imgforge.recipes.model import load
+from imgforge.recipes.tree import load_ignore, walk_source
 
 SECRET = f"STOLEN-{uuid.uuid4().hex}"
 

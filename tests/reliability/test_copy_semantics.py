@@ -15,9 +15,9 @@ import docker
 import pytest
 from reliability_support import build_argv, run_main, toml_dumps, write
 
-from imgforge.context import staging_context
-from imgforge.recipe import load
-from imgforge.render import deffile
+from imgforge.engine.context import staging_context
+from imgforge.recipes.model import load
+from imgforge.sif import definition as deffile
 
 pytestmark = pytest.mark.integration
 

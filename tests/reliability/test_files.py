@@ -24,9 +24,9 @@ from reliability_support import (
 )
 
 from imgforge.cli import main
-from imgforge.context import DOCKERFILE, build_context, staging_context
-from imgforge.ignore import IGNORE_FILE
-from imgforge.recipe import load
+from imgforge.engine.context import DOCKERFILE, build_context, staging_context
+from imgforge.recipes.ignore import IGNORE_FILE
+from imgforge.recipes.model import load
 
 SECRET = f"TOP-SECRET-{uuid.uuid4().hex}"
 

@@ -37,8 +37,8 @@ from reliability_support import (
 )
 
 from imgforge.cli import main
-from imgforge.image import split_env
-from imgforge.recipe import load
+from imgforge.recipes.image import split_env
+from imgforge.recipes.model import load
 from imgforge.sif.read import SifImage, parse_exports
 
 RUN = uuid.uuid4().hex[:10]

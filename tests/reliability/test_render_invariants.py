@@ -28,10 +28,11 @@ from reliability_support import PROPERTIES, toml_dumps, write
 from spython.main.parse.parsers import SingularityParser
 
 from imgforge.errors import RecipeError, UsageError
-from imgforge.image import ImageConfig, split_env, update_env
-from imgforge.plan import BuildJob, copy_steps, requirement_paths
-from imgforge.recipe import load
-from imgforge.render import check, deffile, make_environment, render
+from imgforge.recipes.image import ImageConfig, split_env, update_env
+from imgforge.recipes.jobs import BuildJob, copy_steps, requirement_paths
+from imgforge.recipes.model import load
+from imgforge.render import check, make_environment, render
+from imgforge.sif import definition as deffile
 
 BASE = "example.org/ngc/pytorch:24.01-py3"
 PIECES = [

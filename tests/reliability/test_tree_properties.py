@@ -19,12 +19,12 @@ from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 from reliability_support import MINI, one_error_line, run_main, write
 
-from imgforge.context import DOCKERFILE, build_context, def_files, staging_context
+from imgforge.engine.context import DOCKERFILE, build_context, def_files, staging_context
 from imgforge.errors import RecipeError
-from imgforge.fingerprint import input_paths, input_stats, recipe_hash
-from imgforge.ignore import IGNORE_FILE
-from imgforge.plan import STAGING
-from imgforge.recipe import load
+from imgforge.recipes.fingerprint import input_paths, input_stats, recipe_hash
+from imgforge.recipes.ignore import IGNORE_FILE
+from imgforge.recipes.jobs import STAGING
+from imgforge.recipes.model import load
 
 NAME = st.sampled_from(["a", "b", "c.log", "d.txt", "e f", "ü", "-x", "a:b", ".hidden"])
 KIND = st.sampled_from(

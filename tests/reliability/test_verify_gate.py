@@ -21,7 +21,7 @@ from reliability_support import (
     write,
 )
 
-import imgforge.build
+import imgforge.build.orchestrator
 import imgforge.sif.make
 from imgforge.sif.backend import SifRequest
 from imgforge.sif.pack import NativeBackend
@@ -94,7 +94,9 @@ def test_a_sif_that_fails_its_check_never_gets_its_final_name(
     if fault == "injected-check":
         monkeypatch.setattr(imgforge.sif.make, "verify_file", injected_check)
     else:
-        monkeypatch.setattr(imgforge.build, "choose", lambda requested: WrongBackend(fault))
+        monkeypatch.setattr(
+            imgforge.build.orchestrator, "choose", lambda requested: WrongBackend(fault)
+        )
     write(recipe, recipe_text(mini_image, "two"))
     code, _, err = run_main(build_argv(recipe, out, singularity="native"), capsys)
     assert code == 1

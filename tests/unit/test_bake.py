@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from imgforge.cli import main
-from imgforge.graph import load_all
+from imgforge.recipes.graph import load_all
 
 REPO = Path(__file__).resolve().parents[2]
 

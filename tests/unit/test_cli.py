@@ -17,9 +17,9 @@ import pytest
 
 import imgforge
 from imgforge import __version__
-from imgforge.about import LIBRARIES
 from imgforge.cli import main
 from imgforge.commands import COMMANDS
+from imgforge.commands.about import LIBRARIES
 
 NGC = "nvcr.io/nvidia/pytorch:24.01-py3"
 

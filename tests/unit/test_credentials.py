@@ -14,8 +14,8 @@ from imgforge.credentials import (
     registry_of,
     singularity_env,
 )
-from imgforge.engine.singularity import SingularityCLI
-from imgforge.image import ImageConfig
+from imgforge.recipes.image import ImageConfig
+from imgforge.sif.apptainer import SingularityCLI
 from imgforge.sif.backend import SifRequest
 
 SECRET = "planted-s3cret"

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from imgforge.render import deffile
+from imgforge.sif import definition as deffile
 
 TABLE = Path(__file__).parents[1] / "data" / "apptainer-deffile"
 CASES = sorted(p.name for p in TABLE.iterdir() if p.is_dir())

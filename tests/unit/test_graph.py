@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 
 from imgforge.errors import GraphError, RecipeError
-from imgforge.graph import load_all, load_dir, load_targets
-from imgforge.recipe import Recipe
+from imgforge.recipes.graph import load_all, load_dir, load_targets
+from imgforge.recipes.model import Recipe
 
 NGC = "nvcr.io/nvidia/pytorch:24.01-py3"
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import pytest
 
-from imgforge.ignore import (
+from imgforge.recipes.ignore import (
     Ignore,
     PatternError,
     PatternMatcher,

@@ -12,9 +12,9 @@ from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 from support import sourced_env
 
-from imgforge.envnames import OWNED, carried, kept_as_default, why_not_carried
 from imgforge.errors import ImageDataError, ImgforgeError
-from imgforge.image import DEFAULT_PATH, ImageConfig
+from imgforge.recipes.envnames import OWNED, carried, kept_as_default, why_not_carried
+from imgforge.recipes.image import DEFAULT_PATH, ImageConfig
 from imgforge.render import make_environment, render
 
 NGC = "nvcr.io/nvidia/pytorch:24.01-py3"

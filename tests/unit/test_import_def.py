@@ -19,13 +19,13 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 from spython.main.parse.parsers import SingularityParser
 
+from imgforge.authoring.shellwords import literal_words
 from imgforge.cli import main
-from imgforge.envnames import carried
-from imgforge.image import ImageConfig
 from imgforge.patterns import APT_RE, LABEL_KEY_RE
-from imgforge.recipe import Recipe, load
+from imgforge.recipes.envnames import carried
+from imgforge.recipes.image import ImageConfig
+from imgforge.recipes.model import Recipe, load
 from imgforge.render.quoting import sh_quote
-from imgforge.shellwords import literal_words
 from imgforge.sif.read import parse_runscript
 
 DEFS = Path(__file__).parents[1] / "data" / "defs"

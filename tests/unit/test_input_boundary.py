@@ -15,9 +15,9 @@ from support import toml_string
 
 from imgforge.cli import main
 from imgforge.errors import RecipeError
-from imgforge.inputfile import MAX_BYTES, MAX_DEPTH
 from imgforge.patterns import APT_RE
-from imgforge.recipe import load
+from imgforge.recipes.inputfile import MAX_BYTES, MAX_DEPTH
+from imgforge.recipes.model import load
 
 NGC = "nvcr.io/nvidia/pytorch:24.01-py3"
 

@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 
 from imgforge.errors import RecipeError, UsageError
-from imgforge.image import ImageConfig
-from imgforge.plan import BuildJob
+from imgforge.recipes.image import ImageConfig
+from imgforge.recipes.jobs import BuildJob
 from imgforge.render import check, render
 from imgforge.render.limits import DOCKERFILE_LINE_MAX
 

@@ -11,8 +11,8 @@ import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from imgforge.image import ImageConfig
-from imgforge.plan import BuildJob
+from imgforge.recipes.image import ImageConfig
+from imgforge.recipes.jobs import BuildJob
 from imgforge.render import render
 from imgforge.render.quoting import dockerfile_quote, json_list, sh_join, sh_quote
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from imgforge.errors import RecipeError
-from imgforge.recipe import Recipe, load, load_project
+from imgforge.recipes.model import Recipe, load, load_project
 
 BASE = 'base = "nvcr.io/nvidia/pytorch:24.01-py3"\n'
 NAME_RULE = (

@@ -14,9 +14,9 @@ from spython.main.parse.parsers import SingularityParser
 from support import sourced_env
 
 from imgforge import __version__
-from imgforge.graph import load_all
-from imgforge.image import ImageConfig
-from imgforge.plan import BaseImage, BuildJob, make_jobs
+from imgforge.recipes.graph import load_all
+from imgforge.recipes.image import ImageConfig
+from imgforge.recipes.jobs import BaseImage, BuildJob, make_jobs
 from imgforge.render import make_environment, render
 from imgforge.render.quoting import sh_quote
 from imgforge.sif.read import parse_runscript

@@ -8,8 +8,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from imgforge.runtime import Runtime, parse_version, quirks
-from imgforge.runtime_env import (
+from imgforge.sif.runtime import Runtime, parse_version, quirks
+from imgforge.sif.runtime_env import (
     APPTAINER_DEFAULT_PATH,
     differences,
     expected_apptainer_env,

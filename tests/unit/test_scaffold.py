@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from imgforge.cli import main
-from imgforge.recipe import load
-from imgforge.schema import recipe_json_schema
+from imgforge.recipes.model import load
+from imgforge.recipes.schema import recipe_json_schema
 
 NGC = "nvcr.io/nvidia/pytorch:24.01-py3"
 DOCKERFILE = f"""FROM {NGC}

@@ -7,8 +7,8 @@ import time
 
 import pytest
 
+from imgforge.build.scheduler import schedule
 from imgforge.errors import BuildError, ImgforgeError
-from imgforge.scheduler import schedule
 
 # a -> b -> c ; a -> d ; e (unrelated)
 PARENTS = {"a": [], "b": ["a"], "c": ["b"], "d": ["a"], "e": []}

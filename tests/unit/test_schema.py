@@ -12,8 +12,8 @@ import pytest
 from imgforge.cli import main
 from imgforge.errors import RecipeError
 from imgforge.patterns import recipe_files
-from imgforge.recipe import load
-from imgforge.schema import recipe_json_schema
+from imgforge.recipes.model import load
+from imgforge.recipes.schema import recipe_json_schema
 
 REPO = Path(__file__).resolve().parents[2]
 SHIPPED = REPO / "schema" / "recipe.schema.json"

@@ -16,8 +16,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from imgforge import __version__, gojson
-from imgforge.image import ImageConfig
-from imgforge.render import deffile
+from imgforge.recipes.image import ImageConfig
+from imgforge.sif import definition as deffile
 from imgforge.sif import metadata
 from imgforge.sif.pack import oci_config
 

@@ -10,8 +10,8 @@ import pytest
 
 from imgforge.render.quoting import sh_quote
 from imgforge.sif import format as sif
+from imgforge.sif.check import tree
 from imgforge.sif.read import SifImage, parse_exports
-from imgforge.verify import tree
 
 DATA = Path(__file__).parents[1] / "data" / "sif"
 BUSYBOX = DATA / "busybox_amd64.sif"

@@ -11,9 +11,14 @@ from pathlib import Path
 import docker.errors
 import pytest
 
-from imgforge.engine import singularity
 from imgforge.engine.docker import DockerEngine
-from imgforge.engine.singularity import (
+from imgforge.errors import BuildError, EngineError
+from imgforge.recipes.image import ImageConfig
+from imgforge.recipes.jobs import BuildJob
+from imgforge.render import render
+from imgforge.sif import apptainer as singularity
+from imgforge.sif import backend
+from imgforge.sif.apptainer import (
     SingularityCLI,
     build_argv,
     child_env,
@@ -21,11 +26,6 @@ from imgforge.engine.singularity import (
     squashfs_option,
     wants_sudo,
 )
-from imgforge.errors import BuildError, EngineError
-from imgforge.image import ImageConfig
-from imgforge.plan import BuildJob
-from imgforge.render import render
-from imgforge.sif import backend
 from imgforge.sif.backend import SifRequest
 
 IMAGE_ID = "sha256:" + "ab12" * 16

@@ -16,20 +16,20 @@ from pathlib import Path
 import pytest
 
 from imgforge.errors import UsageError
-from imgforge.image import ImageConfig
-from imgforge.plan import BuildJob
+from imgforge.recipes.image import ImageConfig
+from imgforge.recipes.jobs import BuildJob
 from imgforge.render import make_environment, render_sif_files
 from imgforge.sif.backend import SifRequest
-from imgforge.sif.make import sif_files
-from imgforge.sif.pack import transfer, write_sif
-from imgforge.sif.read import SifImage, parse_runscript
-from imgforge.verify import (
+from imgforge.sif.check import (
     compare_maps,
     compare_trees,
     locate,
     tree,
     verify_file,
 )
+from imgforge.sif.make import sif_files
+from imgforge.sif.pack import transfer, write_sif
+from imgforge.sif.read import SifImage, parse_runscript
 
 NGC = "nvcr.io/nvidia/pytorch:24.01-py3"
 

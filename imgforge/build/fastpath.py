@@ -19,13 +19,13 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
-from imgforge import manifest
+from imgforge.build import record as manifest
 from imgforge.engine.guard import why_not_path_value
 from imgforge.errors import ImgforgeError
-from imgforge.fingerprint import input_stats, sources_of, stat_signature
-from imgforge.inputfile import read_toml
 from imgforge.options import Options, options_key
 from imgforge.patterns import PROJECT_FILE, RECIPE_PREFIX, recipe_files
+from imgforge.recipes.fingerprint import input_stats, sources_of, stat_signature
+from imgforge.recipes.inputfile import read_toml
 
 DEFAULT_SOCKET = "/var/run/docker.sock"
 

@@ -31,9 +31,9 @@ from dataclasses import dataclass
 
 from packaging.requirements import InvalidRequirement, Requirement
 
-from imgforge.deffile import Section
+from imgforge.authoring.deffile import Section
+from imgforge.authoring.shellwords import Word, is_blank, is_comment, literal_words
 from imgforge.patterns import APT_RE
-from imgforge.shellwords import Word, is_blank, is_comment, literal_words
 
 RUN_PREFIX = "cd /\nset -ex\n"
 NO_OPS = (["set", "-e"], ["set", "-x"], ["set", "-ex"], ["set", "-xe"])

@@ -15,8 +15,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from imgforge.errors import RecipeError
-from imgforge.inputfile import read_bounded
-from imgforge.render.deffile import (
+from imgforge.recipes.inputfile import read_bounded
+from imgforge.sif.definition import (
     go_trim,
     header_field,
     opens_section,

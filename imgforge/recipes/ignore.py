@@ -282,7 +282,7 @@ class Ignore:
     @classmethod
     def load(cls, directory: Path) -> Ignore:
         """The rules of ``directory``'s ``.dockerignore`` (none when it has none)."""
-        from imgforge.tree import read_ignore_file
+        from imgforge.recipes.tree import read_ignore_file
 
         data = read_ignore_file(directory)
         return cls() if data is None else cls.parse(data)

@@ -9,11 +9,12 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import IO, TYPE_CHECKING
 
-from imgforge import manifest, runtime_env
+from imgforge.build import record as manifest
 from imgforge.errors import EngineError, UsageError
-from imgforge.image import ImageConfig
+from imgforge.recipes.image import ImageConfig
 from imgforge.render import fixed_sif_files, runscript_body
-from imgforge.render.deffile import parse
+from imgforge.sif import runtime_env
+from imgforge.sif.definition import parse
 from imgforge.sif.format import SIFFormatError
 from imgforge.sif.layout import (
     DEFINITION,
@@ -41,7 +42,7 @@ from imgforge.sif.read import SifImage, parse_exports, parse_runscript
 
 if TYPE_CHECKING:
     from imgforge.engine.docker import DockerEngine
-    from imgforge.runtime import Runtime
+    from imgforge.sif.runtime import Runtime
 
 ENV_SCRIPTS = ("env/10-docker2singularity.sh", "env/90-environment.sh")
 APPS_BASE = ".singularity.d/env/94-appsbase.sh"

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 
-from imgforge.envnames import RUNTIME_DEFAULTS, carried, kept_as_default
+from imgforge.recipes.envnames import RUNTIME_DEFAULTS, carried, kept_as_default
 
 # env.DefaultPath: the directories the runtime appends to PATH when it lacks them (fixpath).
 APPTAINER_DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"

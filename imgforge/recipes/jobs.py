@@ -9,10 +9,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from imgforge import __version__
-from imgforge.graph import RecipeGraph
-from imgforge.image import ImageConfig, command_words
 from imgforge.patterns import LABEL_NAMESPACE
-from imgforge.recipe import Recipe
+from imgforge.recipes.graph import RecipeGraph
+from imgforge.recipes.image import ImageConfig, command_words
+from imgforge.recipes.model import Recipe
 
 LABEL_PREFIX = LABEL_NAMESPACE
 ENV_FILE = "imgforge-env.sh"

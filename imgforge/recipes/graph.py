@@ -10,7 +10,7 @@ import networkx as nx
 
 from imgforge.errors import GraphError, RecipeError
 from imgforge.patterns import recipe_files
-from imgforge.recipe import Recipe, load
+from imgforge.recipes.model import Recipe, load
 
 
 @dataclass(frozen=True)

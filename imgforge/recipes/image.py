@@ -7,8 +7,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
 from typing import Any
 
-from imgforge.envnames import carried, kept_as_default
 from imgforge.errors import ImageDataError
+from imgforge.recipes.envnames import carried, kept_as_default
 
 
 def split_env(entry: str) -> tuple[str, str]:

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from imgforge.errors import EngineError
-from imgforge.image import split_env
+from imgforge.recipes.image import split_env
 
 # What a runtime's `--version` prints: "apptainer version 1.5.3", "singularity-ce version
 # 4.4.0", "singularity version 3.8.7-1.el8".

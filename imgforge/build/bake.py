@@ -11,7 +11,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from imgforge.plan import BuildJob
+from imgforge.recipes.jobs import BuildJob
 
 
 def bake_file(jobs: list[BuildJob], *, where: Path, network: str | None) -> dict[str, Any]:

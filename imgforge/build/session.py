@@ -10,12 +10,12 @@ from typing import TYPE_CHECKING
 
 from imgforge.credentials import auth_config, for_registry, registry_of
 from imgforge.errors import RecipeError, UsageError
-from imgforge.fingerprint import recipe_hash
-from imgforge.graph import RecipeGraph, load_targets
-from imgforge.image import ImageConfig
 from imgforge.options import Options, check_out
-from imgforge.plan import BaseImage, BuildJob, make_jobs, resolve_base
-from imgforge.recipe import Recipe, load_project
+from imgforge.recipes.fingerprint import recipe_hash
+from imgforge.recipes.graph import RecipeGraph, load_targets
+from imgforge.recipes.image import ImageConfig
+from imgforge.recipes.jobs import BaseImage, BuildJob, make_jobs, resolve_base
+from imgforge.recipes.model import Recipe, load_project
 from imgforge.render import check
 
 if TYPE_CHECKING:

@@ -37,7 +37,7 @@ def version_text(*, verbose: bool) -> str:
             python=f"{platform.python_implementation()} {platform.python_version()}",
             executable=sys.executable,
             platform=platform.platform(terse=True),
-            location=str(Path(__file__).resolve().parent),
+            location=str(Path(__file__).resolve().parent.parent),
             libraries=[(name, library_version(name)) for name in LIBRARIES],
         )
     )

@@ -9,16 +9,16 @@ from typing import Any
 from pydantic import ValidationError
 
 from imgforge.errors import RecipeError
-from imgforge.inputfile import read_toml
 from imgforge.patterns import LABEL_NAMESPACE, PROJECT_FILE, RECIPE_PREFIX
-from imgforge.reference import why_not_reference
-from imgforge.requirements import check_requirements_file
-from imgforge.schema import (
+from imgforge.recipes.inputfile import read_toml
+from imgforge.recipes.requirements import check_requirements_file
+from imgforge.recipes.schema import (
     ProjectModel,
     RecipeModel,
     check_env_key,
     check_label_key,
 )
+from imgforge.reference import why_not_reference
 
 
 @dataclass(frozen=True)
@@ -123,7 +123,7 @@ def _check_extra(path: Path, model: RecipeModel) -> None:
 def _check_sources(path: Path, model: RecipeModel) -> None:
     """Walk every source once (imgforge.tree refuses what escapes or can't be copied
     alike everywhere) and check each requirements file's content."""
-    from imgforge.tree import load_ignore, walk_source
+    from imgforge.recipes.tree import load_ignore, walk_source
 
     ignore = load_ignore(path.parent)
     for index, source in enumerate(model.pip.requirements):

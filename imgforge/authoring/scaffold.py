@@ -49,7 +49,7 @@ def ensure_schema(directory: Path) -> None:
 def write_schema(path: Path) -> None:
     """Write the recipe JSON Schema (what ``imgforge schema`` prints) to ``path``."""
     from imgforge import atomic
-    from imgforge.schema import recipe_json_schema_text
+    from imgforge.recipes.schema import recipe_json_schema_text
 
     atomic.write_text(path, recipe_json_schema_text())
 
@@ -225,9 +225,9 @@ def import_to_file(dockerfile: Path, name: str | None, output: Path | None) -> P
     """Write the recipe imported from a Dockerfile or a Singularity/Apptainer definition
     file beside it (its build context) and check it loads; nothing is left behind if it
     doesn't. Which of the two it is, the content says (or a ``.def`` suffix)."""
-    from imgforge.deffile import is_definition, read_source
-    from imgforge.importdef import import_definition
-    from imgforge.recipe import load
+    from imgforge.authoring.deffile import is_definition, read_source
+    from imgforge.authoring.importdef import import_definition
+    from imgforge.recipes.model import load
 
     definition = is_definition(dockerfile, read_source(dockerfile))
     # A Dockerfile is named after its build context; a NAME.def has a name of its own.
@@ -266,8 +266,8 @@ def import_to_file(dockerfile: Path, name: str | None, output: Path | None) -> P
 def check_renders(recipe: Path) -> None:
     """What ``imgforge render`` checks, without writing or an engine: the recipe's
     directory loads with it (names, ``recipe:`` bases) and every format can carry it."""
+    from imgforge.build.session import prepare
     from imgforge.options import Options
-    from imgforge.session import prepare
 
     # Nothing is written: the --out of this render is never created.
     options = Options(out=Path("/.imgforge-import-check"))

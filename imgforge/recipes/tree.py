@@ -13,7 +13,7 @@ signatures) takes its paths from here, so they agree on what a source brings in:
 * FIFOs, sockets and devices are refused without being opened; regular files are opened
   non-blocking and checked again after opening;
 * names that are not UTF-8 are refused; the walk is iterative (no depth limit);
-* ``.dockerignore`` is applied as ``docker build`` applies it (imgforge.ignore).
+* ``.dockerignore`` is applied as ``docker build`` applies it (imgforge.recipes.ignore).
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from imgforge.errors import RecipeError
-from imgforge.ignore import IGNORE_FILE, Ignore, PatternError, go_clean
+from imgforge.recipes.ignore import IGNORE_FILE, Ignore, PatternError, go_clean
 
 # Recipe files, project files, requirements files and .dockerignore are read whole.
 MAX_TEXT_FILE = 1 << 20

@@ -10,11 +10,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from imgforge.deffile import Section
-from imgforge.envnames import why_not_carried
-from imgforge.ignore import IGNORE_FILE
+from imgforge.authoring.deffile import Section
+from imgforge.authoring.shellwords import is_blank, is_comment, literal_words
 from imgforge.patterns import LABEL_KEY_RE, PATH_RE
-from imgforge.shellwords import is_blank, is_comment, literal_words
+from imgforge.recipes.envnames import why_not_carried
+from imgforge.recipes.ignore import IGNORE_FILE
 
 Refusal = tuple[int, str]  # (line, what); line 0: the file as a whole
 SHELLS = ("#!/bin/sh", "#!/bin/bash")

@@ -25,7 +25,7 @@ import shlex
 from pathlib import Path
 
 from imgforge.errors import RecipeError
-from imgforge.tree import read_limited, shown
+from imgforge.recipes.tree import read_limited, shown
 
 _COMMENT = re.compile(r"(^|\s+)#.*$")
 _ENV_VAR = re.compile(r"\$\{[A-Z0-9_]+\}")

@@ -16,7 +16,7 @@ MAX_DEPTH = 16  # recipes nest three levels ([pip] packages = [...])
 def read_bounded(path: Path, limit: int = MAX_BYTES) -> bytes:
     """The bytes of the regular file ``path`` (a symlink to one is fine), refused when
     it is a FIFO, device, socket or directory, or larger than ``limit``."""
-    from imgforge.tree import read_limited
+    from imgforge.recipes.tree import read_limited
 
     return read_limited(path, owner=path, key="", limit=limit)
 

@@ -56,7 +56,7 @@ def engine() -> list[Finding]:
 
 
 def singularity() -> list[Finding]:
-    from imgforge import runtime as runtimes
+    from imgforge.sif import runtime as runtimes
 
     found = runtimes.find()
     if found is not None:

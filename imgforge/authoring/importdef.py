@@ -23,14 +23,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from imgforge import defsections as read
-from imgforge.deffile import Definition, Section, read_source, scan
-from imgforge.defsections import Refusal, Values, shown
+from imgforge.authoring import defsections as read
+from imgforge.authoring.deffile import Definition, Section, read_source, scan
+from imgforge.authoring.defsections import Refusal, Values, shown
+from imgforge.authoring.importpost import PostSteps, translate_post
+from imgforge.authoring.shellwords import is_comment
 from imgforge.errors import RecipeError
-from imgforge.importpost import PostSteps, translate_post
 from imgforge.patterns import NAME_RE, RECIPE_PREFIX
 from imgforge.reference import why_not_reference
-from imgforge.shellwords import is_comment
 
 TRANSLATED = ("post", "environment", "files", "labels", "runscript")
 SECTION_REASONS = {
@@ -219,7 +219,7 @@ def import_definition(path: Path, name: str, *, directory: Path | None = None) -
 
 
 def _render(path: Path, name: str, base: str, parts: Parts, directory: Path | None) -> str:
-    from imgforge.scaffold import Imported, render_imported
+    from imgforge.authoring.scaffold import Imported, render_imported
 
     post = parts.post
     imported = Imported(

@@ -7,9 +7,9 @@ import json
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from imgforge.context import DOCKERFILE, build_context, dockerfile_only, staging_context
 from imgforge.engine.commit import CONTAINER_PREFIX, CommitRun, commit_run
-from imgforge.plan import LABEL_PREFIX, BuildJob
+from imgforge.engine.context import DOCKERFILE, build_context, dockerfile_only, staging_context
+from imgforge.recipes.jobs import LABEL_PREFIX, BuildJob
 from imgforge.render import make_environment, render
 
 if TYPE_CHECKING:

@@ -8,11 +8,11 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from imgforge.ignore import IGNORE_FILE
-from imgforge.tree import Entry, load_ignore, open_regular, read_ignore_file, walk_source
+from imgforge.recipes.ignore import IGNORE_FILE
+from imgforge.recipes.tree import Entry, load_ignore, open_regular, read_ignore_file, walk_source
 
 if TYPE_CHECKING:
-    from imgforge.recipe import Recipe
+    from imgforge.recipes.model import Recipe
 
 
 def relative_to(path: Path, base: Path) -> str:
@@ -36,7 +36,7 @@ def sources_of(requirements: Iterable[str], files: Iterable[str], directory: Pat
 
 
 def input_entries(directory: Path, sources: Iterable[str]) -> Iterator[Entry]:
-    """Every path the ``sources`` bring in, from the one safe walk (imgforge.tree); the
+    """Every path the ``sources`` bring in, from the one safe walk (imgforge.recipes.tree); the
     ``.dockerignore`` is an input itself, whatever its own rules say of it."""
     ignore = load_ignore(directory)
     for source in sources:
@@ -76,7 +76,7 @@ def input_stats(directory: Path, sources: Iterable[str]) -> dict[str, list[int]]
 
 def recipe_hash(recipe: Recipe) -> str:
     """sha256 over the recipe file and every file it copies or reads."""
-    from imgforge.inputfile import read_bounded
+    from imgforge.recipes.inputfile import read_bounded
 
     digest = hashlib.sha256(read_bounded(recipe.path))
     for entry in input_entries(recipe.directory, input_paths(recipe)):

@@ -11,7 +11,6 @@ from packaging.requirements import InvalidRequirement, Requirement
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, WithJsonSchema, model_validator
 
 from imgforge import reference
-from imgforge.envnames import why_not_carried
 from imgforge.patterns import (
     APT_RE,
     ENV_KEY_RE,
@@ -22,6 +21,7 @@ from imgforge.patterns import (
     TAG_RE,
     URL_RE,
 )
+from imgforge.recipes.envnames import why_not_carried
 from imgforge.sif.metadata import is_build_label
 
 # Patterns are checked with fullmatch: their $ (kept for the JSON schema) also matches

@@ -7,10 +7,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from imgforge import manifest
+from imgforge.build import record as manifest
 from imgforge.credentials import auth_config, for_registry
 from imgforge.options import Options
-from imgforge.plan import BuildJob
+from imgforge.recipes.jobs import BuildJob
 from imgforge.sif.make import temporary
 
 if TYPE_CHECKING:

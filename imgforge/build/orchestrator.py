@@ -11,7 +11,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
-from imgforge import __version__, atomic, manifest
+from imgforge import __version__, atomic
+from imgforge.build import record as manifest
+from imgforge.build.lock import recipe_lock
+from imgforge.build.publish import publish_missing, push_image, save_image
+from imgforge.build.record import Fingerprint
+from imgforge.build.scheduler import FAILED, NOT_ATTEMPTED, schedule
+from imgforge.build.session import Session
+from imgforge.build.strategies import STRATEGIES
 from imgforge.errors import (
     NO_TRACEBACK_FILE,
     BuildError,
@@ -20,20 +27,14 @@ from imgforge.errors import (
     is_system_error,
     unexpected,
 )
-from imgforge.fingerprint import combine, input_paths, input_stats, stat_signature
-from imgforge.image import ImageConfig
-from imgforge.lock import recipe_lock
-from imgforge.manifest import Fingerprint
 from imgforge.options import Options, options_key
 from imgforge.patterns import PROJECT_FILE
-from imgforge.plan import BuildJob
-from imgforge.publish import publish_missing, push_image, save_image
+from imgforge.recipes.fingerprint import combine, input_paths, input_stats, stat_signature
+from imgforge.recipes.image import ImageConfig
+from imgforge.recipes.jobs import BuildJob
 from imgforge.render import make_environment, render
-from imgforge.scheduler import FAILED, NOT_ATTEMPTED, schedule
-from imgforge.session import Session
 from imgforge.sif.backend import SifBackend, choose
 from imgforge.sif.make import make_sif
-from imgforge.strategies import STRATEGIES
 
 if TYPE_CHECKING:
     from imgforge.engine.docker import DockerEngine

@@ -6,7 +6,7 @@ character (``:``) that the recipe path grammar (``patterns.PATH_RE``) forbids, s
 ``[files]`` source or requirements file can be it; a file inside a copied directory could
 be, and is refused; and no tar ever lists a path twice (a later entry would replace the
 earlier one when the engine extracts it). The files come from the one safe walk
-(imgforge.tree).
+(imgforge.recipes.tree).
 """
 
 from __future__ import annotations
@@ -18,11 +18,11 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from imgforge.errors import RecipeError
-from imgforge.ignore import IGNORE_FILE, Ignore, go_clean
 from imgforge.patterns import PATH_RE
-from imgforge.plan import copy_steps, requirement_paths
-from imgforge.recipe import Recipe
-from imgforge.tree import Entry, load_ignore, open_regular, shown, walk_source
+from imgforge.recipes.ignore import IGNORE_FILE, Ignore, go_clean
+from imgforge.recipes.jobs import copy_steps, requirement_paths
+from imgforge.recipes.model import Recipe
+from imgforge.recipes.tree import Entry, load_ignore, open_regular, shown, walk_source
 
 DOCKERFILE = ".imgforge:Dockerfile"
 _ALL = Ignore()  # no rules: everything below a source, as Apptainer's %files sees it

@@ -1,0 +1,1 @@
+"""Writing recipes: ``imgforge init`` and ``imgforge import`` of a Dockerfile or a .def."""

@@ -1,0 +1,2 @@
+"""Building: job status, the manifest record, the fast path, scheduling, strategies
+and the orchestrator."""

@@ -1,0 +1,1 @@
+"""Recipes: the model, its schema, the DAG, the files a recipe reads and the jobs made from it."""
