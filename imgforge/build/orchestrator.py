@@ -15,9 +15,9 @@ from imgforge import __version__, atomic
 from imgforge.build import record as manifest
 from imgforge.build.lock import recipe_lock
 from imgforge.build.publish import publish_missing, push_image, save_image
-from imgforge.build.record import Fingerprint
 from imgforge.build.scheduler import FAILED, NOT_ATTEMPTED, schedule
 from imgforge.build.session import Session
+from imgforge.build.status import Status, input_record, job_status
 from imgforge.build.strategies import STRATEGIES
 from imgforge.errors import (
     NO_TRACEBACK_FILE,
@@ -27,9 +27,8 @@ from imgforge.errors import (
     is_system_error,
     unexpected,
 )
-from imgforge.options import Options, options_key
-from imgforge.patterns import PROJECT_FILE
-from imgforge.recipes.fingerprint import combine, input_paths, input_stats, stat_signature
+from imgforge.options import Options
+from imgforge.recipes.fingerprint import combine
 from imgforge.recipes.image import ImageConfig
 from imgforge.recipes.jobs import BuildJob
 from imgforge.render import make_environment, render
@@ -85,17 +84,6 @@ def write_sources(job: BuildJob, rendered: Rendered) -> None:
         atomic.write_text(path, text, mode=mode)
 
 
-@dataclass(frozen=True)
-class Status:
-    """Whether a job must be built, and why."""
-
-    name: str
-    stale: bool
-    reason: str
-    fingerprint: Fingerprint
-    image_id: str | None = None
-
-
 @dataclass
 class Summary:
     """What one ``build`` run did, per recipe."""
@@ -105,51 +93,6 @@ class Summary:
     failed: list[str] = field(default_factory=list)
     not_attempted: list[str] = field(default_factory=list)
     errors: list[ImgforgeError] = field(default_factory=list)
-
-
-def job_status(
-    job: BuildJob,
-    rendered: Rendered,
-    *,
-    base_id: str,
-    engine: DockerEngine,
-    force: bool,
-    strategy: str,
-    rebuilding: set[str],
-    want_sif: bool = False,
-) -> Status:
-    """Decide whether ``job`` is up to date: fingerprint, manifest and engine agree."""
-    fingerprint = Fingerprint(job.recipe_hash, rendered.digest, base_id, strategy)
-
-    def stale(reason: str) -> Status:
-        return Status(job.name, True, reason, fingerprint)
-
-    if force:
-        return stale("--force")
-    if strategy == "interactive":
-        return stale("interactive session")
-    parents = [p for p in job.parents if p in rebuilding]
-    if parents:
-        return stale(f"parent {', '.join(parents)} rebuilds")
-    recorded = manifest.read(job.artifacts.manifest)
-    if recorded is None:
-        return stale("no manifest")
-    noted = recorded.get("fingerprint")
-    if why := fingerprint.differs(noted if isinstance(noted, dict) else {}):
-        return stale(why)
-    image_id = engine.image_id(job.recipe.image)
-    if image_id is None:
-        return stale(f"image {job.recipe.image} is missing")
-    if image_id != recorded.get("docker_image_id"):
-        return stale(f"image {job.recipe.image} is not the one recorded")
-    paths = job.artifacts
-    if want_sif and (
-        why := manifest.sif_problem(
-            recorded.get("sif"), paths.image_file, paths.image_format, image_id
-        )
-    ):
-        return stale(why)
-    return Status(job.name, False, "up to date", fingerprint, image_id)
 
 
 class Builder:
@@ -427,18 +370,6 @@ class Builder:
         }
 
 
-def input_record(job: BuildJob, options: Options) -> dict[str, Any]:
-    """Stat signatures of everything the build read, for the no-op fast path."""
-    recipe = job.recipe
-    project = recipe.directory / PROJECT_FILE
-    return {
-        "options": options_key(options),
-        "recipe": stat_signature(recipe.path),
-        "project": stat_signature(project) if project.exists() else None,
-        "files": input_stats(recipe.directory, input_paths(recipe)),
-    }
-
-
 def foreign_error(job: BuildJob, what: str, exc: Exception) -> BuildError:
     """One line for an exception from outside imgforge's error tree: an operating-system
     error (a full disk, a read-only --out, a vanished file) as the system words it;
@@ -466,8 +397,3 @@ def check_config(job: BuildJob, built: ImageConfig) -> None:
         f"{job.recipe.path}: env: the built image's Env differs from the expected one "
         f"for {', '.join(keys) or 'the order of variables'}"
     )
-
-
-def artifact_paths(job: BuildJob) -> list[Path]:
-    paths = job.artifacts
-    return [paths.dockerfile, paths.deffile, paths.manifest, paths.log]

@@ -50,7 +50,7 @@ def cmd_schema(args: argparse.Namespace, out: Output) -> int:
 
 
 def cmd_completion(args: argparse.Namespace, out: Output) -> int:
-    from imgforge.cli import make_parser
+    from imgforge.commands.parser import make_parser
     from imgforge.render import make_environment
 
     parser = make_parser()

@@ -65,9 +65,9 @@ def graph_status(graph: Any, options: Options) -> dict[str, str]:
 
 
 def cmd_verify(args: argparse.Namespace, out: Output) -> int:
+    from imgforge.commands.verify import locate, verify_pair
     from imgforge.engine.docker import DockerEngine
     from imgforge.sif import runtime as runtimes
-    from imgforge.sif.check import locate, verify_pair
 
     sif_path, image = locate(args.target, out=args.out, image=args.image)
     engine = DockerEngine.connect()

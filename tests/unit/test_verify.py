@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from imgforge.commands.verify import locate
 from imgforge.errors import UsageError
 from imgforge.recipes.image import ImageConfig
 from imgforge.recipes.jobs import BuildJob
@@ -23,7 +24,6 @@ from imgforge.sif.backend import SifRequest
 from imgforge.sif.check import (
     compare_maps,
     compare_trees,
-    locate,
     tree,
     verify_file,
 )
