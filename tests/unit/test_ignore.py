@@ -1,4 +1,4 @@
-"""imgforge.ignore against the test tables of moby's pattern matcher.
+"""imgforge.recipes.ignore and .matcher against the test tables of moby's pattern matcher.
 
 Ported from github.com/moby/patternmatcher (patternmatcher_test.go: TestMatches and its
 multi-pattern cases, matchTests (Go's own filepath.Match table), compileTests, and the
@@ -10,14 +10,8 @@ from __future__ import annotations
 
 import pytest
 
-from imgforge.recipes.ignore import (
-    Ignore,
-    PatternError,
-    PatternMatcher,
-    go_clean,
-    go_regex,
-    read_patterns,
-)
+from imgforge.recipes.ignore import Ignore, read_patterns
+from imgforge.recipes.matcher import PatternError, PatternMatcher, go_clean, go_regex
 
 
 def matches(file: str, patterns: list[str]) -> bool:
