@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from imgforge import __version__
+from imgforge.compressors import COMPRESSORS, DEFAULT_COMPRESSOR, REFUSED_COMPRESSORS
 from imgforge.errors import UsageError
 from imgforge.reference import why_not_reference
 
@@ -23,7 +24,7 @@ class Options:
     strategy: str | None = None
     singularity: str = "auto"
     image_format: str = "sif"
-    compression: str = "gzip"
+    compression: str = DEFAULT_COMPRESSOR
     force: bool = False
     network: str | None = None
     base_map: Mapping[str, str] = field(default_factory=dict)
@@ -55,13 +56,8 @@ OUT_PUNCTUATION = "._@+,=/-"
 NAME_MAX = 255  # bytes in one path component (Linux)
 NETWORK_RE = re.compile(r"[a-zA-Z0-9][a-zA-Z0-9_.-]*")
 SOURCE_DATE_EPOCH_MAX = 253402300799  # 9999-12-31T23:59:59Z
-# Squashfs compressors an image may use, gzip first (the one every Apptainer mounts).
-COMPRESSIONS = ("gzip", "xz", "zstd", "lz4", "lzo")
-# Known to squashfs tools but refused, with the reason.
-REFUSED_COMPRESSIONS = {
-    "lzma": "lzma makes squashfs images that neither the kernel nor squashfuse can mount; "
-    "use xz (same algorithm, mountable) or gzip",
-}
+# The --compression values, in the order --help lists them (imgforge.compressors has the rest).
+COMPRESSIONS = tuple(COMPRESSORS)
 
 
 def check_out(out: Path, copied: Iterable[Path], directories: Mapping[str, Path]) -> None:
@@ -102,9 +98,9 @@ def check_network(network: str | None) -> None:
 
 def check_compression(compression: str) -> None:
     """--compression: a squashfs compressor Apptainer can mount the image with."""
-    if reason := REFUSED_COMPRESSIONS.get(compression):
+    if reason := REFUSED_COMPRESSORS.get(compression):
         raise UsageError(f"--compression: {reason}")
-    if compression not in COMPRESSIONS:
+    if compression not in COMPRESSORS:
         raise UsageError(f"--compression: {compression!r} is not one of {', '.join(COMPRESSIONS)}")
 
 
