@@ -121,7 +121,3 @@ class Ignore:
             if skip and (last and not is_dir or not self.enters(prefix)):
                 return False
         return True
-
-    def excludes(self, relative: str) -> bool:
-        """Whether the file ``relative`` is left out of the build context."""
-        return not self.sends(relative)

@@ -96,7 +96,3 @@ def choose(requested: str) -> SifBackend | None:
             if path is not None:
                 return SingularityCLI(name, path)
     return NativeBackend.create()
-
-
-def target_path(directory: Path, name: str, image_format: str) -> Path:
-    return directory / f"{name}.{image_format}"
