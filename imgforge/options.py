@@ -1,4 +1,4 @@
-"""Options shared by the commands (SPEC.md, "Command line"), light enough for every path."""
+"""Options shared by the commands (README.md, "Commands"), light enough for every path."""
 
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ from imgforge.reference import why_not_reference
 
 @dataclass(frozen=True)
 class Options:
-    """Options shared by the commands (see SPEC.md, "Command line")."""
+    """Options shared by the commands (see README.md, "Commands")."""
 
     out: Path = Path("build")
     jobs: int = 1

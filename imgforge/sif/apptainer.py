@@ -2,9 +2,11 @@
 
 Steps of ``make``: ``docker save`` the built image to ``request.archive``; write the
 conversion .def (``Bootstrap: docker-archive``; imgforge's single-quoted env file placed
-over ``10-docker2singularity.sh`` by ``%files``, see SIF-FORMAT.md §9.4) next to the
-target; run ``<tool> build --force [--fakeroot] TARGET DEF``. The archive and the .def
-are always removed, a partial target on failure.
+over ``10-docker2singularity.sh`` by ``%files``, because what Apptainer's own conversion
+writes there depends on its version, while the runtime and ``%post`` source that exact
+name: docs/APPTAINER.md, "Environment") next to the target; run
+``<tool> build --force [--fakeroot] TARGET DEF``. The archive and the .def are always
+removed, a partial target on failure.
 
 Why ``docker-archive:`` and not ``docker-daemon:``: the daemon source talks to dockerd
 through a vendored client whose API version lags Docker releases and breaks across them;

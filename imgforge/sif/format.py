@@ -1,6 +1,7 @@
 """The SIF container format: header and descriptor records, read and written.
 
-Byte layout per shared/docs/SIF-FORMAT.md (sylabs/sif v2): a 128-byte global header at
+Byte layout of the reference library (github.com/sylabs/sif v2, ``pkg/sif/sif.go`` and
+``create.go``; README.md, "Singularity images"): a 128-byte global header at
 offset 0, a table of 585-byte descriptors at ``DescriptorsOffset``, then the data objects.
 All integers little endian, no padding between fields.
 """

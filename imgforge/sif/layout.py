@@ -17,8 +17,10 @@ SYMLINKS = {
     ".test": ".singularity.d/actions/test",
     "environment": ".singularity.d/env/90-environment.sh",
 }
-# Bind targets that must exist in the image (SIF-FORMAT.md §8), with their modes: 0755,
-# as Apptainer's makeDirs makes the ones an image lacks.
+# Bind targets that must exist in the image, with their modes: 0755, as Apptainer's
+# makeDirs makes the ones an image lacks (internal/pkg/build/sources/base_environment.go).
+# Without an overlay the runtime refuses a missing one: "destination ... doesn't exist in
+# container" (apptainer internal/pkg/runtime/engine/apptainer/container_linux.go).
 MOUNT_POINTS = {
     "dev": 0o755, "etc": 0o755, "home": 0o755, "proc": 0o755, "root": 0o755,
     "sys": 0o755, "tmp": 0o755, "var": 0o755, "var/tmp": 0o755,

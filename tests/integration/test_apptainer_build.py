@@ -1,5 +1,5 @@
 """The apptainer/singularity backend for real: Docker image -> SIF, and the SIF's environment
-equals the image's Config.Env (SPEC "Environment preservation")."""
+equals the image's Config.Env (docs/APPTAINER.md, "Environment")."""
 
 from __future__ import annotations
 
@@ -34,7 +34,8 @@ pytestmark = [
     ),
 ]
 
-# Values that the pre-1.5 converters mangle (SIF-FORMAT.md §9.1): quotes, $, backticks, \.
+# Values that the pre-1.5 converters mangle (apptainer#3328; docs/APPTAINER.md,
+# "Environment"): quotes, $, backticks, \.
 TRICKY = {
     "TRICKY": "a \"$b\" `id` 'd' ${e} \\ f $(echo no)",
     "SPACES": "  two  spaces  ",

@@ -42,7 +42,8 @@ NAME = "itest-sifnative"
 IMAGE = f"{NAME}:latest"
 EPOCH = 1700000000
 LIBS = "/.singularity.d/libs"
-# Values no pre-1.5 converter keeps (SIF-FORMAT.md §9.1), all valid in a recipe.
+# Values no pre-1.5 converter keeps (its `${NAME:-%q}` form escaped them twice,
+# apptainer#3328; docs/APPTAINER.md, "Environment"), all valid in a recipe.
 HOSTILE = {
     "HOSTILE_HOME": "$HOME",
     "HOSTILE_BRACE": "${X}",

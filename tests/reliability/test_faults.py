@@ -1,7 +1,7 @@
 """Injected faults: a failing step, a missing base, no engine, no or a failing squashfs
-tool, a full output disk, a corrupted manifest. Each ends with the SPEC's exit code, one
-clear message, no container, temporary file or partial artifact, the previous artifacts
-byte-identical, and a following normal run that works."""
+tool, a full output disk, a corrupted manifest. Each ends with the exit code README.md
+gives (under "Commands"), one clear message, no container, temporary file or partial
+artifact, the previous artifacts byte-identical, and a following normal run that works."""
 
 from __future__ import annotations
 

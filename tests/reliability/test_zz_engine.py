@@ -116,7 +116,7 @@ def test_engine_stopped_during_a_build(
     finally:
         proc.kill()
         start_engine()
-    assert code == 3, (code, out_text, err)  # an environment problem, per SPEC.md
+    assert code == 3, (code, out_text, err)  # an environment problem (README.md, exit codes)
     line = one_error_line(err)
     assert "Traceback" not in out_text, out_text
     assert str(recipe) in line and "Docker engine stopped answering" in line, line
