@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from pathlib import Path
 
 from imgforge.patterns import GO_SPACE
 from imgforge.recipes.matcher import PatternError, PatternMatcher, go_clean
@@ -77,14 +76,6 @@ class Ignore:
     @classmethod
     def parse(cls, data: bytes) -> Ignore:
         return cls(PatternMatcher.new(read_patterns(data)))
-
-    @classmethod
-    def load(cls, directory: Path) -> Ignore:
-        """The rules of ``directory``'s ``.dockerignore`` (none when it has none)."""
-        from imgforge.recipes.tree import read_ignore_file
-
-        data = read_ignore_file(directory)
-        return cls() if data is None else cls.parse(data)
 
     def state(self, relative: str, parent: tuple[bool, ...] | None) -> tuple[bool, Info]:
         """(whether the walk skips ``relative``, the match state its children inherit)."""

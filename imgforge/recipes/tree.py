@@ -118,8 +118,9 @@ def read_ignore_file(directory: Path) -> bytes | None:
 
 def load_ignore(directory: Path) -> Ignore:
     """The ``.dockerignore`` rules of ``directory``; a rule Docker refuses is exit 2."""
+    data = read_ignore_file(directory)
     try:
-        return Ignore.load(directory)
+        return Ignore() if data is None else Ignore.parse(data)
     except PatternError as exc:
         raise RecipeError(directory / IGNORE_FILE, "", str(exc)) from None
 
