@@ -1,11 +1,14 @@
 """The no-op fast path: prove every target up to date from manifests, file stats and
-one engine call, importing nothing heavy. Any doubt returns None and the full path runs.
+one engine connection, importing nothing heavy. Any doubt returns None and the full
+path runs.
 
 A manifest's ``inputs`` record (written after each successful build) holds the stat
 signatures of the recipe, every file it reads and the project file, plus the option key.
-If all still match, the recipe's content and therefore its rendered output are those
-of the recorded build; one ``GET /images/json`` then confirms the image, base and parent
-IDs, and a stat confirms the SIF.
+If all still match (imgforge.build.inputs computes the record for both paths), the
+recipe's content and therefore its rendered output are those of the recorded build, so
+the recorded fingerprint's content hashes stand; the engine then gives the image and
+base IDs, and the staleness rule the full path applies (imgforge.build.staleness)
+decides.
 """
 
 from __future__ import annotations
