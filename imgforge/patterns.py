@@ -35,6 +35,13 @@ GO_SPACE = (
 )
 
 RECIPE_PREFIX = "recipe:"
+
+
+def base_recipe_of(base: str) -> str | None:
+    """The parent recipe's name for a ``recipe:NAME`` base, else None (an image)."""
+    return base[len(RECIPE_PREFIX) :] if base.startswith(RECIPE_PREFIX) else None
+
+
 # imgforge's own label namespace (provenance, roles): never a recipe's.
 LABEL_NAMESPACE = "org.imgforge"
 

@@ -1,11 +1,14 @@
 """The no-op fast path: prove every target up to date from manifests, file stats and
-one engine call, importing nothing heavy. Any doubt returns None and the full path runs.
+one engine connection, importing nothing heavy. Any doubt returns None and the full
+path runs.
 
 A manifest's ``inputs`` record (written after each successful build) holds the stat
 signatures of the recipe, every file it reads and the project file, plus the option key.
-If all still match, the recipe's content and therefore its rendered output are those
-of the recorded build; one ``GET /images/json`` then confirms the image, base and parent
-IDs, and a stat confirms the SIF.
+If all still match (imgforge.build.inputs computes the record for both paths), the
+recipe's content and therefore its rendered output are those of the recorded build, so
+the recorded fingerprint's content hashes stand; the engine then gives the image and
+base IDs, and the staleness rule the full path applies (imgforge.build.staleness)
+decides.
 """
 
 from __future__ import annotations
@@ -16,16 +19,19 @@ import os
 import socket
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Any
 from urllib.parse import quote
 
-from imgforge.build import record as manifest
+from imgforge.build import record
+from imgforge.build.inputs import input_record
+from imgforge.build.record import Manifest
+from imgforge.build.records import Fingerprint
+from imgforge.build.staleness import Facts, SifState, stale_reason
 from imgforge.engine.guard import why_not_path_value
 from imgforge.errors import ImgforgeError
-from imgforge.options import Options, options_key
-from imgforge.patterns import PROJECT_FILE, RECIPE_PREFIX, recipe_files
-from imgforge.recipes.fingerprint import input_stats, sources_of, stat_signature
-from imgforge.recipes.inputfile import read_toml
+from imgforge.options import Options
+from imgforge.patterns import recipe_files
+from imgforge.recipes.artifacts import Artifacts
+from imgforge.recipes.header import RecipeHeader, read_header
 
 DEFAULT_SOCKET = "/var/run/docker.sock"
 
@@ -74,54 +80,71 @@ def image_ids(path: str, refs: Iterable[str], timeout: float = 5.0) -> dict[str,
     return found
 
 
-def _recipes(directory: Path) -> dict[str, tuple[Path, dict[str, Any]]]:
-    recipes: dict[str, tuple[Path, dict[str, Any]]] = {}
+def _headers(directory: Path) -> dict[str, RecipeHeader]:
+    headers: dict[str, RecipeHeader] = {}
     for path in recipe_files(directory):
-        data = read_toml(path)
-        name = data.get("name", path.stem)
-        if not isinstance(name, str) or name in recipes:
-            raise ValueError(name)
-        recipes[name] = (path, data)
-    return recipes
+        header = read_header(path)
+        if header.name in headers:
+            raise ValueError(header.name)
+        headers[header.name] = header
+    return headers
 
 
-def _order(targets: list[Path]) -> list[tuple[Path, dict[str, Any]]]:
+def _order(targets: list[Path]) -> list[RecipeHeader]:
     """The targets and their ancestors, parents first (a cycle raises)."""
-    ordered: dict[Path, tuple[Path, dict[str, Any]]] = {}
-    directories: dict[Path, dict[str, tuple[Path, dict[str, Any]]]] = {}
+    ordered: dict[Path, RecipeHeader] = {}
+    directories: dict[Path, dict[str, RecipeHeader]] = {}
     for target in targets:
         if target.parent not in directories:
-            directories[target.parent] = _recipes(target.parent)
+            directories[target.parent] = _headers(target.parent)
         by_name = directories[target.parent]
-        chain: list[tuple[Path, dict[str, Any]]] = []
+        chain: list[RecipeHeader] = []
         path: Path | None = target
-        while path is not None:
-            if path in ordered:
-                break
-            if path in [p for p, _ in chain]:
+        while path is not None and path not in ordered:
+            if path in [header.path for header in chain]:
                 raise ValueError(f"cycle at {path}")
-            data = read_toml(path)
-            chain.append((path, data))
-            base = data.get("base", "")
-            parent = base[len(RECIPE_PREFIX) :] if base.startswith(RECIPE_PREFIX) else None
-            path = by_name[parent][0] if parent is not None else None
-        for path_, data in reversed(chain):
-            ordered.setdefault(path_, (path_, data))
+            header = read_header(path)
+            chain.append(header)
+            parent = header.base_recipe
+            path = by_name[parent].path if parent is not None else None
+        for header in reversed(chain):
+            ordered.setdefault(header.path, header)
     return list(ordered.values())
 
 
-def _inputs_match(path: Path, data: dict[str, Any], record: dict[str, Any], key: str) -> bool:
-    inputs = record.get("inputs") or {}
-    pip = data.get("pip") or {}
-    sources = sources_of(
-        pip.get("requirements") or [], (data.get("files") or {}).keys(), path.parent
+def _recorded(header: RecipeHeader, options: Options) -> Manifest | None:
+    """The recipe's manifest when its inputs are those recorded, else None."""
+    artifacts = Artifacts.under(options.out.absolute(), header.name, options.image_format)
+    recorded = record.read(artifacts.manifest)
+    inputs = input_record(
+        header.path, requirements=header.pip_requirements, files=header.files, options=options
     )
-    project = path.parent / PROJECT_FILE
-    return bool(
-        inputs.get("options") == key
-        and inputs.get("recipe") == stat_signature(path)
-        and inputs.get("project") == (stat_signature(project) if project.exists() else None)
-        and inputs.get("files") == input_stats(path.parent, sources)
+    return recorded if recorded is not None and recorded.inputs == inputs else None
+
+
+def _facts(
+    header: RecipeHeader, recorded: Manifest, ids: dict[str, str | None], options: Options
+) -> Facts | None:
+    """The staleness facts of a recipe whose inputs match its record: its content, and so
+    its rendered text, are the recorded build's; the base and image IDs are the engine's."""
+    # A recipe: base resolves to the parent's NAME:TAG, whose own record is checked too.
+    base_id = ids.get(recorded.base.resolved)
+    if base_id is None:
+        return None
+    artifacts = Artifacts.under(options.out.absolute(), header.name, options.image_format)
+    noted = recorded.fingerprint
+    return Facts(
+        image=recorded.image,
+        fingerprint=Fingerprint(
+            noted.recipe, noted.rendered, base_id, options.strategy or header.strategy
+        ),
+        recorded=recorded,
+        image_id=ids.get(recorded.image),
+        sif=None
+        if options.singularity == "none"
+        else SifState.of(artifacts.image_file, options.image_format),
+        force=options.force,
+        interactive=header.name == options.interactive,
     )
 
 
@@ -132,43 +155,18 @@ def up_to_date(paths: list[Path], options: Options) -> list[str] | None:
     if options.force or options.push or options.save or sock is None:
         return None
     try:
-        order = _order([Path(p).absolute() for p in paths])
-        key = options_key(options)
-        out = options.out.absolute()
-        records: dict[str, dict[str, Any]] = {}
-        for path, data in order:
-            name = data.get("name", path.stem)
-            record = manifest.read(out / name / "manifest.json")
-            if record is None or not _inputs_match(path, data, record, key):
+        records: list[tuple[RecipeHeader, Manifest]] = []
+        for header in _order([Path(p).absolute() for p in paths]):
+            recorded = _recorded(header, options)
+            if recorded is None:
                 return None
-            wanted = options.strategy or (data.get("build") or {}).get("strategy", "dockerfile")
-            if record.get("strategy") != wanted:
-                return None  # e.g. an `imgforge shell` session's image: not the recipe's
-            sif = out / name / f"{name}.{options.image_format}"
-            if options.singularity != "none" and manifest.sif_problem(
-                record.get("sif"), sif, options.image_format, str(record.get("docker_image_id"))
-            ):
-                return None
-            records[name] = record
-        refs = [str(r.get("image")) for r in records.values()]
-        refs += [
-            str((r.get("base") or {}).get("resolved"))
-            for r in records.values()
-            if not str((r.get("base") or {}).get("ref", "")).startswith(RECIPE_PREFIX)
-        ]
-        tags = image_ids(sock, refs)
-    except (OSError, ValueError, KeyError, TypeError, AttributeError, ImgforgeError):
+            records.append((header, recorded))
+        refs = [ref for _, r in records for ref in (r.image, r.base.resolved)]
+        ids = image_ids(sock, refs)
+    except (OSError, ValueError, KeyError, ImgforgeError):
         return None
-    for record in records.values():
-        base = record.get("base") or {}
-        ref = str(base.get("ref", ""))
-        if ref.startswith(RECIPE_PREFIX):
-            parent = records.get(ref[len(RECIPE_PREFIX) :]) or {}
-            base_id = parent.get("docker_image_id")
-        else:
-            base_id = tags.get(str(base.get("resolved")))
-        if tags.get(str(record.get("image"))) != record.get("docker_image_id"):
+    for header, recorded in records:
+        facts = _facts(header, recorded, ids, options)
+        if facts is None or stale_reason(facts) is not None:
             return None
-        if base_id is None or base_id != base.get("image_id"):
-            return None
-    return [str(record["image"]) for record in records.values()]
+    return [recorded.image for _, recorded in records]

@@ -2,38 +2,29 @@
 
 from __future__ import annotations
 
-import datetime as dt
-import platform
-import time
-import traceback
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TextIO
+from typing import TYPE_CHECKING
 
 from imgforge import __version__, atomic
-from imgforge.build import record as manifest
+from imgforge.build import record
+from imgforge.build.failure import foreign_error
+from imgforge.build.joblog import JobLog, SayLog
 from imgforge.build.lock import recipe_lock
-from imgforge.build.publish import publish_missing, push_image, save_image
-from imgforge.build.scheduler import FAILED, NOT_ATTEMPTED, schedule
+from imgforge.build.outcome import Outcome
+from imgforge.build.produce import Plan, Produced, Workbench, produce
+from imgforge.build.publish import publish_missing
+from imgforge.build.record import Manifest
+from imgforge.build.scheduler import schedule
 from imgforge.build.session import Session
-from imgforge.build.status import Status, input_record, job_status
-from imgforge.build.strategies import STRATEGIES
-from imgforge.errors import (
-    NO_TRACEBACK_FILE,
-    BuildError,
-    EngineError,
-    ImgforgeError,
-    is_system_error,
-    unexpected,
-)
+from imgforge.build.status import Status, job_inputs, job_status
+from imgforge.errors import BuildError, EngineError, ImgforgeError
 from imgforge.options import Options
 from imgforge.recipes.fingerprint import combine
-from imgforge.recipes.image import ImageConfig
 from imgforge.recipes.jobs import BuildJob
 from imgforge.render import make_environment, render
 from imgforge.sif.backend import SifBackend, choose
-from imgforge.sif.make import make_sif
 
 if TYPE_CHECKING:
     from imgforge.engine.docker import DockerEngine
@@ -74,8 +65,8 @@ def source_files(job: BuildJob, rendered: Rendered) -> list[tuple[Path, str, int
     ]
 
 
-def manifest_file(job: BuildJob, data: dict[str, Any]) -> tuple[Path, str, int]:
-    return job.artifacts.manifest, manifest.text(data), 0o644
+def manifest_file(job: BuildJob, manifest: Manifest) -> tuple[Path, str, int]:
+    return job.artifacts.manifest, record.text(manifest), 0o644
 
 
 def write_sources(job: BuildJob, rendered: Rendered) -> None:
@@ -84,15 +75,28 @@ def write_sources(job: BuildJob, rendered: Rendered) -> None:
         atomic.write_text(path, text, mode=mode)
 
 
-@dataclass
+@dataclass(frozen=True)
 class Summary:
-    """What one ``build`` run did, per recipe."""
+    """What one ``build`` run did, per recipe (names in build order)."""
 
-    built: list[str] = field(default_factory=list)
-    skipped: list[str] = field(default_factory=list)
-    failed: list[str] = field(default_factory=list)
-    not_attempted: list[str] = field(default_factory=list)
-    errors: list[ImgforgeError] = field(default_factory=list)
+    built: tuple[str, ...] = ()
+    skipped: tuple[str, ...] = ()
+    failed: tuple[str, ...] = ()
+    not_attempted: tuple[str, ...] = ()
+    errors: tuple[ImgforgeError, ...] = ()
+
+    @classmethod
+    def of(cls, outcomes: Mapping[str, Outcome], errors: Iterable[ImgforgeError]) -> Summary:
+        def named(outcome: Outcome) -> tuple[str, ...]:
+            return tuple(name for name, done in outcomes.items() if done == outcome)
+
+        return cls(
+            built=named(Outcome.BUILT),
+            skipped=named(Outcome.SKIPPED),
+            failed=named(Outcome.FAILED),
+            not_attempted=named(Outcome.NOT_ATTEMPTED),
+            errors=tuple(errors),
+        )
 
 
 class Builder:
@@ -140,7 +144,7 @@ class Builder:
     def status(self, job: BuildJob, rendered: Rendered, rebuilding: set[str]) -> Status:
         return job_status(
             job,
-            rendered,
+            rendered.digest,
             base_id=self.base_id(job),
             engine=self.engine,
             force=self.options.force,
@@ -176,35 +180,15 @@ class Builder:
             errors=errors,
             on_interrupt=self.engine.interrupt,
         )
-        summary = Summary(errors=errors)
-        lists = {
-            "built": summary.built,
-            "skipped": summary.skipped,
-            FAILED: summary.failed,
-            NOT_ATTEMPTED: summary.not_attempted,
-        }
-        for name, outcome in outcomes.items():
-            lists[outcome].append(name)
-        return summary
+        return Summary.of(outcomes, errors)
 
-    def process(self, job: BuildJob) -> str:
-        """Build one job if it is stale; its parents are done. Returns the outcome."""
+    def process(self, job: BuildJob) -> Outcome:
+        """Build one job if it is stale; its parents are done."""
         rendered = render_job(job)
         status = self.status(job, rendered, self.rebuilt)
         if not status.stale:
-            self.image_ids[job.name] = status.image_id or ""
-            self.refresh_inputs(job)
-            self.say(f"{job.recipe.image}: up to date")
-            if self.options.push or self.options.save:
-                with recipe_lock(
-                    job.artifacts.directory, what=job.recipe.image, wait=True, say=self.say
-                ):
-                    done = publish_missing(
-                        self.engine, job, status.image_id or "", self.options, self.say
-                    )
-                for kind in done:
-                    self.say(f"{job.recipe.image}: {PUBLISHED[kind]} without rebuilding")
-            return "skipped"
+            self.up_to_date(job, status.image_id or "")
+            return Outcome.SKIPPED
         self.step(job.name, f"starting ({status.reason})")
         what = f"{job.recipe.path}: {job.recipe.image}"
         try:
@@ -228,7 +212,23 @@ class Builder:
         finally:
             self.step(job.name, None)
         self.rebuilt.add(job.name)
-        return "built"
+        return Outcome.BUILT
+
+    def up_to_date(self, job: BuildJob, image_id: str) -> None:
+        """An up-to-date job: note its image, refresh its input record, and push or save
+        it where the options ask for what the manifest lacks."""
+        self.image_ids[job.name] = image_id
+        self.refresh_inputs(job)
+        self.say(f"{job.recipe.image}: up to date")
+        if self.options.push or self.options.save:
+            with recipe_lock(
+                job.artifacts.directory, what=job.recipe.image, wait=True, say=self.say
+            ):
+                done = publish_missing(
+                    self.engine, job, image_id, self.options, SayLog(self.say)
+                )
+            for kind in done:
+                self.say(f"{job.recipe.image}: {PUBLISHED[kind]} without rebuilding")
 
     def engine_gone(self, what: str) -> EngineError | None:
         """After a failure: the engine stopped answering, if it did (the real cause,
@@ -247,153 +247,46 @@ class Builder:
             self.say(f"{job.recipe.image}: FAILED: {error}")
 
     def build_one(self, job: BuildJob, rendered: Rendered, status: Status) -> None:
+        """Build ``job`` and move its artifacts into place together."""
+        produced = self.produce(job, rendered, status)
         # (temporary, final) pairs: every artifact is written beside its final name and
         # renamed only once all are written and the tag has moved, so a failure at any
         # point keeps the previous good set (the log holds the Dockerfile that failed).
         pending: list[tuple[Path, Path]] = []
+        if produced.sif_file is not None:
+            pending.append((produced.sif_file, job.artifacts.image_file))
         try:
-            image_id, data = self.produce(job, rendered, status, pending)
             # The manifest last: a crash between renames leaves it not matching the
             # files, and the next run rebuilds rather than trusts them.
-            for path, text, mode in [*source_files(job, rendered), manifest_file(job, data)]:
+            files = [*source_files(job, rendered), manifest_file(job, produced.manifest)]
+            for path, text, mode in files:
                 pending.append((atomic.stage(path, text.encode("utf-8"), mode=mode), path))
             if self.engine.cancel.is_set():
                 raise BuildError(f"{job.recipe.path}: {job.recipe.image}: interrupted")
-            self.engine.tag(image_id, job.recipe.name, job.recipe.tag)
+            self.engine.tag(produced.image_id, job.recipe.name, job.recipe.tag)
             atomic.rename_all(pending)
         finally:
             for temporary, _ in pending:
                 temporary.unlink(missing_ok=True)
-        self.image_ids[job.name] = image_id
-        elapsed = data["timings"]["total_seconds"]
-        self.say(f"{job.recipe.image}: built {image_id[7:19]} in {elapsed:.1f}s")
+        self.image_ids[job.name] = produced.image_id
+        elapsed = produced.manifest.timings.total_seconds
+        self.say(f"{job.recipe.image}: built {produced.image_id[7:19]} in {elapsed:.1f}s")
 
-    def produce(
-        self, job: BuildJob, rendered: Rendered, status: Status, pending: list[tuple[Path, Path]]
-    ) -> tuple[str, dict[str, Any]]:
-        """Build the image and the Singularity image (added to ``pending``); return the
-        image ID and the manifest data."""
-        backend = self.sif_backend
+    def produce(self, job: BuildJob, rendered: Rendered, status: Status) -> Produced:
+        """Build the image and the Singularity image, logging to the job's build.log."""
+        bench = Workbench(self.engine, self.options, self.network, self.sif_backend, self.say)
+        plan = Plan(self.strategy(job), self.base_id(job), status.fingerprint)
         self.say(f"{job.recipe.image}: building ({status.reason})")
-        started = time.monotonic()
         job.artifacts.directory.mkdir(parents=True, exist_ok=True)
         with job.artifacts.log.open("w", encoding="utf-8") as log_file:
-            log = self.logger(job, log_file)
+            log = JobLog(job.name, log_file, self.step, self.stream)
             log(f"# imgforge {__version__}: building {job.recipe.image} from {job.recipe.path}")
-            strategy = STRATEGIES[self.strategy(job)]
-            image_id, strategy_record = strategy(
-                self.engine, job, rendered.dockerfile, network=self.network, log=log
-            )
-            built = self.engine.ensure_image(image_id, why=job.recipe.image)
-            config = ImageConfig.from_inspect(built, origin=f"image {job.recipe.image}")
-            check_config(job, config)
-            docker_seconds = time.monotonic() - started
-            extra: dict[str, Any] = {}
-            if self.options.push:
-                extra["push"] = push_image(self.engine, job, image_id, self.options.push, log)
-            sif_record = None
-            if backend is not None:
-                sif_name = job.artifacts.image_file.name
-                self.say(f"{job.recipe.image}: making {sif_name} ({backend.name})")
-                sif_file, sif_record = make_sif(
-                    job,
-                    image_id=image_id,
-                    config=config,
-                    backend=backend,
-                    engine=self.engine,
-                    compression=self.options.compression,
-                    log=log,
-                    pushed=(extra.get("push") or {}).get("reference"),
-                )
-                pending.append((sif_file, job.artifacts.image_file))
-            if self.options.save:
-                extra["saved"] = save_image(self.engine, job, image_id)
-        elapsed = time.monotonic() - started
-        data = self.manifest_data(job, status, image_id, built, elapsed)
-        data["sif"] = sif_record
-        if strategy_record:
-            data["commit"] = strategy_record
-        data.update(extra)
-        data["inputs"] = input_record(job, self.options)
-        data["timings"]["docker_build_seconds"] = round(docker_seconds, 3)
-        return image_id, data
+            return produce(bench, job, rendered.dockerfile, plan=plan, log=log)
 
     def refresh_inputs(self, job: BuildJob) -> None:
         """Record current file stats of an up-to-date recipe (e.g. after a touch), so the
         next no-op run takes the fast path again."""
-        recorded = manifest.read(job.artifacts.manifest)
-        inputs = input_record(job, self.options)
-        if recorded is not None and recorded.get("inputs") != inputs:
-            manifest.write(job.artifacts.manifest, {**recorded, "inputs": inputs})
-
-    def logger(self, job: BuildJob, log_file: TextIO) -> Say:
-        def log(line: str) -> None:
-            log_file.write(line + "\n")
-            log_file.flush()
-            if line.startswith(("Step ", "$ ", "packing ", "packed ", "verify: ", "push: ")):
-                self.step(job.name, line)
-            if self.stream is not None:
-                self.stream(f"[{job.name}] {line}")
-
-        return log
-
-    def manifest_data(
-        self,
-        job: BuildJob,
-        status: Status,
-        image_id: str,
-        built: dict[str, Any],
-        elapsed: float,
-    ) -> dict[str, Any]:
-        return {
-            "imgforge_version": __version__,
-            "recipe": job.name,
-            "recipe_file": str(job.recipe.path),
-            "image": job.recipe.image,
-            "docker_image_id": image_id,
-            "strategy": self.strategy(job),
-            "base": {
-                "ref": job.recipe.base,
-                "resolved": job.base.resolved,
-                "image_id": self.base_id(job),
-            },
-            "fingerprint": manifest.fingerprint_dict(status.fingerprint),
-            "env": list((built.get("Config") or {}).get("Env") or []),
-            "sif": None,
-            "tools": {
-                "imgforge": __version__,
-                "docker_engine": self.engine.version(),
-                "python": platform.python_version(),
-            },
-            "timings": {"total_seconds": round(elapsed, 3)},
-            "built_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
-        }
-
-
-def foreign_error(job: BuildJob, what: str, exc: Exception) -> BuildError:
-    """One line for an exception from outside imgforge's error tree: an operating-system
-    error (a full disk, a read-only --out, a vanished file) as the system words it;
-    anything else is unexpected, and its traceback goes to the recipe's build.log."""
-    if is_system_error(exc):
-        return BuildError(f"{what}: {exc.strerror or exc}: {exc.filename or ''}".rstrip(": "))
-    log = str(job.artifacts.log)
-    try:
-        job.artifacts.log.parent.mkdir(parents=True, exist_ok=True)
-        with job.artifacts.log.open("a", encoding="utf-8") as handle:
-            traceback.print_exception(exc, file=handle)
-    except OSError:
-        log = NO_TRACEBACK_FILE
-    return BuildError(unexpected(f"{what}: building", exc, log))
-
-
-def check_config(job: BuildJob, built: ImageConfig) -> None:
-    """The built image must carry exactly the env imgforge computed: fail loudly if not."""
-    if list(built.env) == list(job.config.env):
-        return
-    expected = dict(job.config.env_pairs())
-    actual = dict(built.env_pairs())
-    keys = sorted(k for k in expected.keys() | actual.keys() if expected.get(k) != actual.get(k))
-    raise BuildError(
-        f"{job.recipe.path}: env: the built image's Env differs from the expected one "
-        f"for {', '.join(keys) or 'the order of variables'}"
-    )
+        recorded = record.read(job.artifacts.manifest)
+        inputs = job_inputs(job, self.options)
+        if recorded is not None and recorded.inputs != inputs:
+            record.write(job.artifacts.manifest, replace(recorded, inputs=inputs))

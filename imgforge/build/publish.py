@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-from imgforge.build import record as manifest
+from imgforge.build import record
+from imgforge.build.record import Manifest
+from imgforge.build.records import PushRecord, SavedRecord
 from imgforge.credentials import auth_config, for_registry
+from imgforge.log import Log
 from imgforge.options import Options
 from imgforge.recipes.jobs import BuildJob
 from imgforge.sif.make import temporary
@@ -16,7 +19,6 @@ from imgforge.sif.make import temporary
 if TYPE_CHECKING:
     from imgforge.engine.docker import DockerEngine
 
-Log = Callable[[str], None]
 
 
 def saved_path(job: BuildJob) -> Path:
@@ -25,7 +27,7 @@ def saved_path(job: BuildJob) -> Path:
 
 def push_image(
     engine: DockerEngine, job: BuildJob, image_id: str, registry: str, log: Log
-) -> dict[str, str]:
+) -> PushRecord:
     """Tag the image ``REGISTRY/NAME:TAG`` and push it; the record names it by digest.
 
     Credentials come from the environment or Docker's credential store and travel in
@@ -36,15 +38,15 @@ def push_image(
     auth = auth_config(for_registry(registry, os.environ))
     digest = engine.push(repository, job.recipe.tag, auth=auth, log=log)
     log(f"pushed {repository}:{job.recipe.tag} as {repository}@{digest}")
-    return {
-        "registry": registry,
-        "reference": f"{repository}:{job.recipe.tag}",
-        "digest": digest,
-        "by_digest": f"{repository}@{digest}",
-    }
+    return PushRecord(
+        registry=registry,
+        reference=f"{repository}:{job.recipe.tag}",
+        digest=digest,
+        by_digest=f"{repository}@{digest}",
+    )
 
 
-def save_image(engine: DockerEngine, job: BuildJob, image_id: str) -> dict[str, Any]:
+def save_image(engine: DockerEngine, job: BuildJob, image_id: str) -> SavedRecord:
     """``docker save`` to ``NAME.docker.tar`` beside the SIF, atomically."""
     target = saved_path(job)
     pending = temporary(job.artifacts.directory, target.name)
@@ -54,37 +56,39 @@ def save_image(engine: DockerEngine, job: BuildJob, image_id: str) -> dict[str, 
     finally:
         pending.unlink(missing_ok=True)
     stat = target.stat()
-    return {"path": target.name, "size": stat.st_size, "mtime_ns": stat.st_mtime_ns}
+    return SavedRecord(target.name, stat.st_size, stat.st_mtime_ns)
 
 
-def needs_push(recorded: dict[str, Any], options: Options) -> bool:
-    return bool(options.push) and (recorded.get("push") or {}).get("registry") != options.push
+def needs_push(recorded: Manifest | None, options: Options) -> bool:
+    pushed = recorded.push if recorded is not None else None
+    return bool(options.push) and (pushed is None or pushed.registry != options.push)
 
 
-def needs_save(job: BuildJob, recorded: dict[str, Any], options: Options) -> bool:
+def needs_save(job: BuildJob, recorded: Manifest | None, options: Options) -> bool:
     """Whether ``--save`` asks for an archive that is missing or not the recorded one."""
     if not options.save:
         return False
-    saved = recorded.get("saved") or {}
+    saved = recorded.saved if recorded is not None else None
     try:
         stat = saved_path(job).stat()
     except OSError:
         return True
-    return [stat.st_size, stat.st_mtime_ns] != [saved.get("size"), saved.get("mtime_ns")]
+    return saved is None or (stat.st_size, stat.st_mtime_ns) != (saved.size, saved.mtime_ns)
 
 
 def publish_missing(
     engine: DockerEngine, job: BuildJob, image_id: str, options: Options, log: Log
-) -> dict[str, Any]:
+) -> list[str]:
     """For an up-to-date image: push and save what these options ask for and the manifest
-    lacks (no rebuild); returns the manifest entries to add."""
-    recorded = manifest.read(job.artifacts.manifest) or {}
-    extra: dict[str, Any] = {}
+    lacks (no rebuild), and record it; returns what was done ("push", "saved")."""
+    recorded = record.read(job.artifacts.manifest)
+    push = saved = None
     if needs_push(recorded, options):
         assert options.push is not None
-        extra["push"] = push_image(engine, job, image_id, options.push, log)
+        push = push_image(engine, job, image_id, options.push, log)
     if needs_save(job, recorded, options):
-        extra["saved"] = save_image(engine, job, image_id)
-    if extra and recorded:
-        manifest.write(job.artifacts.manifest, {**recorded, **extra})
-    return extra
+        saved = save_image(engine, job, image_id)
+    if recorded is not None and (push or saved):
+        updated = replace(recorded, push=push or recorded.push, saved=saved or recorded.saved)
+        record.write(job.artifacts.manifest, updated)
+    return [kind for kind, done in (("push", push), ("saved", saved)) if done is not None]

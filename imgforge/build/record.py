@@ -1,40 +1,120 @@
-"""The per-recipe manifest.json: the record pairing a recipe, its image and its SIF."""
+"""The per-recipe manifest.json as a typed record: the Manifest pairing a recipe, its
+image and its SIF, read and written (with its checksum) here and nowhere else."""
 
 from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from imgforge import atomic
+from imgforge.build import fields
+from imgforge.build.fields import Malformed, table
+from imgforge.build.records import (
+    BaseRecord,
+    CommitRecord,
+    Fingerprint,
+    Inputs,
+    PushRecord,
+    SavedRecord,
+    SifRecord,
+    Timings,
+    Tools,
+)
+
+__all__ = [
+    "BaseRecord",
+    "CommitRecord",
+    "Fingerprint",
+    "Inputs",
+    "Manifest",
+    "PushRecord",
+    "SavedRecord",
+    "SifRecord",
+    "Timings",
+    "Tools",
+    "read",
+    "text",
+    "write",
+]
+
+CHECKSUM = "checksum"
 
 
 @dataclass(frozen=True)
-class Fingerprint:
-    """What a build depended on; equal fingerprints mean nothing changed."""
+class Manifest:
+    """What one successful build left: the image, its SIF, and what both came from."""
 
+    imgforge_version: str
     recipe: str
-    rendered: str
-    base_image_id: str
+    recipe_file: str
+    image: str
+    docker_image_id: str
     strategy: str
+    base: BaseRecord
+    fingerprint: Fingerprint
+    env: tuple[str, ...]
+    sif: SifRecord | None
+    tools: Tools
+    timings: Timings
+    built_at: str
+    # Absent from manifests older than the no-op fast path: such a recipe then takes
+    # the full path once, which records them.
+    inputs: Inputs | None = None
+    commit: CommitRecord | None = None
+    push: PushRecord | None = None
+    saved: SavedRecord | None = None
 
-    def differs(self, other: dict[str, Any]) -> str | None:
-        """Why ``other`` (from a manifest) is not this fingerprint, or None if equal."""
-        reasons = {
-            "recipe": "recipe or its files changed",
-            "rendered": "rendered Dockerfile/.def changed",
-            "base_image_id": "base image changed",
-            "strategy": "build strategy changed",
+    def to_json(self) -> dict[str, Any]:
+        data: dict[str, Any] = {
+            "imgforge_version": self.imgforge_version,
+            "recipe": self.recipe,
+            "recipe_file": self.recipe_file,
+            "image": self.image,
+            "docker_image_id": self.docker_image_id,
+            "strategy": self.strategy,
+            "base": self.base.to_json(),
+            "fingerprint": self.fingerprint.to_json(),
+            "env": list(self.env),
+            "sif": None if self.sif is None else self.sif.to_json(),
+            "tools": self.tools.to_json(),
+            "timings": self.timings.to_json(),
+            "built_at": self.built_at,
         }
-        for key, reason in reasons.items():
-            if other.get(key) != getattr(self, key):
-                return reason
-        return None
+        for key, record in [
+            ("inputs", self.inputs),
+            ("commit", self.commit),
+            ("push", self.push),
+            ("saved", self.saved),
+        ]:
+            if record is not None:
+                data[key] = record.to_json()
+        return data
 
-
-CHECKSUM = "checksum"
+    @classmethod
+    def from_json(cls, value: object) -> Manifest:
+        data = table(value)
+        return cls(
+            imgforge_version=fields.text(data, "imgforge_version"),
+            recipe=fields.text(data, "recipe"),
+            recipe_file=fields.text(data, "recipe_file"),
+            image=fields.text(data, "image"),
+            docker_image_id=fields.text(data, "docker_image_id"),
+            strategy=fields.text(data, "strategy"),
+            base=BaseRecord.from_json(data.get("base")),
+            fingerprint=Fingerprint.from_json(data.get("fingerprint")),
+            env=fields.texts(data.get("env")),
+            sif=None if data.get("sif") is None else SifRecord.from_json(data["sif"]),
+            tools=Tools.from_json(data.get("tools")),
+            timings=Timings.from_json(data.get("timings")),
+            built_at=fields.text(data, "built_at"),
+            inputs=None if data.get("inputs") is None else Inputs.from_json(data["inputs"]),
+            commit=None if data.get("commit") is None else CommitRecord.from_json(data["commit"]),
+            push=None if data.get("push") is None else PushRecord.from_json(data["push"]),
+            saved=None if data.get("saved") is None else SavedRecord.from_json(data["saved"]),
+        )
 
 
 def checksum(data: dict[str, Any]) -> str:
@@ -43,43 +123,30 @@ def checksum(data: dict[str, Any]) -> str:
     return hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()
 
 
-def read(path: Path) -> dict[str, Any] | None:
-    """The manifest at ``path``; None if missing, unreadable or edited since imgforge
-    wrote it (its checksum differs): then the recipe rebuilds."""
+def read(path: Path) -> Manifest | None:
+    """The manifest at ``path``; None if missing, unreadable, not of the shape imgforge
+    writes, or edited since imgforge wrote it (its checksum differs): then the recipe
+    rebuilds."""
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return None
     if not isinstance(data, dict):
         return None
+    # A manifest without a checksum is still read: only its shape is checked then.
     if CHECKSUM in data and data[CHECKSUM] != checksum(data):
         return None
-    return data
+    try:
+        return Manifest.from_json(data)
+    except Malformed:
+        return None
 
 
-def text(data: dict[str, Any]) -> str:
+def text(manifest: Manifest) -> str:
+    """The file's text: sorted keys, two-space indent, the checksum inside."""
+    data = manifest.to_json()
     return json.dumps({**data, CHECKSUM: checksum(data)}, indent=2, sort_keys=True) + "\n"
 
 
-def write(path: Path, data: dict[str, Any]) -> None:
-    atomic.write_text(path, text(data))
-
-
-def fingerprint_dict(fingerprint: Fingerprint) -> dict[str, str]:
-    return asdict(fingerprint)
-
-
-def sif_problem(record: Any, path: Path, image_format: str, image_id: str) -> str | None:
-    """Why the recorded Singularity image at ``path`` can't be reused (checked by stat,
-    not by hash), or None."""
-    if not isinstance(record, dict) or record.get("format") != image_format:
-        return f"no {image_format} recorded"
-    try:
-        stat = path.stat()
-    except OSError:
-        return f"{path.name} is missing"
-    if (stat.st_size, stat.st_mtime_ns) != (record.get("size"), record.get("mtime_ns")):
-        return f"{path.name} changed since it was built"
-    if record.get("docker_image_id") != image_id:
-        return f"{path.name} was made from another image"
-    return None
+def write(path: Path, manifest: Manifest) -> None:
+    atomic.write_text(path, text(manifest))

@@ -6,17 +6,18 @@ import queue
 import threading
 from collections.abc import Callable, Mapping, Sequence
 
+from imgforge.build.outcome import Outcome
 from imgforge.errors import ImgforgeError
 
-FAILED = "failed"
-NOT_ATTEMPTED = "not attempted"
+FAILED = Outcome.FAILED
+NOT_ATTEMPTED = Outcome.NOT_ATTEMPTED
 # How long an interrupted run waits for running work to notice and clean up.
 GRACE_SECONDS = 10.0
 
-Result = tuple[str, "str | BaseException"]
+Result = tuple[str, "Outcome | BaseException"]
 
 
-def _worker(name: str, work: Callable[[str], str], results: queue.Queue[Result]) -> None:
+def _worker(name: str, work: Callable[[str], Outcome], results: queue.Queue[Result]) -> None:
     try:
         results.put((name, work(name)))
     except BaseException as exc:  # handed to the scheduling thread, which decides
@@ -24,7 +25,7 @@ def _worker(name: str, work: Callable[[str], str], results: queue.Queue[Result])
 
 
 def _ready(
-    pending: list[str], parents: Mapping[str, Sequence[str]], outcomes: dict[str, str]
+    pending: list[str], parents: Mapping[str, Sequence[str]], outcomes: dict[str, Outcome]
 ) -> tuple[list[str], list[str]]:
     """(names whose parents all succeeded, names a failed parent rules out). Parents
     outside the run (not in ``parents``) count as done."""
@@ -41,14 +42,14 @@ def _ready(
 def schedule(
     order: Sequence[str],
     parents: Mapping[str, Sequence[str]],
-    work: Callable[[str], str],
+    work: Callable[[str], Outcome],
     *,
     jobs: int = 1,
     keep_going: bool = False,
     errors: list[ImgforgeError] | None = None,
     on_interrupt: Callable[[], None] | None = None,
-) -> dict[str, str]:
-    """Call ``work(name)`` (which returns an outcome word) for every name in ``order``.
+) -> dict[str, Outcome]:
+    """Call ``work(name)`` (which returns its Outcome) for every name in ``order``.
 
     A node starts as soon as all its parents are done with an outcome other than failed
     or not attempted; a failed node's descendants are not attempted. Without
@@ -57,7 +58,7 @@ def schedule(
     threads: on Ctrl-C, ``on_interrupt`` is called (to cancel what runs), running work
     gets a grace period to clean up, and the interrupt propagates.
     """
-    outcomes: dict[str, str] = {}
+    outcomes: dict[str, Outcome] = {}
     pending = list(order)
     parents = {name: parents.get(name, ()) for name in order}
     running: set[str] = set()
@@ -87,7 +88,10 @@ def schedule(
 
 
 def _collect(
-    result: Result, running: set[str], outcomes: dict[str, str], errors: list[ImgforgeError] | None
+    result: Result,
+    running: set[str],
+    outcomes: dict[str, Outcome],
+    errors: list[ImgforgeError] | None,
 ) -> None:
     name, value = result
     running.discard(name)
@@ -104,7 +108,7 @@ def _collect(
 def _drain(
     results: queue.Queue[Result],
     running: set[str],
-    outcomes: dict[str, str],
+    outcomes: dict[str, Outcome],
     errors: list[ImgforgeError] | None,
 ) -> None:
     """Wait (a bounded time) for interrupted work to finish its own cleanup."""
@@ -114,4 +118,4 @@ def _drain(
         except (queue.Empty, KeyboardInterrupt):
             return
         running.discard(name)
-        outcomes[name] = value if isinstance(value, str) else FAILED
+        outcomes[name] = FAILED if isinstance(value, BaseException) else value

@@ -1,20 +1,25 @@
-"""Whether a job must be built, and why: fingerprint, manifest and engine agree or not."""
+"""Job status for the full path: gather one job's facts (fingerprint, manifest, engine,
+SIF file) and apply the staleness rule."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Protocol
 
-from imgforge.build import record as manifest
-from imgforge.build.record import Fingerprint
-from imgforge.options import Options, options_key
-from imgforge.patterns import PROJECT_FILE
-from imgforge.recipes.fingerprint import input_paths, input_stats, stat_signature
-from imgforge.recipes.jobs import BuildJob
+from imgforge.build import record
+from imgforge.build.inputs import input_record
+from imgforge.build.records import Fingerprint, Inputs
+from imgforge.build.staleness import Facts, SifState, stale_reason
+from imgforge.options import Options
 
 if TYPE_CHECKING:
-    from imgforge.build.orchestrator import Rendered
-    from imgforge.engine.docker import DockerEngine
+    from imgforge.recipes.jobs import BuildJob
+
+
+class ImageIds(Protocol):
+    """The one engine question staleness asks: which image a reference names now."""
+
+    def image_id(self, ref: str) -> str | None: ...
 
 
 @dataclass(frozen=True)
@@ -30,56 +35,40 @@ class Status:
 
 def job_status(
     job: BuildJob,
-    rendered: Rendered,
+    rendered_digest: str,
     *,
     base_id: str,
-    engine: DockerEngine,
+    engine: ImageIds,
     force: bool,
     strategy: str,
     rebuilding: set[str],
     want_sif: bool = False,
 ) -> Status:
     """Decide whether ``job`` is up to date: fingerprint, manifest and engine agree."""
-    fingerprint = Fingerprint(job.recipe_hash, rendered.digest, base_id, strategy)
-
-    def stale(reason: str) -> Status:
-        return Status(job.name, True, reason, fingerprint)
-
-    if force:
-        return stale("--force")
-    if strategy == "interactive":
-        return stale("interactive session")
-    parents = [p for p in job.parents if p in rebuilding]
-    if parents:
-        return stale(f"parent {', '.join(parents)} rebuilds")
-    recorded = manifest.read(job.artifacts.manifest)
-    if recorded is None:
-        return stale("no manifest")
-    noted = recorded.get("fingerprint")
-    if why := fingerprint.differs(noted if isinstance(noted, dict) else {}):
-        return stale(why)
-    image_id = engine.image_id(job.recipe.image)
-    if image_id is None:
-        return stale(f"image {job.recipe.image} is missing")
-    if image_id != recorded.get("docker_image_id"):
-        return stale(f"image {job.recipe.image} is not the one recorded")
+    fingerprint = Fingerprint(job.recipe_hash, rendered_digest, base_id, strategy)
     paths = job.artifacts
-    if want_sif and (
-        why := manifest.sif_problem(
-            recorded.get("sif"), paths.image_file, paths.image_format, image_id
-        )
-    ):
-        return stale(why)
+    image_id = engine.image_id(job.recipe.image)
+    facts = Facts(
+        image=job.recipe.image,
+        fingerprint=fingerprint,
+        recorded=record.read(paths.manifest),
+        image_id=image_id,
+        sif=SifState.of(paths.image_file, paths.image_format) if want_sif else None,
+        force=force,
+        interactive=strategy == "interactive",
+        parents_rebuilding=tuple(p for p in job.parents if p in rebuilding),
+    )
+    if why := stale_reason(facts):
+        return Status(job.name, True, why, fingerprint)
     return Status(job.name, False, "up to date", fingerprint, image_id)
 
 
-def input_record(job: BuildJob, options: Options) -> dict[str, Any]:
-    """Stat signatures of everything the build read, for the no-op fast path."""
+def job_inputs(job: BuildJob, options: Options) -> Inputs:
+    """The input record of ``job`` (see imgforge.build.inputs)."""
     recipe = job.recipe
-    project = recipe.directory / PROJECT_FILE
-    return {
-        "options": options_key(options),
-        "recipe": stat_signature(recipe.path),
-        "project": stat_signature(project) if project.exists() else None,
-        "files": input_stats(recipe.directory, input_paths(recipe)),
-    }
+    return input_record(
+        recipe.path,
+        requirements=recipe.pip_requirements,
+        files=[source for source, _ in recipe.files],
+        options=options,
+    )

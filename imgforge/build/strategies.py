@@ -4,18 +4,16 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from imgforge.engine.commit import CONTAINER_PREFIX, CommitRun, commit_run
 from imgforge.engine.context import DOCKERFILE, build_context, dockerfile_only, staging_context
+from imgforge.log import Log
 from imgforge.recipes.jobs import LABEL_PREFIX, BuildJob
 from imgforge.render import make_environment, render
 
 if TYPE_CHECKING:
     from imgforge.engine.docker import DockerEngine
-
-Log = Callable[[str], None]
 
 
 def dockerfile_build(

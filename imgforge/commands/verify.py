@@ -5,8 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from imgforge.build import record as manifest
+from imgforge.build import record
 from imgforge.errors import EngineError, UsageError
+from imgforge.recipes.artifacts import MANIFEST_FILE
 from imgforge.recipes.image import ImageConfig
 from imgforge.sif.check import deep_compare, run_compare, shallow
 from imgforge.sif.format import SIFFormatError
@@ -22,19 +23,22 @@ def locate(target: str, *, out: Path, image: str | None) -> tuple[Path, str]:
     or a SIF path (``image`` given, or a manifest beside the file)."""
     path = Path(target)
     if path.suffix in (".sif", ".simg") or path.is_file():
-        manifest_path = path.parent / "manifest.json"
+        manifest_path = path.parent / MANIFEST_FILE
     else:
-        manifest_path = out / target / "manifest.json"
-    recorded = manifest.read(manifest_path) or {}
-    sif = recorded.get("sif")
-    sif = sif if isinstance(sif, dict) else {}
+        manifest_path = out / target / MANIFEST_FILE
+    recorded = record.read(manifest_path)
+    sif = recorded.sif if recorded is not None else None
     if path.suffix not in (".sif", ".simg") and not path.is_file():
-        if not sif:
+        if sif is None:
             raise UsageError(f"{target}: no SIF recorded in {manifest_path}")
-        path = manifest_path.parent / str(sif.get("path"))
+        path = manifest_path.parent / sif.path
     if not path.is_file():
         raise UsageError(f"{path}: no such file")
-    chosen = image or sif.get("docker_image_id") or recorded.get("docker_image_id")
+    chosen = (
+        image
+        or (sif.docker_image_id if sif is not None else "")
+        or (recorded.docker_image_id if recorded is not None else "")
+    )
     if not chosen:
         raise UsageError(f"{path}: say which Docker image to compare it with (--image NAME:TAG)")
     return path, str(chosen)

@@ -6,14 +6,13 @@ import shutil
 import subprocess
 import sys
 import uuid
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import IO, Any
 
 from imgforge.engine.docker import DockerEngine, _first_line
 from imgforge.errors import BuildError, EngineError
+from imgforge.log import Log
 
-Log = Callable[[str], None]
 CONTAINER_PREFIX = "imgforge-commit-"
 
 

@@ -6,14 +6,14 @@ import contextlib
 import io
 import re
 import threading
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import IO, Any, overload
 
 from imgforge.engine.guard import check_path_value, guard
 from imgforge.errors import BuildError, EngineError
+from imgforge.log import OUTPUT, STEP, Log
 
-Log = Callable[[str], None]
 STEP_RE = re.compile(r"^Step (\d+/\d+) : (.*)$")
 LABEL_ROLE = "org.imgforge.role"
 EXPORT_CHUNK = 1 << 20
@@ -204,7 +204,10 @@ class DockerEngine:
                 if "error" in chunk:
                     raise BuildError(f"push of {repository}:{tag} failed: {chunk['error']}")
                 if "status" in chunk and "progressDetail" not in chunk:
-                    log(f"push: {chunk.get('id', '')} {chunk['status']}".replace("  ", " "))
+                    log(
+                        f"push: {chunk.get('id', '')} {chunk['status']}".replace("  ", " "),
+                        kind=STEP,
+                    )
                 aux = chunk.get("aux")
                 if isinstance(aux, dict) and "Digest" in aux:
                     digest = str(aux["Digest"])
@@ -275,8 +278,9 @@ def _follow(
             pending += chunk["stream"]
             *lines, pending = pending.split("\n")
             for line in lines:
-                log(line)
-                if match := STEP_RE.match(line):
+                match = STEP_RE.match(line)
+                log(line, kind=STEP if match else OUTPUT)
+                if match:
                     step = f"step {match.group(1)} ({match.group(2)})"
         if "error" in chunk:
             if pending:

@@ -10,45 +10,12 @@ from pathlib import Path
 
 from imgforge import __version__
 from imgforge.patterns import LABEL_NAMESPACE
+from imgforge.recipes.artifacts import Artifacts
 from imgforge.recipes.graph import RecipeGraph
 from imgforge.recipes.image import ImageConfig, command_words
 from imgforge.recipes.model import Recipe
 
 LABEL_PREFIX = LABEL_NAMESPACE
-ENV_FILE = "imgforge-env.sh"
-
-
-@dataclass(frozen=True)
-class Artifacts:
-    """Where one recipe's artifacts live under ``--out``."""
-
-    directory: Path
-    name: str
-    image_format: str = "sif"
-
-    @property
-    def dockerfile(self) -> Path:
-        return self.directory / "Dockerfile"
-
-    @property
-    def deffile(self) -> Path:
-        return self.directory / f"{self.name}.def"
-
-    @property
-    def env_file(self) -> Path:
-        return self.directory / ENV_FILE
-
-    @property
-    def image_file(self) -> Path:
-        return self.directory / f"{self.name}.{self.image_format}"
-
-    @property
-    def manifest(self) -> Path:
-        return self.directory / "manifest.json"
-
-    @property
-    def log(self) -> Path:
-        return self.directory / "build.log"
 
 
 @dataclass(frozen=True)
@@ -111,7 +78,7 @@ def _job(
     image_format: str,
     parents: tuple[str, ...],
 ) -> BuildJob:
-    artifacts = Artifacts(out / recipe.name, recipe.name, image_format)
+    artifacts = Artifacts.under(out, recipe.name, image_format)
     labels = {**dict(recipe.labels), **provenance_labels(recipe, recipe_hash)}
     config = base.config.derive(
         env=recipe.env,
@@ -122,7 +89,7 @@ def _job(
     if recipe.base_recipe is None:
         bootstrap, bootstrap_from = "docker", base.resolved
     else:
-        parent_sif = Artifacts(out / recipe.base_recipe, recipe.base_recipe, image_format)
+        parent_sif = Artifacts.under(out, recipe.base_recipe, image_format)
         bootstrap = "localimage"
         bootstrap_from = os.path.relpath(parent_sif.image_file, recipe.directory)
     return BuildJob(

@@ -9,7 +9,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from imgforge.errors import RecipeError
-from imgforge.patterns import LABEL_NAMESPACE, PROJECT_FILE, RECIPE_PREFIX
+from imgforge.patterns import LABEL_NAMESPACE, PROJECT_FILE, base_recipe_of
 from imgforge.recipes.inputfile import read_toml
 from imgforge.recipes.requirements import check_requirements_file
 from imgforge.recipes.schema import (
@@ -54,9 +54,7 @@ class Recipe:
     @property
     def base_recipe(self) -> str | None:
         """The parent recipe's name for a ``recipe:`` base, else None."""
-        if self.base.startswith(RECIPE_PREFIX):
-            return self.base[len(RECIPE_PREFIX) :]
-        return None
+        return base_recipe_of(self.base)
 
 
 def _key_of(loc: tuple[int | str, ...]) -> str:

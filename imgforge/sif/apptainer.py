@@ -39,11 +39,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from imgforge.errors import BuildError, EngineError
+from imgforge.log import STEP, Log
 from imgforge.options import COMPRESSIONS
 
 if TYPE_CHECKING:
     from imgforge.engine.docker import DockerEngine
-    from imgforge.sif.backend import Log, SifRequest
+    from imgforge.sif.backend import SifRequest
 
 SUDO_ENV = "IMGFORGE_SINGULARITY_SUDO"
 EPOCH_ENV = "SOURCE_DATE_EPOCH"
@@ -197,7 +198,7 @@ class SingularityCLI:
         argv, env = self.command(request, deffile, environ=os.environ)
         if request.compression != "gzip" and not self.supports_mksquashfs_args():
             log(f"{self.name} has no --mksquashfs-args: the SIF keeps its default gzip compression")
-        log("$ " + shlex.join(argv))
+        log("$ " + shlex.join(argv), kind=STEP)
         status, lines = _run(argv, env=env, log=log)
         what = f"{request.name}: {self.name} build of image {request.image_id[:19]}"
         if status != 0:

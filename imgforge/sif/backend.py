@@ -4,18 +4,16 @@ from __future__ import annotations
 
 import shutil
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
 from imgforge.errors import EngineError
+from imgforge.log import Log
 from imgforge.recipes.image import ImageConfig
 
 if TYPE_CHECKING:
     from imgforge.engine.docker import DockerEngine
-
-Log = Callable[[str], None]
 
 
 @dataclass(frozen=True)

@@ -12,11 +12,12 @@ from typing import TYPE_CHECKING, Any
 from imgforge import atomic
 from imgforge.credentials import for_registry, registry_of, singularity_env
 from imgforge.errors import BuildError
+from imgforge.log import STEP, Log
 from imgforge.options import source_date_epoch as checked_epoch
 from imgforge.recipes.image import ImageConfig
 from imgforge.recipes.jobs import BuildJob
 from imgforge.render import make_environment, render, render_sif_files
-from imgforge.sif.backend import Log, SifBackend, SifRequest
+from imgforge.sif.backend import SifBackend, SifRequest
 from imgforge.sif.check import verify_file
 from imgforge.sif.metadata import build_labels, deffile_header
 
@@ -154,11 +155,14 @@ def check(job: BuildJob, path: Path, config: ImageConfig, log: Log) -> None:
     """Read the new image back before it gets its final name."""
     problems = verify_file(path, config)
     for problem in problems:
-        log(f"verify: {problem}")
+        log(f"verify: {problem}", kind=STEP)
     if problems:
         more = f" (and {len(problems) - 1} more, see build.log)" if len(problems) > 1 else ""
         raise BuildError(
             f"{job.recipe.path}: {job.recipe.image}: the Singularity image does not match "
             f"the Docker image: {problems[0]}{more}"
         )
-    log(f"verify: {path.name}: env, runscript, labels and layout match the Docker image")
+    log(
+        f"verify: {path.name}: env, runscript, labels and layout match the Docker image",
+        kind=STEP,
+    )

@@ -23,11 +23,12 @@ from typing import IO, TYPE_CHECKING, Any
 from imgforge import gojson
 from imgforge.atomic import copy_range
 from imgforge.errors import BuildError, EngineError
+from imgforge.log import STEP, Log
 from imgforge.options import COMPRESSIONS
 from imgforge.recipes.image import ImageConfig
 from imgforge.sif import format as sif
 from imgforge.sif import metadata
-from imgforge.sif.backend import Log, SifRequest
+from imgforge.sif.backend import SifRequest
 from imgforge.sif.layout import (
     DEFINITION,
     HISTORY,
@@ -267,7 +268,8 @@ class Meter:
         rate = done / max(time.monotonic() - self.started, 1e-3) / 1e6
         self.log(
             f"packing {min(done * 100 // self.total, 100)}% "
-            f"({done / 1e6:.0f} of {self.total / 1e6:.0f} MB, {rate:.0f} MB/s)"
+            f"({done / 1e6:.0f} of {self.total / 1e6:.0f} MB, {rate:.0f} MB/s)",
+            kind=STEP,
         )
 
 
@@ -315,7 +317,7 @@ class NativeBackend:
         """Stream the image's filesystem plus the layout into tar2sqfs."""
         mtime = request.timestamp()
         argv = tar2sqfs_argv(self.tool, squashfs, request.compression, mtime)
-        log("$ docker export | imgforge layout | " + " ".join(argv))
+        log("$ docker export | imgforge layout | " + " ".join(argv), kind=STEP)
         started = time.monotonic()
         # stderr goes to a file: a pipe nobody reads while we write could fill and block.
         with (
@@ -346,5 +348,8 @@ class NativeBackend:
             last = errors.splitlines()[-1] if errors else f"exit status {code}"
             raise BuildError(f"{request.name}: tar2sqfs failed: {last}{full_disk(squashfs)}")
         size = squashfs.stat().st_size
-        log(f"packed {done.entries} entries into {size} bytes in {time.monotonic() - started:.1f}s")
+        log(
+            f"packed {done.entries} entries into {size} bytes in {time.monotonic() - started:.1f}s",
+            kind=STEP,
+        )
         return done

@@ -15,6 +15,7 @@ import pytest
 from support import installed_runtime
 
 from imgforge.engine.docker import DockerEngine
+from imgforge.log import Lines, discard
 from imgforge.patterns import ENV_KEY_RE
 from imgforge.recipes.image import ImageConfig, split_env
 from imgforge.recipes.jobs import BuildJob
@@ -84,7 +85,7 @@ def image_id(engine: DockerEngine, job: BuildJob) -> Iterator[str]:
         context_tar(render(job, "dockerfile")),
         dockerfile="Dockerfile",
         network=engine.build_network(None),
-        log=lambda _: None,
+        log=discard,
         what=job.name,
     )
     yield built
@@ -127,8 +128,8 @@ def test_sif_env_equals_the_image_env(
         target=out / f".{job.name}.sif.tmp",
     )
     assert TOOL is not None
-    lines: list[str] = []
-    SingularityCLI(TOOL_NAME, TOOL).make(request, engine=engine, log=lines.append)
+    lines = Lines()
+    SingularityCLI(TOOL_NAME, TOOL).make(request, engine=engine, log=lines)
 
     assert request.target.is_file(), "\n".join(lines)
     assert not archive.exists()

@@ -13,6 +13,7 @@ import pytest
 
 from imgforge.engine.docker import DockerEngine
 from imgforge.errors import BuildError, EngineError
+from imgforge.log import Lines, discard
 from imgforge.recipes.image import ImageConfig
 from imgforge.recipes.jobs import BuildJob
 from imgforge.render import render
@@ -352,9 +353,9 @@ def test_make_builds_from_the_archive_and_cleans_up(
 ) -> None:
     tool = make_tool(tmp_path / "bin", "apptainer")
     engine = FakeEngine()
-    lines: list[str] = []
+    lines = Lines()
     request = replace(request_, source_date_epoch=1700000000)
-    SingularityCLI("apptainer", str(tool)).make(request, engine=engine, log=lines.append)
+    SingularityCLI("apptainer", str(tool)).make(request, engine=engine, log=lines)
 
     assert engine.saved == [(IMAGE_ID, request.archive)]
     argv = recorded(tool, "argv").splitlines()
@@ -381,7 +382,7 @@ def test_make_without_epoch_leaves_the_variable_unset(
     tmp_path: Path, request_: SifRequest, as_root: None
 ) -> None:
     tool = make_tool(tmp_path / "bin", "singularity", squashfs_args=False)
-    SingularityCLI("singularity", str(tool)).make(request_, engine=FakeEngine(), log=lambda _: None)
+    SingularityCLI("singularity", str(tool)).make(request_, engine=FakeEngine(), log=discard)
     assert recorded(tool, "epoch") == "unset\n"
     *argv, deffile = recorded(tool, "argv").splitlines()
     assert argv == ["build", "--force", str(request_.target)]
@@ -392,9 +393,9 @@ def test_make_failure_names_the_image_and_the_tools_error(
     tmp_path: Path, out: Path, request_: SifRequest, non_root: None
 ) -> None:
     tool = make_tool(tmp_path / "bin", "apptainer", fail=True)
-    lines: list[str] = []
+    lines = Lines()
     with pytest.raises(BuildError) as info:
-        SingularityCLI("apptainer", str(tool)).make(request_, engine=FakeEngine(), log=lines.append)
+        SingularityCLI("apptainer", str(tool)).make(request_, engine=FakeEngine(), log=lines)
     assert str(info.value) == (
         "demo: apptainer build of image sha256:ab12ab12ab12 failed (exit 255): "
         "FATAL: While performing build: conveyor failed to get: no space left on device"
@@ -414,7 +415,7 @@ def test_make_failure_of_docker_save_cleans_up(
     with pytest.raises(
         BuildError, match=r"^demo: docker save of image sha256:ab12\S* to .* failed: No such image"
     ):
-        SingularityCLI("apptainer", str(tool)).make(request_, engine=engine, log=lambda _: None)
+        SingularityCLI("apptainer", str(tool)).make(request_, engine=engine, log=discard)
     assert not (tool.parent / "rec" / "argv").exists()
     assert leftovers(out) == []
 
@@ -429,7 +430,7 @@ def test_make_with_a_vanished_binary_is_a_build_error(
     with pytest.raises(
         BuildError, match=r"^demo: apptainer build of .* \(exit 127\): ERROR: cannot run"
     ):
-        cli.make(request_, engine=FakeEngine(), log=lambda _: None)
+        cli.make(request_, engine=FakeEngine(), log=discard)
     assert leftovers(out) == []
 
 
@@ -438,7 +439,7 @@ def test_make_refuses_simg(tmp_path: Path, out: Path, request_: SifRequest, non_
     engine = FakeEngine()
     request = replace(request_, image_format="simg", target=out / ".demo.simg.tmp")
     with pytest.raises(BuildError) as info:
-        SingularityCLI("apptainer", str(tool)).make(request, engine=engine, log=lambda _: None)
+        SingularityCLI("apptainer", str(tool)).make(request, engine=engine, log=discard)
     assert str(info.value) == (
         "demo: apptainer cannot write the legacy .simg format; "
         "use --singularity native with --format simg, or --format sif"
@@ -451,9 +452,9 @@ def test_make_notes_when_compression_cannot_be_passed(
     tmp_path: Path, request_: SifRequest, non_root: None
 ) -> None:
     tool = make_tool(tmp_path / "bin", "singularity", squashfs_args=False)
-    lines: list[str] = []
+    lines = Lines()
     request = replace(request_, compression="xz")
-    SingularityCLI("singularity", str(tool)).make(request, engine=FakeEngine(), log=lines.append)
+    SingularityCLI("singularity", str(tool)).make(request, engine=FakeEngine(), log=lines)
     assert "--mksquashfs-args" not in recorded(tool, "argv")
     assert (
         lines[0]
@@ -479,7 +480,7 @@ def test_make_with_the_rendered_convert_def(
     text = render(job, "convert", archive=request_.archive, env_file_path=out / "imgforge-env.sh")
     request = replace(request_, convert_deffile=text)
     tool = make_tool(tmp_path / "bin", "apptainer")
-    SingularityCLI("apptainer", str(tool)).make(request, engine=FakeEngine(), log=lambda _: None)
+    SingularityCLI("apptainer", str(tool)).make(request, engine=FakeEngine(), log=discard)
     assert recorded(tool, "archive").encode() == ARCHIVE_BYTES
     assert recorded(tool, "env-file") == ENV_FILE_TEXT
     assert leftovers(out) == [request.target.name]

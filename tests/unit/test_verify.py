@@ -14,7 +14,9 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
+from manifests import manifest, sif_record
 
+from imgforge.build import record
 from imgforge.commands.verify import locate
 from imgforge.errors import UsageError
 from imgforge.recipes.image import ImageConfig
@@ -239,9 +241,10 @@ def test_locate_by_name_and_by_path(tmp_path: Path) -> None:
     (out / "proj").mkdir(parents=True)
     image = out / "proj" / "proj.sif"
     image.write_bytes(b"")
-    record = {"docker_image_id": "sha256:built", "sif": {"path": "proj.sif",
-              "docker_image_id": "sha256:sif"}}  # fmt: skip
-    (out / "proj" / "manifest.json").write_text(json.dumps(record))
+    recorded = manifest(
+        docker_image_id="sha256:built", sif=sif_record(docker_image_id="sha256:sif")
+    )
+    record.write(out / "proj" / "manifest.json", recorded)
     assert locate("proj", out=out, image=None) == (image, "sha256:sif")
     assert locate("proj", out=out, image="other:1") == (image, "other:1")
     assert locate(str(image), out=tmp_path / "elsewhere", image=None) == (image, "sha256:sif")

@@ -1,0 +1,70 @@
+"""Typed reads of JSON values: each returns the value or raises Malformed (light)."""
+
+from __future__ import annotations
+
+
+class Malformed(ValueError):
+    """A JSON value that does not have the shape imgforge writes."""
+
+
+def table(value: object) -> dict[str, object]:
+    """``value`` as a JSON object with string keys."""
+    if not isinstance(value, dict) or not all(isinstance(key, str) for key in value):
+        raise Malformed("not a table")
+    return value
+
+
+def _get(data: dict[str, object], key: str) -> object:
+    try:
+        return data[key]
+    except KeyError:
+        raise Malformed(f"{key} is missing") from None
+
+
+def text(data: dict[str, object], key: str) -> str:
+    value = _get(data, key)
+    if not isinstance(value, str):
+        raise Malformed(f"{key} is not a string")
+    return value
+
+
+def optional_text(data: dict[str, object], key: str) -> str | None:
+    return None if data.get(key) is None else text(data, key)
+
+
+def integer(data: dict[str, object], key: str) -> int:
+    value = _get(data, key)
+    # bool is an int to Python, never to the manifest
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise Malformed(f"{key} is not an integer")
+    return value
+
+
+def real(data: dict[str, object], key: str) -> float:
+    value = _get(data, key)
+    if not isinstance(value, int | float) or isinstance(value, bool):
+        raise Malformed(f"{key} is not a number")
+    return float(value)
+
+
+def flag(data: dict[str, object], key: str) -> bool:
+    value = _get(data, key)
+    if not isinstance(value, bool):
+        raise Malformed(f"{key} is not true or false")
+    return value
+
+
+def texts(value: object) -> tuple[str, ...]:
+    """A JSON array of strings."""
+    if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
+        raise Malformed("not a list of strings")
+    return tuple(value)
+
+
+def integers(value: object) -> tuple[int, ...]:
+    """A JSON array of integers (a stat signature)."""
+    if not isinstance(value, list) or not all(
+        isinstance(item, int) and not isinstance(item, bool) for item in value
+    ):
+        raise Malformed("not a list of integers")
+    return tuple(value)

@@ -1,0 +1,183 @@
+"""Build one job's image and Singularity image and describe them as a Manifest."""
+
+from __future__ import annotations
+
+import datetime as dt
+import platform
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from imgforge import __version__
+from imgforge.build.publish import push_image, save_image
+from imgforge.build.record import Manifest
+from imgforge.build.records import (
+    BaseRecord,
+    CommitRecord,
+    Fingerprint,
+    PushRecord,
+    SavedRecord,
+    SifRecord,
+    Timings,
+    Tools,
+)
+from imgforge.build.status import job_inputs
+from imgforge.build.strategies import STRATEGIES
+from imgforge.errors import BuildError
+from imgforge.log import Log
+from imgforge.options import Options
+from imgforge.recipes.image import ImageConfig
+from imgforge.recipes.jobs import BuildJob
+from imgforge.sif.backend import SifBackend
+from imgforge.sif.make import make_sif
+
+if TYPE_CHECKING:
+    from imgforge.engine.docker import DockerEngine
+
+Say = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class Workbench:
+    """What building a job uses: the engine, the options and the chosen SIF backend."""
+
+    engine: DockerEngine
+    options: Options
+    network: str | None
+    backend: SifBackend | None
+    say: Say
+
+
+@dataclass(frozen=True)
+class Plan:
+    """How one job is built: its strategy, its base image's ID and its fingerprint."""
+
+    strategy: str
+    base_id: str
+    fingerprint: Fingerprint
+
+
+@dataclass(frozen=True)
+class Image:
+    """The built image: its ID, its config as the engine reports it, and how long the
+    engine took."""
+
+    image_id: str
+    inspected: dict[str, Any]
+    config: ImageConfig
+    commit: CommitRecord | None
+    seconds: float
+
+
+@dataclass(frozen=True)
+class Produced:
+    """What one build left: the image, its manifest, and the SIF at a temporary name
+    (renamed into place with the other artifacts), if one was made."""
+
+    image_id: str
+    manifest: Manifest
+    sif_file: Path | None
+
+
+def build_image(bench: Workbench, job: BuildJob, dockerfile: str, *, plan: Plan, log: Log) -> Image:
+    """Run the job's strategy; the result must carry exactly the planned env."""
+    started = time.monotonic()
+    strategy = STRATEGIES[plan.strategy]
+    image_id, record = strategy(bench.engine, job, dockerfile, network=bench.network, log=log)
+    built = bench.engine.ensure_image(image_id, why=job.recipe.image)
+    config = ImageConfig.from_inspect(built, origin=f"image {job.recipe.image}")
+    check_config(job, config)
+    commit = CommitRecord.from_json(record) if record else None
+    return Image(image_id, built, config, commit, time.monotonic() - started)
+
+
+def make_sif_file(
+    bench: Workbench, job: BuildJob, image: Image, *, pushed: str | None, log: Log
+) -> tuple[Path | None, SifRecord | None]:
+    """The SIF of ``image`` at a temporary name and its record; none without a backend."""
+    backend = bench.backend
+    if backend is None:
+        return None, None
+    bench.say(f"{job.recipe.image}: making {job.artifacts.image_file.name} ({backend.name})")
+    sif_file, record = make_sif(
+        job,
+        image_id=image.image_id,
+        config=image.config,
+        backend=backend,
+        engine=bench.engine,
+        compression=bench.options.compression,
+        log=log,
+        pushed=pushed,
+    )
+    return sif_file, SifRecord.from_json(record)
+
+
+def produce(bench: Workbench, job: BuildJob, dockerfile: str, *, plan: Plan, log: Log) -> Produced:
+    """Build the image, push it, make its SIF, save it (as the options ask)."""
+    started = time.monotonic()
+    image = build_image(bench, job, dockerfile, plan=plan, log=log)
+    options = bench.options
+    push = None
+    if options.push:
+        push = push_image(bench.engine, job, image.image_id, options.push, log)
+    pushed = push.reference if push is not None else None
+    sif_file, sif = make_sif_file(bench, job, image, pushed=pushed, log=log)
+    try:
+        saved = save_image(bench.engine, job, image.image_id) if options.save else None
+        timings = Timings(round(time.monotonic() - started, 3), round(image.seconds, 3))
+        manifest = manifest_of(
+            job, image, plan=plan, sif=sif, push=push, saved=saved, timings=timings, bench=bench
+        )
+    except BaseException:
+        if sif_file is not None:  # nothing is left behind by a failed build
+            sif_file.unlink(missing_ok=True)
+        raise
+    return Produced(image.image_id, manifest, sif_file)
+
+
+def manifest_of(
+    job: BuildJob,
+    image: Image,
+    *,
+    plan: Plan,
+    sif: SifRecord | None,
+    push: PushRecord | None,
+    saved: SavedRecord | None,
+    timings: Timings,
+    bench: Workbench,
+) -> Manifest:
+    """The manifest of a build that just succeeded."""
+    return Manifest(
+        imgforge_version=__version__,
+        recipe=job.name,
+        recipe_file=str(job.recipe.path),
+        image=job.recipe.image,
+        docker_image_id=image.image_id,
+        strategy=plan.strategy,
+        base=BaseRecord(job.recipe.base, job.base.resolved, plan.base_id),
+        fingerprint=plan.fingerprint,
+        env=tuple((image.inspected.get("Config") or {}).get("Env") or ()),
+        sif=sif,
+        tools=Tools(__version__, bench.engine.version(), platform.python_version()),
+        timings=timings,
+        built_at=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        commit=image.commit,
+        push=push,
+        saved=saved,
+        inputs=job_inputs(job, bench.options),
+    )
+
+
+def check_config(job: BuildJob, built: ImageConfig) -> None:
+    """The built image must carry exactly the env imgforge computed: fail loudly if not."""
+    if list(built.env) == list(job.config.env):
+        return
+    expected = dict(job.config.env_pairs())
+    actual = dict(built.env_pairs())
+    keys = sorted(k for k in expected.keys() | actual.keys() if expected.get(k) != actual.get(k))
+    raise BuildError(
+        f"{job.recipe.path}: env: the built image's Env differs from the expected one "
+        f"for {', '.join(keys) or 'the order of variables'}"
+    )
