@@ -19,6 +19,7 @@ from imgforge.build.scheduler import FAILED, NOT_ATTEMPTED, schedule
 from imgforge.build.session import Session
 from imgforge.build.status import Status, input_record, job_status
 from imgforge.build.strategies import STRATEGIES
+from imgforge.engine.image import EngineImage
 from imgforge.errors import (
     NO_TRACEBACK_FILE,
     BuildError,
@@ -32,11 +33,11 @@ from imgforge.recipes.fingerprint import combine
 from imgforge.recipes.image import ImageConfig
 from imgforge.recipes.jobs import BuildJob
 from imgforge.render import make_environment, render
-from imgforge.sif.backend import SifBackend, choose
+from imgforge.sif.backend import SifBackend
 from imgforge.sif.make import make_sif
 
 if TYPE_CHECKING:
-    from imgforge.engine.docker import DockerEngine
+    from imgforge.engine.protocol import Engine
 
 Say = Callable[[str], None]
 PUBLISHED = {"push": "pushed", "saved": "saved"}
@@ -96,13 +97,16 @@ class Summary:
 
 
 class Builder:
-    """Builds jobs on one engine; ``say`` gets user messages, ``stream`` build output."""
+    """Builds jobs on one engine; ``say`` gets user messages, ``stream`` build output.
+    ``sif_backend`` gives the Singularity backend (None: no image files) when the first
+    one is made; see :func:`imgforge.sif.backend.chooser`."""
 
     def __init__(
         self,
-        engine: DockerEngine,
+        engine: Engine,
         options: Options,
         *,
+        sif_backend: Callable[[], SifBackend | None],
         say: Say,
         stream: Say | None = None,
         step: Callable[[str, str | None], None] | None = None,
@@ -115,16 +119,7 @@ class Builder:
         self.image_ids: dict[str, str] = {}
         self.rebuilt: set[str] = set()
         self.network = engine.build_network(options.network)
-        self._sif_backend: SifBackend | None = None
-        self._sif_chosen = False
-
-    @property
-    def sif_backend(self) -> SifBackend | None:
-        """The Singularity backend, chosen on first use (exit 3 if its tool is missing)."""
-        if not self._sif_chosen:
-            self._sif_backend = choose(self.options.singularity)
-            self._sif_chosen = True
-        return self._sif_backend
+        self.sif_backend = sif_backend
 
     def base_id(self, job: BuildJob) -> str:
         parent = job.recipe.base_recipe
@@ -273,7 +268,7 @@ class Builder:
     ) -> tuple[str, dict[str, Any]]:
         """Build the image and the Singularity image (added to ``pending``); return the
         image ID and the manifest data."""
-        backend = self.sif_backend
+        backend = self.sif_backend()
         self.say(f"{job.recipe.image}: building ({status.reason})")
         started = time.monotonic()
         job.artifacts.directory.mkdir(parents=True, exist_ok=True)
@@ -300,7 +295,7 @@ class Builder:
                     image_id=image_id,
                     config=config,
                     backend=backend,
-                    engine=self.engine,
+                    source=EngineImage(self.engine, image_id, config),
                     compression=self.options.compression,
                     log=log,
                     pushed=(extra.get("push") or {}).get("reference"),

@@ -14,7 +14,7 @@ from imgforge.recipes.jobs import BuildJob
 from imgforge.sif.make import temporary
 
 if TYPE_CHECKING:
-    from imgforge.engine.docker import DockerEngine
+    from imgforge.engine.protocol import Engine
 
 Log = Callable[[str], None]
 
@@ -24,7 +24,7 @@ def saved_path(job: BuildJob) -> Path:
 
 
 def push_image(
-    engine: DockerEngine, job: BuildJob, image_id: str, registry: str, log: Log
+    engine: Engine, job: BuildJob, image_id: str, registry: str, log: Log
 ) -> dict[str, str]:
     """Tag the image ``REGISTRY/NAME:TAG`` and push it; the record names it by digest.
 
@@ -44,7 +44,7 @@ def push_image(
     }
 
 
-def save_image(engine: DockerEngine, job: BuildJob, image_id: str) -> dict[str, Any]:
+def save_image(engine: Engine, job: BuildJob, image_id: str) -> dict[str, Any]:
     """``docker save`` to ``NAME.docker.tar`` beside the SIF, atomically."""
     target = saved_path(job)
     pending = temporary(job.artifacts.directory, target.name)
@@ -74,7 +74,7 @@ def needs_save(job: BuildJob, recorded: dict[str, Any], options: Options) -> boo
 
 
 def publish_missing(
-    engine: DockerEngine, job: BuildJob, image_id: str, options: Options, log: Log
+    engine: Engine, job: BuildJob, image_id: str, options: Options, log: Log
 ) -> dict[str, Any]:
     """For an up-to-date image: push and save what these options ask for and the manifest
     lacks (no rebuild); returns the manifest entries to add."""

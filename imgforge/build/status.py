@@ -14,7 +14,7 @@ from imgforge.recipes.jobs import BuildJob
 
 if TYPE_CHECKING:
     from imgforge.build.orchestrator import Rendered
-    from imgforge.engine.docker import DockerEngine
+    from imgforge.engine.protocol import Engine
 
 
 @dataclass(frozen=True)
@@ -33,7 +33,7 @@ def job_status(
     rendered: Rendered,
     *,
     base_id: str,
-    engine: DockerEngine,
+    engine: Engine,
     force: bool,
     strategy: str,
     rebuilding: set[str],

@@ -27,7 +27,7 @@ from imgforge.sif.layout import (
     normalise,
     replaced,
 )
-from imgforge.sif.pack import transfer
+from imgforge.sif.transfer import transfer
 
 DATA = Path(__file__).parents[1] / "data" / "sif"
 BUSYBOX = DATA / "busybox_amd64.sif"
