@@ -86,6 +86,7 @@ class FakeEngine:
         self.pushed: list[str] = []
         self.saved: list[tuple[str, Path]] = []
         self.containers: dict[str, ContainerSpec] = {}
+        self.created: list[ContainerSpec] = []
         self.removed: list[str] = []
         self.script_output: Sequence[str] = ("+ true",)
         self.script_status = 0
@@ -166,6 +167,7 @@ class FakeEngine:
     def create_container(self, spec: ContainerSpec, *, what: str) -> str:
         container = fake_id("container", spec.name)
         self.containers[container] = spec
+        self.created.append(spec)
         return container
 
     def put_archive(self, container: str, path: str, data: IO[bytes]) -> None:
