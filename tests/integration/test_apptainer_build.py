@@ -15,6 +15,7 @@ import pytest
 from support import installed_runtime
 
 from imgforge.engine.docker import DockerEngine
+from imgforge.engine.image import EngineImage
 from imgforge.patterns import ENV_KEY_RE
 from imgforge.recipes.image import ImageConfig, split_env
 from imgforge.recipes.jobs import BuildJob
@@ -127,7 +128,8 @@ def test_sif_env_equals_the_image_env(
     )
     assert TOOL is not None
     lines: list[str] = []
-    SingularityCLI(TOOL_NAME, TOOL).make(request, engine=engine, log=lines.append)
+    source = EngineImage(engine, image_id, request.config)
+    SingularityCLI(TOOL_NAME, TOOL).make(request, source=source, log=lines.append)
 
     assert request.target.is_file(), "\n".join(lines)
     assert not archive.exists()

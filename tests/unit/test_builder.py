@@ -223,3 +223,14 @@ def test_a_native_sif_is_made_from_the_engines_image_source(run: Run, tmp_path: 
     assert record["sif"]["docker_image_id"] == run.engine.tags["a:latest"]
     assert (tmp_path / "build" / "a" / "a.sif").stat().st_size == record["sif"]["size"]
 
+
+
+def test_the_commit_strategy_runs_on_engine_methods(run: Run, tmp_path: Path) -> None:
+    run.options = Options(out=tmp_path / "build", singularity="none", strategy="commit")
+    assert run("a").built == ["a"]
+    record = json.loads((tmp_path / "build" / "a" / "manifest.json").read_text())
+    (spec,) = run.engine.created
+    assert record["strategy"] == "commit"
+    assert record["commit"]["committed"] in run.engine.images
+    assert record["commit"]["script"] == spec.script
+    assert spec.image == BASE and run.engine.containers == {}
