@@ -6,7 +6,11 @@ from __future__ import annotations
 import ast
 from pathlib import Path
 
+from fakes import ROOTFS, FakeEngine
+
 import imgforge
+from imgforge.engine.image import EngineImage
+from imgforge.recipes.image import ImageConfig
 
 PACKAGE = Path(imgforge.__file__).parent
 
@@ -37,3 +41,15 @@ def test_only_the_engine_package_talks_to_the_docker_sdk() -> None:
         if path.parent.name != "engine" and any(n.split(".")[0] == "docker" for n in imported(path))
     }
     assert outside == set()
+
+
+def test_an_engine_image_is_read_through_the_engine(tmp_path: Path) -> None:
+    engine = FakeEngine()
+    image_id = engine.add_image("alpine:3.19", env=["A=1"])
+    source = EngineImage(engine, image_id, ImageConfig(env=("A=1",)))
+    with source.filesystem() as stream:
+        assert stream.read() == ROOTFS
+    assert source.size() == len(ROOTFS)
+    source.docker_archive(tmp_path / "a.tar")
+    assert engine.saved == [(image_id, tmp_path / "a.tar")]
+    assert EngineImage(engine, "sha256:" + "0" * 64, ImageConfig()).size() is None
