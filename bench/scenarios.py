@@ -293,6 +293,7 @@ def native_packer(real: Realistic, target: Path) -> Callable[[], None]:
     imgforge/sif/make.py does (render the /.singularity.d files, inspect the image)."""
     from imgforge.build.session import prepare
     from imgforge.engine.docker import DockerEngine
+    from imgforge.engine.image import EngineImage
     from imgforge.options import Options
     from imgforge.recipes.image import ImageConfig
     from imgforge.render import make_environment, render, render_sif_files
@@ -325,11 +326,12 @@ def native_packer(real: Realistic, target: Path) -> Callable[[], None]:
         target=target,
     )  # fmt: skip
     backend = NativeBackend.create()
+    source = EngineImage(engine, request.image_id, request.config)
     log: list[str] = []
 
     def pack() -> None:
         log.clear()
-        backend.make(request, engine=engine, log=log.append)
+        backend.make(request, source=source, log=log.append)
 
     return pack
 

@@ -24,10 +24,10 @@ from imgforge.options import Options
 from imgforge.recipes.fingerprint import combine
 from imgforge.recipes.jobs import BuildJob
 from imgforge.render import make_environment, render
-from imgforge.sif.backend import SifBackend, choose
+from imgforge.sif.backend import SifBackend
 
 if TYPE_CHECKING:
-    from imgforge.engine.docker import DockerEngine
+    from imgforge.engine.protocol import Engine
 
 Say = Callable[[str], None]
 PUBLISHED = {"push": "pushed", "saved": "saved"}
@@ -100,13 +100,16 @@ class Summary:
 
 
 class Builder:
-    """Builds jobs on one engine; ``say`` gets user messages, ``stream`` build output."""
+    """Builds jobs on one engine; ``say`` gets user messages, ``stream`` build output.
+    ``sif_backend`` gives the Singularity backend (None: no image files) when the first
+    one is made; see :func:`imgforge.sif.backend.chooser`."""
 
     def __init__(
         self,
-        engine: DockerEngine,
+        engine: Engine,
         options: Options,
         *,
+        sif_backend: Callable[[], SifBackend | None],
         say: Say,
         stream: Say | None = None,
         step: Callable[[str, str | None], None] | None = None,
@@ -119,16 +122,7 @@ class Builder:
         self.image_ids: dict[str, str] = {}
         self.rebuilt: set[str] = set()
         self.network = engine.build_network(options.network)
-        self._sif_backend: SifBackend | None = None
-        self._sif_chosen = False
-
-    @property
-    def sif_backend(self) -> SifBackend | None:
-        """The Singularity backend, chosen on first use (exit 3 if its tool is missing)."""
-        if not self._sif_chosen:
-            self._sif_backend = choose(self.options.singularity)
-            self._sif_chosen = True
-        return self._sif_backend
+        self.sif_backend = sif_backend
 
     def base_id(self, job: BuildJob) -> str:
         parent = job.recipe.base_recipe
@@ -274,7 +268,7 @@ class Builder:
 
     def produce(self, job: BuildJob, rendered: Rendered, status: Status) -> Produced:
         """Build the image and the Singularity image, logging to the job's build.log."""
-        bench = Workbench(self.engine, self.options, self.network, self.sif_backend, self.say)
+        bench = Workbench(self.engine, self.options, self.network, self.sif_backend(), self.say)
         plan = Plan(self.strategy(job), self.base_id(job), status.fingerprint)
         self.say(f"{job.recipe.image}: building ({status.reason})")
         job.artifacts.directory.mkdir(parents=True, exist_ok=True)

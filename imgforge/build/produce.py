@@ -25,6 +25,7 @@ from imgforge.build.records import (
 )
 from imgforge.build.status import job_inputs
 from imgforge.build.strategies import STRATEGIES
+from imgforge.engine.image import EngineImage
 from imgforge.errors import BuildError
 from imgforge.log import Log
 from imgforge.options import Options
@@ -34,7 +35,7 @@ from imgforge.sif.backend import SifBackend
 from imgforge.sif.make import make_sif
 
 if TYPE_CHECKING:
-    from imgforge.engine.docker import DockerEngine
+    from imgforge.engine.protocol import Engine
 
 Say = Callable[[str], None]
 
@@ -43,7 +44,7 @@ Say = Callable[[str], None]
 class Workbench:
     """What building a job uses: the engine, the options and the chosen SIF backend."""
 
-    engine: DockerEngine
+    engine: Engine
     options: Options
     network: str | None
     backend: SifBackend | None
@@ -106,7 +107,7 @@ def make_sif_file(
         image_id=image.image_id,
         config=image.config,
         backend=backend,
-        engine=bench.engine,
+        source=EngineImage(bench.engine, image.image_id, image.config),
         compression=bench.options.compression,
         log=log,
         pushed=pushed,

@@ -17,7 +17,7 @@ from imgforge.recipes.jobs import BuildJob
 from imgforge.sif.make import temporary
 
 if TYPE_CHECKING:
-    from imgforge.engine.docker import DockerEngine
+    from imgforge.engine.protocol import Engine
 
 
 
@@ -26,7 +26,7 @@ def saved_path(job: BuildJob) -> Path:
 
 
 def push_image(
-    engine: DockerEngine, job: BuildJob, image_id: str, registry: str, log: Log
+    engine: Engine, job: BuildJob, image_id: str, registry: str, log: Log
 ) -> PushRecord:
     """Tag the image ``REGISTRY/NAME:TAG`` and push it; the record names it by digest.
 
@@ -46,7 +46,7 @@ def push_image(
     )
 
 
-def save_image(engine: DockerEngine, job: BuildJob, image_id: str) -> SavedRecord:
+def save_image(engine: Engine, job: BuildJob, image_id: str) -> SavedRecord:
     """``docker save`` to ``NAME.docker.tar`` beside the SIF, atomically."""
     target = saved_path(job)
     pending = temporary(job.artifacts.directory, target.name)
@@ -77,7 +77,7 @@ def needs_save(job: BuildJob, recorded: Manifest | None, options: Options) -> bo
 
 
 def publish_missing(
-    engine: DockerEngine, job: BuildJob, image_id: str, options: Options, log: Log
+    engine: Engine, job: BuildJob, image_id: str, options: Options, log: Log
 ) -> list[str]:
     """For an up-to-date image: push and save what these options ask for and the manifest
     lacks (no rebuild), and record it; returns what was done ("push", "saved")."""

@@ -19,7 +19,7 @@ from imgforge.recipes.model import Recipe, load_project
 from imgforge.render import check
 
 if TYPE_CHECKING:
-    from imgforge.engine.docker import DockerEngine
+    from imgforge.engine.protocol import Engine
 
 Say = Callable[[str], None]
 
@@ -60,7 +60,7 @@ def check_base_user(recipe: Recipe, resolved: str, config: ImageConfig) -> None:
 def inspect_bases(
     order: list[Recipe],
     base_map: Mapping[str, str],
-    engine: DockerEngine | None,
+    engine: Engine | None,
     say: Say,
     *,
     pull: bool = True,
@@ -89,11 +89,11 @@ def inspect_bases(
 def prepare(
     paths: Iterable[Path],
     options: Options,
-    connect: Callable[[], DockerEngine | None],
+    connect: Callable[[], Engine | None],
     say: Say,
     *,
     pull: bool = True,
-) -> tuple[Session, DockerEngine | None]:
+) -> tuple[Session, Engine | None]:
     """Load the targets and their ancestors, then (so that bad input is reported
     before a missing engine) connect and make their BuildJobs."""
     graph, targets = load_targets(paths)

@@ -13,11 +13,11 @@ from imgforge.recipes.jobs import LABEL_PREFIX, BuildJob
 from imgforge.render import make_environment, render
 
 if TYPE_CHECKING:
-    from imgforge.engine.docker import DockerEngine
+    from imgforge.engine.protocol import Engine
 
 
 def dockerfile_build(
-    engine: DockerEngine, job: BuildJob, dockerfile: str, *, network: str | None, log: Log
+    engine: Engine, job: BuildJob, dockerfile: str, *, network: str | None, log: Log
 ) -> tuple[str, dict[str, Any]]:
     """``docker build`` of the rendered Dockerfile from a context of only what it names."""
     log(f"# network: {network or 'engine default'}; Dockerfile:")
@@ -50,7 +50,7 @@ def container_name(job: BuildJob) -> str:
 
 
 def commit_build(
-    engine: DockerEngine,
+    engine: Engine,
     job: BuildJob,
     dockerfile: str,
     *,
@@ -101,7 +101,7 @@ def commit_build(
 
 
 def interactive_build(
-    engine: DockerEngine, job: BuildJob, dockerfile: str, *, network: str | None, log: Log
+    engine: Engine, job: BuildJob, dockerfile: str, *, network: str | None, log: Log
 ) -> tuple[str, dict[str, Any]]:
     return commit_build(engine, job, dockerfile, network=network, log=log, interactive=True)
 

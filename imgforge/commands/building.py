@@ -33,6 +33,7 @@ def cmd_build(args: argparse.Namespace, out: Output) -> int:
     from imgforge.build.orchestrator import Builder
     from imgforge.build.session import prepare
     from imgforge.engine.docker import DockerEngine
+    from imgforge.sif.backend import chooser
 
     session, engine = prepare(args.recipes, options, DockerEngine.connect, out.say)
     assert engine is not None
@@ -40,6 +41,7 @@ def cmd_build(args: argparse.Namespace, out: Output) -> int:
         builder = Builder(
             engine,
             options,
+            sif_backend=chooser(options.singularity),
             say=progress.say,
             stream=out.stream if out.verbose else None,
             step=progress.step,
@@ -70,12 +72,14 @@ def cmd_shell(args: argparse.Namespace, out: Output) -> int:
     from imgforge.build.orchestrator import Builder
     from imgforge.build.session import prepare
     from imgforge.engine.docker import DockerEngine
+    from imgforge.sif.backend import chooser
 
     options = options_from(args)
     session, engine = prepare(args.recipes, options, DockerEngine.connect, out.say)
     assert engine is not None
     options = replace(options, interactive=session.targets[0], jobs=1)
-    summary = Builder(engine, options, say=out.say).run(session)
+    builder = Builder(engine, options, sif_backend=chooser(options.singularity), say=out.say)
+    summary = builder.run(session)
     for error in summary.errors:
         print(f"imgforge: error: {error}", file=sys.stderr)
     return max((e.exit_code for e in summary.errors), default=0)
@@ -90,10 +94,12 @@ def cmd_plan(args: argparse.Namespace, out: Output) -> int:
     from imgforge.build.orchestrator import Builder
     from imgforge.build.session import prepare
     from imgforge.engine.docker import DockerEngine
+    from imgforge.sif.backend import chooser
 
     session, engine = prepare(args.recipes, options, DockerEngine.connect, out.say)
     assert engine is not None
-    statuses = Builder(engine, options, say=out.say).plan(session)
+    builder = Builder(engine, options, sif_backend=chooser(options.singularity), say=out.say)
+    statuses = builder.plan(session)
     rows = [
         {"image": job.recipe.image, "stale": status.stale, "reason": status.reason}
         for job, status in zip(session.jobs, statuses, strict=True)

@@ -39,6 +39,7 @@ def graph_status(graph: Any, options: Options) -> dict[str, str]:
     from imgforge.build.orchestrator import Builder
     from imgforge.build.session import prepare
     from imgforge.engine.docker import DockerEngine
+    from imgforge.sif.backend import chooser
 
     recipes = [r.path for r in graph.order()]
     status: dict[str, str] = {}
@@ -52,7 +53,10 @@ def graph_status(graph: Any, options: Options) -> dict[str, str]:
                 pull=False,
             )
             assert engine is not None
-            for job_status in Builder(engine, options, say=lambda m: None).plan(session):
+            builder = Builder(
+                engine, options, sif_backend=chooser(options.singularity), say=lambda m: None
+            )
+            for job_status in builder.plan(session):
                 status[job_status.name] = "stale" if job_status.stale else "up to date"
         except ImgforgeError:
             pass

@@ -14,7 +14,7 @@ from imgforge.sif.format import SIFFormatError
 from imgforge.sif.read import SifImage
 
 if TYPE_CHECKING:
-    from imgforge.engine.docker import DockerEngine
+    from imgforge.engine.protocol import Engine
     from imgforge.sif.runtime import Runtime
 
 
@@ -45,7 +45,7 @@ def locate(target: str, *, out: Path, image: str | None) -> tuple[Path, str]:
 
 
 def verify_pair(
-    path: Path, image: str, *, engine: DockerEngine, deep: bool, runtime: Runtime | None = None
+    path: Path, image: str, *, engine: Engine, deep: bool, runtime: Runtime | None = None
 ) -> tuple[list[str], str]:
     """Every difference between the SIF at ``path`` and the Docker image ``image``; with a
     ``runtime``, also what it shows when it runs and inspects the SIF. Also says how it

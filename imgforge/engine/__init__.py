@@ -1,1 +1,2 @@
-"""Container engines: the Docker Engine (build), and later the commit fallback."""
+"""Container engines: what the build path needs of one (protocol), the Docker Engine, the
+commit fallback and the build contexts."""

@@ -4,45 +4,27 @@ from __future__ import annotations
 
 import contextlib
 import io
-import re
+import shutil
+import subprocess
 import threading
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import IO, Any, overload
 
 from imgforge.engine.guard import check_path_value, guard
+from imgforge.engine.protocol import ContainerSpec
+from imgforge.engine.stream import (
+    ChunkReader,
+    container_lines,
+    first_line,
+    follow_build,
+    follow_push,
+)
 from imgforge.errors import BuildError, EngineError
-from imgforge.log import OUTPUT, STEP, Log
+from imgforge.log import Log
 
-STEP_RE = re.compile(r"^Step (\d+/\d+) : (.*)$")
 LABEL_ROLE = "org.imgforge.role"
 EXPORT_CHUNK = 1 << 20
-
-
-class ChunkReader(io.RawIOBase):
-    """A readable binary stream over an iterator of byte chunks; stops when cancelled."""
-
-    def __init__(self, chunks: Iterable[bytes], cancel: threading.Event | None = None) -> None:
-        self._chunks = iter(chunks)
-        self._cancel = cancel
-        self._chunk = memoryview(b"")
-        self._position = 0
-
-    def readable(self) -> bool:
-        return True
-
-    def readinto(self, buffer: Any) -> int:
-        if self._cancel is not None and self._cancel.is_set():
-            raise BuildError("interrupted")
-        while self._position >= len(self._chunk):
-            try:
-                self._chunk, self._position = memoryview(next(self._chunks)), 0
-            except StopIteration:
-                return 0
-        size = min(len(buffer), len(self._chunk) - self._position)
-        buffer[:size] = self._chunk[self._position : self._position + size]
-        self._position += size
-        return size
 
 
 class DockerEngine:
@@ -95,7 +77,7 @@ class DockerEngine:
             client.ping()
         except DockerException as exc:
             raise EngineError(
-                f"no Docker engine reachable ({_first_line(exc)}); start dockerd or set DOCKER_HOST"
+                f"no Docker engine reachable ({first_line(exc)}); start dockerd or set DOCKER_HOST"
             ) from None
         return cls(client.api)
 
@@ -156,7 +138,7 @@ class DockerEngine:
         except APIError as exc:
             raise BuildError(
                 f"{why}: image {ref!r} is not present locally and could not be pulled "
-                f"({_first_line(exc)})"
+                f"({first_line(exc)})"
             ) from None
         found = self.inspect(ref)
         if found is None:
@@ -186,36 +168,20 @@ class DockerEngine:
                 network_mode=network,
                 decode=True,
             )
-            return _follow(stream, log=log, what=what, cancel=self.cancel)
+            return follow_build(stream, log=log, what=what, cancel=self.cancel)
         except APIError as exc:
-            raise BuildError(f"{what}: the engine refused the build: {_first_line(exc)}") from None
+            raise BuildError(f"{what}: the engine refused the build: {first_line(exc)}") from None
 
     def push(self, repository: str, tag: str, *, auth: dict[str, str] | None, log: Log) -> str:
         """Push ``repository:tag``; return the registry's manifest digest."""
         from docker.errors import APIError
 
-        digest = ""
+        what = f"push of {repository}:{tag}"
         try:
-            for chunk in self.api.push(
-                repository, tag, stream=True, decode=True, auth_config=auth
-            ):
-                if self.cancel.is_set():
-                    raise BuildError(f"push of {repository}:{tag}: interrupted")
-                if "error" in chunk:
-                    raise BuildError(f"push of {repository}:{tag} failed: {chunk['error']}")
-                if "status" in chunk and "progressDetail" not in chunk:
-                    log(
-                        f"push: {chunk.get('id', '')} {chunk['status']}".replace("  ", " "),
-                        kind=STEP,
-                    )
-                aux = chunk.get("aux")
-                if isinstance(aux, dict) and "Digest" in aux:
-                    digest = str(aux["Digest"])
+            stream = self.api.push(repository, tag, stream=True, decode=True, auth_config=auth)
+            return follow_push(stream, log=log, what=what, cancel=self.cancel)
         except APIError as exc:
-            raise BuildError(f"push of {repository}:{tag} failed: {_first_line(exc)}") from None
-        if not digest:
-            raise BuildError(f"push of {repository}:{tag}: the registry reported no digest")
-        return digest
+            raise BuildError(f"{what} failed: {first_line(exc)}") from None
 
     def tag(self, image_id: str, repository: str, tag: str) -> None:
         self.api.tag(image_id, repository, tag, force=True)
@@ -235,7 +201,7 @@ class DockerEngine:
         except (APIError, OSError) as exc:
             path.unlink(missing_ok=True)
             raise BuildError(
-                f"docker save of image {image_id} to {path} failed: {_first_line(exc)}"
+                f"docker save of image {image_id} to {path} failed: {first_line(exc)}"
             ) from None
 
     @contextlib.contextmanager
@@ -254,7 +220,7 @@ class DockerEngine:
             )
         except APIError as exc:
             raise BuildError(
-                f"{image_id[:19]}: cannot create a container: {_first_line(exc)}"
+                f"{image_id[:19]}: cannot create a container: {first_line(exc)}"
             ) from None
         self.track(container["Id"], running=True)
         try:
@@ -264,40 +230,66 @@ class DockerEngine:
             self.remove_container(container["Id"])
 
 
-def _follow(
-    stream: Iterator[dict[str, Any]], *, log: Log, what: str, cancel: threading.Event
-) -> str:
-    """Pass build output to ``log`` line by line; return the image ID or raise."""
-    step = ""
-    image_id = ""
-    pending = ""
-    for chunk in stream:
-        if cancel.is_set():
-            raise BuildError(f"{what}: interrupted")
-        if "stream" in chunk:
-            pending += chunk["stream"]
-            *lines, pending = pending.split("\n")
-            for line in lines:
-                match = STEP_RE.match(line)
-                log(line, kind=STEP if match else OUTPUT)
-                if match:
-                    step = f"step {match.group(1)} ({match.group(2)})"
-        if "error" in chunk:
-            if pending:
-                log(pending)
-            message = chunk.get("errorDetail", {}).get("message") or chunk["error"]
-            log(f"ERROR: {message}")
-            where = f" at {step}" if step else ""
-            raise BuildError(f"{what}: build failed{where}: {_first_line(message)}")
-        if "aux" in chunk and isinstance(chunk["aux"], dict) and "ID" in chunk["aux"]:
-            image_id = chunk["aux"]["ID"]
-    if pending:
-        log(pending)
-    if not image_id:
-        raise BuildError(f"{what}: the engine reported no image ID")
-    return image_id
+    def create_container(self, spec: ContainerSpec, *, what: str) -> str:
+        """Create the container ``spec`` describes (tracked until removed); return its ID."""
+        from docker.errors import APIError
+        from docker.types import DeviceRequest
 
+        gpus = [DeviceRequest(count=-1, capabilities=[["gpu"]])] if spec.gpus else None
+        try:
+            created = self.api.create_container(
+                spec.image,
+                entrypoint=["/bin/sh", "-c", spec.script],
+                environment=list(spec.env),
+                working_dir=spec.workdir or None,
+                name=spec.name,
+                host_config=self.api.create_host_config(
+                    network_mode=spec.network, device_requests=gpus
+                ),
+                tty=spec.tty,
+                stdin_open=spec.interactive,
+            )
+        except APIError as exc:
+            raise BuildError(
+                f"{what}: cannot create the build container: {first_line(exc)}"
+            ) from None
+        self.track(created["Id"], running=True)
+        return str(created["Id"])
 
-def _first_line(value: object) -> str:
-    text = str(value).strip()
-    return text.splitlines()[0] if text else "unknown error"
+    def put_archive(self, container: str, path: str, data: IO[bytes]) -> None:
+        self.api.put_archive(container, path, data)
+
+    def start_container(self, container: str, *, gpus: bool, what: str) -> None:
+        from docker.errors import APIError
+
+        try:
+            self.api.start(container)
+        except APIError as exc:
+            message = first_line(exc)
+            if gpus and ("device driver" in message or "nvidia" in message.lower()):
+                raise EngineError(
+                    f"{what}: build.gpus = true needs GPUs and the NVIDIA container runtime, "
+                    f"which this engine lacks ({message})"
+                ) from None
+            raise BuildError(f"{what}: cannot start the build container: {message}") from None
+
+    def attach(self, container: str, *, what: str) -> None:
+        """Hand the terminal to the container (the docker CLI does TTY handling well;
+        DOCKER_HOST and friends reach it through the environment)."""
+        docker = shutil.which("docker")
+        if docker is None:
+            raise EngineError(f"{what}: an interactive shell needs the docker command-line client")
+        subprocess.run([docker, "start", "--attach", "--interactive", container], check=False)
+
+    def output(self, container: str) -> Iterator[str]:
+        return container_lines(self.api.logs(container, stream=True, follow=True))
+
+    def wait(self, container: str) -> int:
+        return int(self.api.wait(container).get("StatusCode", 1))
+
+    def changes(self, container: str) -> list[str]:
+        kinds = {0: "C", 1: "A", 2: "D"}
+        return [f"{kinds.get(c['Kind'], '?')} {c['Path']}" for c in self.api.diff(container) or []]
+
+    def commit(self, container: str) -> str:
+        return str(self.api.commit(container)["Id"])

@@ -1,6 +1,7 @@
 """The apptainer/singularity backend: build a SIF from a ``docker save`` archive of the image.
 
-Steps of ``make``: ``docker save`` the built image to ``request.archive``; write the
+Steps of ``make``: write the image source's ``docker save`` archive to
+``request.archive``; write the
 conversion .def (``Bootstrap: docker-archive``; imgforge's single-quoted env file placed
 over ``10-docker2singularity.sh`` by ``%files``, because what Apptainer's own conversion
 writes there depends on its version, while the runtime and ``%post`` source that exact
@@ -43,8 +44,8 @@ from imgforge.log import STEP, Log
 from imgforge.options import COMPRESSIONS
 
 if TYPE_CHECKING:
-    from imgforge.engine.docker import DockerEngine
     from imgforge.sif.backend import SifRequest
+    from imgforge.sif.source import ImageSource
 
 SUDO_ENV = "IMGFORGE_SINGULARITY_SUDO"
 EPOCH_ENV = "SOURCE_DATE_EPOCH"
@@ -163,13 +164,13 @@ class SingularityCLI:
         # Registry credentials reach the tool only through its environment.
         return argv, {**child_env(environ, request.source_date_epoch), **request.tool_env}
 
-    def make(self, request: SifRequest, *, engine: DockerEngine, log: Log) -> None:
+    def make(self, request: SifRequest, *, source: ImageSource, log: Log) -> None:
         """Build ``request.target`` from the image; see the module docstring."""
         deffile: Path | None = None
         try:
             self._check_format(request)
             if request.source_ref is None:
-                _save(request, engine)
+                _save(request, source)
             deffile = _write_deffile(request)
             self._build(request, deffile, log)
         except BaseException:
@@ -226,9 +227,9 @@ class SingularityCLI:
         return output
 
 
-def _save(request: SifRequest, engine: DockerEngine) -> None:
+def _save(request: SifRequest, source: ImageSource) -> None:
     try:
-        engine.save(request.image_id, request.archive)
+        source.docker_archive(request.archive)
     except BuildError as exc:
         raise BuildError(f"{request.name}: {exc}") from None
 

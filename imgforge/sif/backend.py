@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import functools
 import shutil
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
@@ -13,7 +15,7 @@ from imgforge.log import Log
 from imgforge.recipes.image import ImageConfig
 
 if TYPE_CHECKING:
-    from imgforge.engine.docker import DockerEngine
+    from imgforge.sif.source import ImageSource
 
 
 @dataclass(frozen=True)
@@ -55,7 +57,7 @@ class SifRequest:
 
 
 class SifBackend(Protocol):
-    """A way to make a SIF (or legacy .simg) from an image in the Docker engine."""
+    """A way to make a SIF (or legacy .simg) from a built image."""
 
     @property
     def name(self) -> str:
@@ -66,8 +68,8 @@ class SifBackend(Protocol):
         """The tool's version, for the manifest."""
         ...
 
-    def make(self, request: SifRequest, *, engine: DockerEngine, log: Log) -> None:
-        """Write the image file to ``request.target`` (a temporary name)."""
+    def make(self, request: SifRequest, *, source: ImageSource, log: Log) -> None:
+        """Write the image file of ``source`` to ``request.target`` (a temporary name)."""
         ...
 
 
@@ -94,3 +96,10 @@ def choose(requested: str) -> SifBackend | None:
             if path is not None:
                 return SingularityCLI(name, path)
     return NativeBackend.create()
+
+
+def chooser(requested: str) -> Callable[[], SifBackend | None]:
+    """:func:`choose` for ``requested``, called when first needed and remembered: a
+    missing tool fails the first build that makes an image, not a run with none to make."""
+    return functools.cache(lambda: choose(requested))
+

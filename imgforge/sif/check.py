@@ -12,6 +12,7 @@ from typing import IO, TYPE_CHECKING
 from imgforge.recipes.image import ImageConfig
 from imgforge.render import fixed_sif_files, runscript_body
 from imgforge.sif import runtime_env
+from imgforge.sif.assemble import OCI_CONFIG_FIELDS, oci_config
 from imgforge.sif.definition import parse
 from imgforge.sif.format import SIFFormatError
 from imgforge.sif.layout import (
@@ -35,7 +36,6 @@ from imgforge.sif.metadata import (
     is_build_label,
     is_inspected,
 )
-from imgforge.sif.pack import OCI_CONFIG_FIELDS, oci_config
 from imgforge.sif.read import SifImage, parse_exports, parse_runscript
 
 if TYPE_CHECKING:

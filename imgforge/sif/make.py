@@ -24,7 +24,7 @@ from imgforge.sif.metadata import build_labels, deffile_header
 if TYPE_CHECKING:
     import jinja2
 
-    from imgforge.engine.docker import DockerEngine
+    from imgforge.sif.source import ImageSource
 
 
 # Apptainer's SIF writer creates the image with mode 0755 (sylabs/sif CreateContainerAtPath),
@@ -78,7 +78,7 @@ def make_sif(
     image_id: str,
     config: ImageConfig,
     backend: SifBackend,
-    engine: DockerEngine,
+    source: ImageSource,
     compression: str,
     log: Log,
     pushed: str | None = None,
@@ -124,7 +124,7 @@ def make_sif(
             tool_env=registry_env(pushed),
         )
         try:
-            backend.make(request, engine=engine, log=log)
+            backend.make(request, source=source, log=log)
         except BuildError as exc:
             raise BuildError(f"{job.recipe.path}: {exc}") from None
         check(job, pending, config, log)

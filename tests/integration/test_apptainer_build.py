@@ -1,5 +1,5 @@
 """The apptainer/singularity backend for real: Docker image -> SIF, and the SIF's environment
-equals the image's Config.Env (docs/APPTAINER.md, "Environment")."""
+equals the image's Config.Env (SPEC "Environment preservation")."""
 
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ import pytest
 from support import installed_runtime
 
 from imgforge.engine.docker import DockerEngine
+from imgforge.engine.image import EngineImage
 from imgforge.log import Lines, discard
 from imgforge.patterns import ENV_KEY_RE
 from imgforge.recipes.image import ImageConfig, split_env
@@ -35,8 +36,7 @@ pytestmark = [
     ),
 ]
 
-# Values that the pre-1.5 converters mangle (apptainer#3328; docs/APPTAINER.md,
-# "Environment"): quotes, $, backticks, \.
+# Values that the pre-1.5 converters mangle (SIF-FORMAT.md §9.1): quotes, $, backticks, \.
 TRICKY = {
     "TRICKY": "a \"$b\" `id` 'd' ${e} \\ f $(echo no)",
     "SPACES": "  two  spaces  ",
@@ -129,7 +129,8 @@ def test_sif_env_equals_the_image_env(
     )
     assert TOOL is not None
     lines = Lines()
-    SingularityCLI(TOOL_NAME, TOOL).make(request, engine=engine, log=lines)
+    source = EngineImage(engine, image_id, request.config)
+    SingularityCLI(TOOL_NAME, TOOL).make(request, source=source, log=lines)
 
     assert request.target.is_file(), "\n".join(lines)
     assert not archive.exists()

@@ -28,10 +28,10 @@ import imgforge
 from imgforge.cli import main
 from imgforge.recipes.image import ImageConfig, split_env
 from imgforge.sif import format as sif
+from imgforge.sif.assemble import write_sif
 from imgforge.sif.backend import SifRequest
 from imgforge.sif.layout import WRITTEN
 from imgforge.sif.metadata import build_date
-from imgforge.sif.pack import write_sif
 from imgforge.sif.read import SQUASHFS_MAGIC, SifImage
 
 pytestmark = pytest.mark.integration

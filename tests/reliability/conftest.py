@@ -19,7 +19,7 @@ import pytest
 from engine_support import engine_problem
 from reliability_support import MINI
 
-from imgforge.engine.docker import ChunkReader
+from imgforge.engine.stream import ChunkReader
 from imgforge.render.quoting import dockerfile_quote
 
 MINI_LABEL = "org.imgforge.reliability.mini"

@@ -21,7 +21,7 @@ from reliability_support import (
     write,
 )
 
-import imgforge.build.orchestrator
+import imgforge.sif.backend
 import imgforge.sif.make
 from imgforge.sif.backend import SifRequest
 from imgforge.sif.pack import NativeBackend
@@ -45,7 +45,7 @@ class WrongBackend:
     def version(self) -> str:
         return "wrong 0"
 
-    def make(self, request: SifRequest, *, engine: Any, log: Any) -> None:
+    def make(self, request: SifRequest, *, source: Any, log: Any) -> None:
         if self.damage == "garbage":
             request.target.write_bytes(b"not a SIF at all\n" * 100)
             return
@@ -56,7 +56,7 @@ class WrongBackend:
             )
         else:  # no runscript
             files["runscript"] = "#!/bin/sh\nexec /bin/true\n"
-        NativeBackend.create().make(replace(request, files=files), engine=engine, log=log)
+        NativeBackend.create().make(replace(request, files=files), source=source, log=log)
 
 
 def injected_check(path: Path, config: Any) -> list[str]:
@@ -95,7 +95,7 @@ def test_a_sif_that_fails_its_check_never_gets_its_final_name(
         monkeypatch.setattr(imgforge.sif.make, "verify_file", injected_check)
     else:
         monkeypatch.setattr(
-            imgforge.build.orchestrator, "choose", lambda requested: WrongBackend(fault)
+            imgforge.sif.backend, "choose", lambda requested: WrongBackend(fault)
         )
     write(recipe, recipe_text(mini_image, "two"))
     code, _, err = run_main(build_argv(recipe, out, singularity="native"), capsys)

@@ -19,7 +19,7 @@ from imgforge import __version__, gojson
 from imgforge.recipes.image import ImageConfig
 from imgforge.sif import definition as deffile
 from imgforge.sif import metadata
-from imgforge.sif.pack import oci_config
+from imgforge.sif.assemble import oci_config
 
 # --- Go's encoding/json -------------------------------------------------------------------------
 

@@ -1,4 +1,4 @@
-"""imgforge.engine.singularity: exact command lines and environments, and ``make()`` run
+"""imgforge.sif.apptainer: exact command lines and environments, and ``make()`` run
 against a fake apptainer (a shell script that records what it was given)."""
 
 from __future__ import annotations
@@ -10,6 +10,7 @@ from pathlib import Path
 
 import docker.errors
 import pytest
+from fakes import ARCHIVE_BYTES, FakeImage
 
 from imgforge.engine.docker import DockerEngine
 from imgforge.errors import BuildError, EngineError
@@ -30,7 +31,6 @@ from imgforge.sif.apptainer import (
 from imgforge.sif.backend import SifRequest
 
 IMAGE_ID = "sha256:" + "ab12" * 16
-ARCHIVE_BYTES = b"docker save archive\n"
 ENV_FILE_TEXT = "#!/bin/sh\nexport PATH='/usr/bin:/bin'\nexport TRICKY='a \"$b\" `c` '\\'' d'\n"
 HELP_WITH_SQUASHFS = "      --mksquashfs-args string   additional arguments for mksquashfs"
 
@@ -107,20 +107,6 @@ def convert_def(archive: Path, env_file: Path) -> str:
         "%runscript\n"
         '    exec /bin/sh "$@"\n'
     )
-
-
-class FakeEngine:
-    """Just the ``save`` of DockerEngine: writes a small archive, or fails like it does."""
-
-    def __init__(self, error: str | None = None) -> None:
-        self.error = error
-        self.saved: list[tuple[str, Path]] = []
-
-    def save(self, image_id: str, path: Path) -> None:
-        self.saved.append((image_id, path))
-        if self.error is not None:
-            raise BuildError(f"docker save of image {image_id} to {path} failed: {self.error}")
-        path.write_bytes(ARCHIVE_BYTES)
 
 
 @pytest.fixture
@@ -352,12 +338,12 @@ def test_make_builds_from_the_archive_and_cleans_up(
     tmp_path: Path, out: Path, request_: SifRequest, non_root: None
 ) -> None:
     tool = make_tool(tmp_path / "bin", "apptainer")
-    engine = FakeEngine()
+    source = FakeImage(IMAGE_ID)
     lines = Lines()
     request = replace(request_, source_date_epoch=1700000000)
-    SingularityCLI("apptainer", str(tool)).make(request, engine=engine, log=lines)
+    SingularityCLI("apptainer", str(tool)).make(request, source=source, log=lines)
 
-    assert engine.saved == [(IMAGE_ID, request.archive)]
+    assert source.archived == [request.archive]
     argv = recorded(tool, "argv").splitlines()
     assert argv[:5] == ["build", "--force", "--fakeroot", "--mksquashfs-args", "-comp gzip"]
     assert argv[5] == str(request.target)
@@ -382,7 +368,8 @@ def test_make_without_epoch_leaves_the_variable_unset(
     tmp_path: Path, request_: SifRequest, as_root: None
 ) -> None:
     tool = make_tool(tmp_path / "bin", "singularity", squashfs_args=False)
-    SingularityCLI("singularity", str(tool)).make(request_, engine=FakeEngine(), log=discard)
+    source = FakeImage(IMAGE_ID)
+    SingularityCLI("singularity", str(tool)).make(request_, source=source, log=discard)
     assert recorded(tool, "epoch") == "unset\n"
     *argv, deffile = recorded(tool, "argv").splitlines()
     assert argv == ["build", "--force", str(request_.target)]
@@ -395,7 +382,8 @@ def test_make_failure_names_the_image_and_the_tools_error(
     tool = make_tool(tmp_path / "bin", "apptainer", fail=True)
     lines = Lines()
     with pytest.raises(BuildError) as info:
-        SingularityCLI("apptainer", str(tool)).make(request_, engine=FakeEngine(), log=lines)
+        source = FakeImage(IMAGE_ID)
+        SingularityCLI("apptainer", str(tool)).make(request_, source=source, log=lines)
     assert str(info.value) == (
         "demo: apptainer build of image sha256:ab12ab12ab12 failed (exit 255): "
         "FATAL: While performing build: conveyor failed to get: no space left on device"
@@ -411,11 +399,11 @@ def test_make_failure_of_docker_save_cleans_up(
     tmp_path: Path, out: Path, request_: SifRequest, non_root: None
 ) -> None:
     tool = make_tool(tmp_path / "bin", "apptainer")
-    engine = FakeEngine(error="No such image: sha256:ab12")
+    source = FakeImage(IMAGE_ID, error="No such image: sha256:ab12")
     with pytest.raises(
         BuildError, match=r"^demo: docker save of image sha256:ab12\S* to .* failed: No such image"
     ):
-        SingularityCLI("apptainer", str(tool)).make(request_, engine=engine, log=discard)
+        SingularityCLI("apptainer", str(tool)).make(request_, source=source, log=discard)
     assert not (tool.parent / "rec" / "argv").exists()
     assert leftovers(out) == []
 
@@ -430,21 +418,21 @@ def test_make_with_a_vanished_binary_is_a_build_error(
     with pytest.raises(
         BuildError, match=r"^demo: apptainer build of .* \(exit 127\): ERROR: cannot run"
     ):
-        cli.make(request_, engine=FakeEngine(), log=discard)
+        cli.make(request_, source=FakeImage(IMAGE_ID), log=discard)
     assert leftovers(out) == []
 
 
 def test_make_refuses_simg(tmp_path: Path, out: Path, request_: SifRequest, non_root: None) -> None:
     tool = make_tool(tmp_path / "bin", "apptainer")
-    engine = FakeEngine()
+    source = FakeImage(IMAGE_ID)
     request = replace(request_, image_format="simg", target=out / ".demo.simg.tmp")
     with pytest.raises(BuildError) as info:
-        SingularityCLI("apptainer", str(tool)).make(request, engine=engine, log=discard)
+        SingularityCLI("apptainer", str(tool)).make(request, source=source, log=discard)
     assert str(info.value) == (
         "demo: apptainer cannot write the legacy .simg format; "
         "use --singularity native with --format simg, or --format sif"
     )
-    assert engine.saved == []
+    assert source.archived == []
     assert leftovers(out) == []
 
 
@@ -454,7 +442,8 @@ def test_make_notes_when_compression_cannot_be_passed(
     tool = make_tool(tmp_path / "bin", "singularity", squashfs_args=False)
     lines = Lines()
     request = replace(request_, compression="xz")
-    SingularityCLI("singularity", str(tool)).make(request, engine=FakeEngine(), log=lines)
+    source = FakeImage(IMAGE_ID)
+    SingularityCLI("singularity", str(tool)).make(request, source=source, log=lines)
     assert "--mksquashfs-args" not in recorded(tool, "argv")
     assert (
         lines[0]
@@ -480,7 +469,8 @@ def test_make_with_the_rendered_convert_def(
     text = render(job, "convert", archive=request_.archive, env_file_path=out / "imgforge-env.sh")
     request = replace(request_, convert_deffile=text)
     tool = make_tool(tmp_path / "bin", "apptainer")
-    SingularityCLI("apptainer", str(tool)).make(request, engine=FakeEngine(), log=discard)
+    source = FakeImage(IMAGE_ID)
+    SingularityCLI("apptainer", str(tool)).make(request, source=source, log=discard)
     assert recorded(tool, "archive").encode() == ARCHIVE_BYTES
     assert recorded(tool, "env-file") == ENV_FILE_TEXT
     assert leftovers(out) == [request.target.name]

@@ -22,6 +22,7 @@ from imgforge.errors import UsageError
 from imgforge.recipes.image import ImageConfig
 from imgforge.recipes.jobs import BuildJob
 from imgforge.render import make_environment, render_sif_files
+from imgforge.sif.assemble import write_sif
 from imgforge.sif.backend import SifRequest
 from imgforge.sif.check import (
     compare_maps,
@@ -30,8 +31,8 @@ from imgforge.sif.check import (
     verify_file,
 )
 from imgforge.sif.make import sif_files
-from imgforge.sif.pack import transfer, write_sif
 from imgforge.sif.read import SifImage, parse_runscript
+from imgforge.sif.transfer import transfer
 
 NGC = "nvcr.io/nvidia/pytorch:24.01-py3"
 

@@ -1,0 +1,143 @@
+"""Copy an image's filesystem tar stream into tar2sqfs' input, minus what imgforge replaces
+and plus its /.singularity.d layout, metering the bytes as they pass.
+
+The image's filesystem never touches the disk as files: the tar is read as a stream,
+imgforge's layout is appended to it, and tar2sqfs packs the result (keeping owners,
+modes, hard links, device nodes and xattrs without root).
+"""
+
+from __future__ import annotations
+
+import io
+import tarfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import IO
+
+from imgforge.log import STEP, Log
+from imgforge.sif import metadata
+from imgforge.sif.layout import (
+    DEFINITION,
+    HISTORY,
+    directory,
+    entries,
+    history_path,
+    init_layer_leftover,
+    normalise,
+    replaced,
+)
+
+
+@dataclass(frozen=True)
+class Transferred:
+    """What :func:`transfer` wrote: its entry count, and what of the image's own content
+    ``apptainer inspect`` reads (metadata files by path from the root, SCIF app names)."""
+
+    entries: int
+    inspected: dict[str, str]
+    apps: tuple[str, ...]
+
+
+class _Copy:
+    """The state of one pass over the export stream (see :func:`transfer`)."""
+
+    def __init__(self, tout: tarfile.TarFile, clamp: int | None) -> None:
+        self.tout, self.clamp = tout, clamp
+        self.count = self.copied = 0
+        self.present: set[str] = set()
+        self.inspected: dict[str, str] = {}
+        self.apps: set[str] = set()
+        # The image's definition and hard links to it: added under their new name last.
+        self.moved: list[tuple[tarfile.TarInfo, bytes]] = []
+
+    def add(self, member: tarfile.TarInfo, data: IO[bytes] | None) -> None:
+        if self.clamp is not None and member.mtime > self.clamp:
+            member.mtime = self.clamp
+        self.tout.addfile(member, data)
+        self.count += 1
+
+    def image_entry(self, member: tarfile.TarInfo, tin: tarfile.TarFile) -> None:
+        name = normalise(member.name)
+        handle = tin.extractfile(member) if member.isreg() else None
+        if name == DEFINITION or member.islnk() and normalise(member.linkname) == DEFINITION:
+            self.moved.append((member, handle.read() if handle is not None else b""))
+            return
+        self.present.add(name)
+        if member.isdir() and metadata.is_app_directory(name):
+            self.apps.add(name.split("/")[2])
+        if handle is not None and metadata.is_inspected(name):
+            data = handle.read()
+            self.inspected[name] = data.decode("utf-8", "replace")
+            handle = io.BytesIO(data)
+        self.add(member, handle)
+        if member.isreg():
+            self.copied += member.size
+
+    def move_definition(self, mtime: int) -> None:
+        """insertDefinition: the image's /.singularity.d/Singularity goes to
+        bootstrap_history/ApptainerN (the directory made if need be)."""
+        if not self.moved:
+            return
+        target = history_path(self.present)
+        if HISTORY not in self.present:
+            self.add(directory(HISTORY, mtime).info, None)
+        for member, data in self.moved:
+            if normalise(member.name) == DEFINITION:
+                member.name = target
+            else:
+                member.linkname = target
+            self.add(member, io.BytesIO(data) if member.isreg() else None)
+        self.present.add(target)
+
+
+def transfer(
+    source: IO[bytes],
+    sink: IO[bytes],
+    files: dict[str, str],
+    *,
+    mtime: int,
+    clamp: int | None = None,
+    progress: Callable[[int], None] | None = None,
+) -> Transferred:
+    """Copy the tar stream ``source`` to ``sink`` minus the entries imgforge replaces and
+    what Docker's init layer adds, then append the layout. With ``clamp``
+    (SOURCE_DATE_EPOCH) no entry is newer than it: ``docker export`` stamps what the
+    engine adds at container creation (/etc, /dev, ...) with the time.
+    ``progress`` gets the running total of file bytes copied."""
+    with (
+        tarfile.open(fileobj=source, mode="r|") as tin,
+        tarfile.open(fileobj=sink, mode="w|", format=tarfile.PAX_FORMAT) as tout,
+    ):
+        copy = _Copy(tout, clamp)
+        for member in tin:
+            name = normalise(member.name)
+            if not name or replaced(name) or init_layer_leftover(member):
+                continue
+            copy.image_entry(member, tin)
+            if progress is not None and member.isreg():
+                progress(copy.copied)
+        copy.move_definition(mtime)
+        for entry in entries(files, present=copy.present, mtime=mtime):
+            copy.add(entry.info, entry.fileobj())
+    return Transferred(copy.count, copy.inspected, tuple(sorted(copy.apps)))
+
+
+class Meter:
+    """Logs ``packing N% (X of Y MB, Z MB/s)`` at each further tenth of the image."""
+
+    def __init__(self, total: int, log: Log) -> None:
+        self.total, self.log = max(total, 1), log
+        self.started = time.monotonic()
+        self.next_tenth = 1
+
+    def __call__(self, done: int) -> None:
+        if done * 10 < self.next_tenth * self.total:
+            return
+        self.next_tenth = done * 10 // self.total + 1
+        rate = done / max(time.monotonic() - self.started, 1e-3) / 1e6
+        self.log(
+            f"packing {min(done * 100 // self.total, 100)}% "
+            f"({done / 1e6:.0f} of {self.total / 1e6:.0f} MB, {rate:.0f} MB/s)",
+            kind=STEP,
+        )
