@@ -14,9 +14,10 @@ from typing import TYPE_CHECKING, Any, TextIO
 from imgforge import __version__, atomic
 from imgforge.build import record as manifest
 from imgforge.build.lock import recipe_lock
-from imgforge.build.publish import publish_missing, push_image, save_image
+from imgforge.build.publish import publish_missing, push_image, push_repository, save_image
 from imgforge.build.scheduler import FAILED, NOT_ATTEMPTED, schedule
 from imgforge.build.session import Session
+from imgforge.build.sources import source_files
 from imgforge.build.status import Status, input_record, job_status
 from imgforge.build.strategies import STRATEGIES
 from imgforge.errors import (
@@ -28,12 +29,11 @@ from imgforge.errors import (
     unexpected,
 )
 from imgforge.options import Options
-from imgforge.recipes.fingerprint import combine
 from imgforge.recipes.image import ImageConfig
 from imgforge.recipes.jobs import BuildJob
-from imgforge.render import make_environment, render
+from imgforge.render.job import Rendered, Sources, render_job, render_sources
 from imgforge.sif.backend import SifBackend, choose
-from imgforge.sif.make import make_sif
+from imgforge.sif.make import build_time, make_sif
 
 if TYPE_CHECKING:
     from imgforge.engine.docker import DockerEngine
@@ -42,46 +42,8 @@ Say = Callable[[str], None]
 PUBLISHED = {"push": "pushed", "saved": "saved"}
 
 
-@dataclass(frozen=True)
-class Rendered:
-    """The three texts rendered for one job."""
-
-    dockerfile: str
-    deffile: str
-    envfile: str
-
-    @property
-    def digest(self) -> str:
-        return combine([self.dockerfile, self.deffile, self.envfile])
-
-
-def render_job(job: BuildJob) -> Rendered:
-    env = make_environment()
-    return Rendered(
-        dockerfile=render(job, "dockerfile", env),
-        deffile=render(job, "def", env),
-        envfile=render(job, "env", env),
-    )
-
-
-def source_files(job: BuildJob, rendered: Rendered) -> list[tuple[Path, str, int]]:
-    """(path, text, mode) of the Dockerfile, the .def and its env file."""
-    paths = job.artifacts
-    return [
-        (paths.dockerfile, rendered.dockerfile, 0o644),
-        (paths.deffile, rendered.deffile, 0o644),
-        (paths.env_file, rendered.envfile, 0o755),
-    ]
-
-
 def manifest_file(job: BuildJob, data: dict[str, Any]) -> tuple[Path, str, int]:
     return job.artifacts.manifest, manifest.text(data), 0o644
-
-
-def write_sources(job: BuildJob, rendered: Rendered) -> None:
-    """Write the Dockerfile, the .def and its env file, each atomically."""
-    for path, text, mode in source_files(job, rendered):
-        atomic.write_text(path, text, mode=mode)
 
 
 @dataclass
@@ -137,10 +99,10 @@ class Builder:
             return "interactive"
         return self.options.strategy or job.recipe.strategy
 
-    def status(self, job: BuildJob, rendered: Rendered, rebuilding: set[str]) -> Status:
+    def status(self, job: BuildJob, sources: Sources, rebuilding: set[str]) -> Status:
         return job_status(
             job,
-            rendered,
+            sources,
             base_id=self.base_id(job),
             engine=self.engine,
             force=self.options.force,
@@ -154,7 +116,7 @@ class Builder:
         statuses: list[Status] = []
         rebuilding: set[str] = set()
         for job in session.jobs:
-            status = self.status(job, render_job(job), rebuilding)
+            status = self.status(job, render_sources(job), rebuilding)
             if status.stale:
                 rebuilding.add(job.name)
             else:
@@ -189,8 +151,8 @@ class Builder:
 
     def process(self, job: BuildJob) -> str:
         """Build one job if it is stale; its parents are done. Returns the outcome."""
-        rendered = render_job(job)
-        status = self.status(job, rendered, self.rebuilt)
+        sources = render_sources(job)
+        status = self.status(job, sources, self.rebuilt)
         if not status.stale:
             self.image_ids[job.name] = status.image_id or ""
             self.refresh_inputs(job)
@@ -211,7 +173,7 @@ class Builder:
             with recipe_lock(
                 job.artifacts.directory, what=what, wait=self.options.wait, say=self.say
             ):
-                self.build_one(job, rendered, status)
+                self.build_one(job, status)
         except BuildError as exc:
             if gone := self.engine_gone(what):
                 self.failed(job, gone)
@@ -230,6 +192,14 @@ class Builder:
         self.rebuilt.add(job.name)
         return "built"
 
+    def render(self, job: BuildJob) -> Rendered:
+        """Every text the build of ``job`` needs, before anything runs."""
+        registry = self.options.push
+        pushed = f"{push_repository(job, registry)}:{job.recipe.tag}" if registry else None
+        return render_job(
+            job, strategy=self.strategy(job), built_at=build_time(), source_ref=pushed
+        )
+
     def engine_gone(self, what: str) -> EngineError | None:
         """After a failure: the engine stopped answering, if it did (the real cause,
         whatever the broken connection or the killed step looked like)."""
@@ -246,16 +216,18 @@ class Builder:
         if not self.engine.cancel.is_set():
             self.say(f"{job.recipe.image}: FAILED: {error}")
 
-    def build_one(self, job: BuildJob, rendered: Rendered, status: Status) -> None:
+    def build_one(self, job: BuildJob, status: Status) -> None:
         # (temporary, final) pairs: every artifact is written beside its final name and
         # renamed only once all are written and the tag has moved, so a failure at any
         # point keeps the previous good set (the log holds the Dockerfile that failed).
         pending: list[tuple[Path, Path]] = []
         try:
+            rendered = self.render(job)
             image_id, data = self.produce(job, rendered, status, pending)
             # The manifest last: a crash between renames leaves it not matching the
             # files, and the next run rebuilds rather than trusts them.
-            for path, text, mode in [*source_files(job, rendered), manifest_file(job, data)]:
+            files = [*source_files(job, rendered.sources), manifest_file(job, data)]
+            for path, text, mode in files:
                 pending.append((atomic.stage(path, text.encode("utf-8"), mode=mode), path))
             if self.engine.cancel.is_set():
                 raise BuildError(f"{job.recipe.path}: {job.recipe.image}: interrupted")
@@ -282,11 +254,11 @@ class Builder:
             log(f"# imgforge {__version__}: building {job.recipe.image} from {job.recipe.path}")
             strategy = STRATEGIES[self.strategy(job)]
             image_id, strategy_record = strategy(
-                self.engine, job, rendered.dockerfile, network=self.network, log=log
+                self.engine, job, rendered, network=self.network, log=log
             )
             built = self.engine.ensure_image(image_id, why=job.recipe.image)
             config = ImageConfig.from_inspect(built, origin=f"image {job.recipe.image}")
-            check_config(job, config)
+            check_config(job, rendered.config, config)
             docker_seconds = time.monotonic() - started
             extra: dict[str, Any] = {}
             if self.options.push:
@@ -297,6 +269,7 @@ class Builder:
                 self.say(f"{job.recipe.image}: making {sif_name} ({backend.name})")
                 sif_file, sif_record = make_sif(
                     job,
+                    rendered.sif,
                     image_id=image_id,
                     config=config,
                     backend=backend,
@@ -386,14 +359,25 @@ def foreign_error(job: BuildJob, what: str, exc: Exception) -> BuildError:
     return BuildError(unexpected(f"{what}: building", exc, log))
 
 
-def check_config(job: BuildJob, built: ImageConfig) -> None:
-    """The built image must carry exactly the env imgforge computed: fail loudly if not."""
-    if list(built.env) == list(job.config.env):
-        return
-    expected = dict(job.config.env_pairs())
-    actual = dict(built.env_pairs())
-    keys = sorted(k for k in expected.keys() | actual.keys() if expected.get(k) != actual.get(k))
-    raise BuildError(
-        f"{job.recipe.path}: env: the built image's Env differs from the expected one "
-        f"for {', '.join(keys) or 'the order of variables'}"
-    )
+def check_config(job: BuildJob, expected: ImageConfig, built: ImageConfig) -> None:
+    """The built image must carry exactly the config imgforge computed, from which the
+    Singularity image's files were rendered before the build: fail loudly if not."""
+    if list(built.env) != list(expected.env):
+        want = dict(expected.env_pairs())
+        actual = dict(built.env_pairs())
+        keys = sorted(k for k in want.keys() | actual.keys() if want.get(k) != actual.get(k))
+        raise BuildError(
+            f"{job.recipe.path}: env: the built image's Env differs from the expected one "
+            f"for {', '.join(keys) or 'the order of variables'}"
+        )
+    fields = {
+        "Labels": (dict(expected.labels), dict(built.labels)),
+        "Entrypoint": (expected.run_entrypoint(), built.run_entrypoint()),
+        "Cmd": (expected.cmd, built.cmd),
+        "Architecture": (expected.arch, built.arch),
+    }
+    if differ := [name for name, (want, have) in fields.items() if want != have]:
+        raise BuildError(
+            f"{job.recipe.path}: the built image's {', '.join(differ)} differ from the "
+            "expected ones"
+        )

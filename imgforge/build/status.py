@@ -13,8 +13,8 @@ from imgforge.recipes.fingerprint import input_paths, input_stats, stat_signatur
 from imgforge.recipes.jobs import BuildJob
 
 if TYPE_CHECKING:
-    from imgforge.build.orchestrator import Rendered
     from imgforge.engine.docker import DockerEngine
+    from imgforge.render.job import Sources
 
 
 @dataclass(frozen=True)
@@ -30,7 +30,7 @@ class Status:
 
 def job_status(
     job: BuildJob,
-    rendered: Rendered,
+    rendered: Sources,
     *,
     base_id: str,
     engine: DockerEngine,

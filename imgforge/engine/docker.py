@@ -171,6 +171,7 @@ class DockerEngine:
         network: str | None,
         log: Log,
         what: str,
+        buildargs: dict[str, str] | None = None,
     ) -> str:
         """Build from a tar context; return the image ID. Untagged until it succeeds."""
         from docker.errors import APIError
@@ -184,6 +185,7 @@ class DockerEngine:
                 forcerm=True,
                 pull=False,
                 network_mode=network,
+                buildargs=buildargs,
                 decode=True,
             )
             return _follow(stream, log=log, what=what, cancel=self.cancel)

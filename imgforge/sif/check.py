@@ -208,9 +208,9 @@ def check_inspect(image: SifImage, names: set[str]) -> list[str]:
 
 
 def shallow(
-    image: SifImage, config: ImageConfig, expected: Expected, names: set[str] | None = None
+    image: SifImage, config: ImageConfig, written: Expected, names: set[str] | None = None
 ) -> list[str]:
-    """Env (byte for byte), runscript, labels and imgforge's own files (as ``expected``
+    """Env (byte for byte), runscript, labels and imgforge's own files (as ``written``
     says), the OCI config and required paths (``names``: the SIF's paths, when the caller
     has listed them already)."""
     expected_env = {name: value for name, value, _ in config.script_env()}
@@ -225,8 +225,8 @@ def shallow(
             expected = {k: v for k, v in expected_env.items() if k != "PATH"}
         differences = compare_maps("env", expected, env)
         problems += found or [f"{line} (in /.singularity.d/{script})" for line in differences]
-    problems += check_runscript(image, config, expected.runscript_body)
-    problems += check_labels(image, config, expected.fixed)
+    problems += check_runscript(image, config, written.runscript_body)
+    problems += check_labels(image, config, written.fixed)
     problems += check_oci_config(image, config)
     names = image.names() if names is None else names
     problems += check_inspect(image, names)
@@ -234,13 +234,13 @@ def shallow(
     return problems
 
 
-def verify_file(path: Path, config: ImageConfig, expected: Expected) -> list[str]:
+def verify_file(path: Path, config: ImageConfig, written: Expected) -> list[str]:
     """:func:`shallow` on the file at ``path``; a malformed file is one problem."""
     try:
         image = SifImage.open(path)
     except (OSError, SIFFormatError) as exc:
         return [f"format: {exc}"]
-    return shallow(image, config, expected)
+    return shallow(image, config, written)
 
 
 def run_compare(
