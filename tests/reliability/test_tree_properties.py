@@ -20,11 +20,10 @@ from hypothesis import strategies as st
 from reliability_support import MINI, one_error_line, run_main, write
 
 from imgforge.engine.context import DOCKERFILE, build_context, staging_context
-from imgforge.recipes.copies import copy_steps, def_files
 from imgforge.errors import RecipeError
+from imgforge.recipes.copies import STAGING, copy_steps, def_files
 from imgforge.recipes.fingerprint import input_paths, input_stats, recipe_hash
 from imgforge.recipes.ignore import IGNORE_FILE
-from imgforge.recipes.copies import STAGING
 from imgforge.recipes.model import load
 
 NAME = st.sampled_from(["a", "b", "c.log", "d.txt", "e f", "ü", "-x", "a:b", ".hidden"])
