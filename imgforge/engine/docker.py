@@ -184,8 +184,7 @@ class DockerEngine:
                 rm=True,
                 forcerm=True,
                 pull=False,
-                network_mode=network,
-                buildargs=buildargs,
+                network_mode=network, buildargs=buildargs,
                 decode=True,
             )
             return _follow(stream, log=log, what=what, cancel=self.cancel)
