@@ -71,7 +71,7 @@ class FakeEngine:
     """An ``Engine`` in memory. Images are inspect dicts by ID, tags point at IDs.
 
     A build is known by its ``what``, which ends in the recipe's image (NAME:TAG) as the
-    strategies make it: the built image gets the Env set with :meth:`will_build`, or the
+    strategies make it: the built image gets the config set with :meth:`will_build`, or the
     build fails if the image is in ``failing``. Containers run by the commit strategy
     print ``script_output`` and exit with ``script_status``."""
 
@@ -80,7 +80,7 @@ class FakeEngine:
         self.alive = True
         self.images: dict[str, dict[str, Any]] = {}
         self.tags: dict[str, str] = {}
-        self.built_env: dict[str, list[str]] = {}
+        self.built: dict[str, ImageConfig] = {}
         self.failing: set[str] = set()
         self.builds: list[str] = []
         self.contexts: list[bytes] = []
@@ -102,9 +102,9 @@ class FakeEngine:
         self.tags[ref] = image_id
         return image_id
 
-    def will_build(self, image: str, *, env: Sequence[str]) -> None:
-        """Builds of ``image`` (NAME:TAG) make an image with Config.Env ``env``."""
-        self.built_env[image] = list(env)
+    def will_build(self, image: str, *, config: ImageConfig) -> None:
+        """Builds of ``image`` (NAME:TAG) make an image with ``config``."""
+        self.built[image] = config
 
     # --- Engine ---------------------------------------------------------------------
 
@@ -136,7 +136,14 @@ class FakeEngine:
         return found
 
     def build(
-        self, context: IO[bytes], *, dockerfile: str, network: str | None, log: Log, what: str
+        self,
+        context: IO[bytes],
+        *,
+        dockerfile: str,
+        network: str | None,
+        log: Log,
+        what: str,
+        buildargs: dict[str, str] | None = None,
     ) -> str:
         image = what.rsplit(": ", 1)[-1]
         self.builds.append(image)
@@ -146,8 +153,8 @@ class FakeEngine:
             log("ERROR: fake failure")
             raise BuildError(f"{what}: build failed at step 1/1 (FROM fake): fake failure")
         image_id = fake_id("build", image, len(self.builds))
-        env = self.built_env.get(image, [])
-        self.images[image_id] = inspect_dict(image_id, env=env, size=len(self.rootfs))
+        config = self.built.get(image, ImageConfig())
+        self.images[image_id] = inspect_config(image_id, config, size=len(self.rootfs))
         return image_id
 
     def tag(self, image_id: str, repository: str, tag: str) -> None:
@@ -203,6 +210,23 @@ def inspect_dict(image_id: str, *, env: Sequence[str], user: str = "", size: int
     """What ``docker image inspect`` says of a fake image."""
     config = {"Env": list(env), "User": user, "Cmd": ["/bin/sh"]}
     return {"Id": image_id, "Config": config, "Architecture": "amd64", "Size": size}
+
+
+def inspect_config(image_id: str, config: ImageConfig, *, size: int) -> dict[str, Any]:
+    """What ``docker image inspect`` says of a fake image built with ``config``."""
+    return {
+        "Id": image_id,
+        "Config": {
+            "Env": list(config.env),
+            "User": config.user,
+            "Entrypoint": list(config.entrypoint) or None,
+            "Cmd": list(config.cmd) or None,
+            "WorkingDir": config.workdir,
+            "Labels": dict(config.labels),
+        },
+        "Architecture": config.arch,
+        "Size": size,
+    }
 
 
 def typed(engine: FakeEngine) -> Engine:

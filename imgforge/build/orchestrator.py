@@ -14,17 +14,18 @@ from imgforge.build.joblog import JobLog, SayLog
 from imgforge.build.lock import recipe_lock
 from imgforge.build.outcome import Outcome
 from imgforge.build.produce import Plan, Produced, Workbench, produce
-from imgforge.build.publish import publish_missing
+from imgforge.build.publish import publish_missing, push_repository
 from imgforge.build.record import Manifest
 from imgforge.build.scheduler import schedule
 from imgforge.build.session import Session
+from imgforge.build.sources import source_files
 from imgforge.build.status import Status, job_inputs, job_status
 from imgforge.errors import BuildError, EngineError, ImgforgeError
 from imgforge.options import Options
-from imgforge.recipes.fingerprint import combine
 from imgforge.recipes.jobs import BuildJob
-from imgforge.render import make_environment, render
+from imgforge.render.job import Rendered, Sources, render_job, render_sources
 from imgforge.sif.backend import SifBackend
+from imgforge.sif.make import build_time
 
 if TYPE_CHECKING:
     from imgforge.engine.protocol import Engine
@@ -33,46 +34,8 @@ Say = Callable[[str], None]
 PUBLISHED = {"push": "pushed", "saved": "saved"}
 
 
-@dataclass(frozen=True)
-class Rendered:
-    """The three texts rendered for one job."""
-
-    dockerfile: str
-    deffile: str
-    envfile: str
-
-    @property
-    def digest(self) -> str:
-        return combine([self.dockerfile, self.deffile, self.envfile])
-
-
-def render_job(job: BuildJob) -> Rendered:
-    env = make_environment()
-    return Rendered(
-        dockerfile=render(job, "dockerfile", env),
-        deffile=render(job, "def", env),
-        envfile=render(job, "env", env),
-    )
-
-
-def source_files(job: BuildJob, rendered: Rendered) -> list[tuple[Path, str, int]]:
-    """(path, text, mode) of the Dockerfile, the .def and its env file."""
-    paths = job.artifacts
-    return [
-        (paths.dockerfile, rendered.dockerfile, 0o644),
-        (paths.deffile, rendered.deffile, 0o644),
-        (paths.env_file, rendered.envfile, 0o755),
-    ]
-
-
 def manifest_file(job: BuildJob, manifest: Manifest) -> tuple[Path, str, int]:
     return job.artifacts.manifest, record.text(manifest), 0o644
-
-
-def write_sources(job: BuildJob, rendered: Rendered) -> None:
-    """Write the Dockerfile, the .def and its env file, each atomically."""
-    for path, text, mode in source_files(job, rendered):
-        atomic.write_text(path, text, mode=mode)
 
 
 @dataclass(frozen=True)
@@ -135,10 +98,10 @@ class Builder:
             return "interactive"
         return self.options.strategy or job.recipe.strategy
 
-    def status(self, job: BuildJob, rendered: Rendered, rebuilding: set[str]) -> Status:
+    def status(self, job: BuildJob, sources: Sources, rebuilding: set[str]) -> Status:
         return job_status(
             job,
-            rendered.digest,
+            sources.digest,
             base_id=self.base_id(job),
             engine=self.engine,
             force=self.options.force,
@@ -152,7 +115,7 @@ class Builder:
         statuses: list[Status] = []
         rebuilding: set[str] = set()
         for job in session.jobs:
-            status = self.status(job, render_job(job), rebuilding)
+            status = self.status(job, render_sources(job), rebuilding)
             if status.stale:
                 rebuilding.add(job.name)
             else:
@@ -178,8 +141,8 @@ class Builder:
 
     def process(self, job: BuildJob) -> Outcome:
         """Build one job if it is stale; its parents are done."""
-        rendered = render_job(job)
-        status = self.status(job, rendered, self.rebuilt)
+        sources = render_sources(job)
+        status = self.status(job, sources, self.rebuilt)
         if not status.stale:
             self.up_to_date(job, status.image_id or "")
             return Outcome.SKIPPED
@@ -189,7 +152,7 @@ class Builder:
             with recipe_lock(
                 job.artifacts.directory, what=what, wait=self.options.wait, say=self.say
             ):
-                self.build_one(job, rendered, status)
+                self.build_one(job, status)
         except BuildError as exc:
             if gone := self.engine_gone(what):
                 self.failed(job, gone)
@@ -224,6 +187,14 @@ class Builder:
             for kind in done:
                 self.say(f"{job.recipe.image}: {PUBLISHED[kind]} without rebuilding")
 
+    def render(self, job: BuildJob) -> Rendered:
+        """Every text the build of ``job`` needs, before anything runs."""
+        registry = self.options.push
+        pushed = f"{push_repository(job, registry)}:{job.recipe.tag}" if registry else None
+        return render_job(
+            job, strategy=self.strategy(job), built_at=build_time(), source_ref=pushed
+        )
+
     def engine_gone(self, what: str) -> EngineError | None:
         """After a failure: the engine stopped answering, if it did (the real cause,
         whatever the broken connection or the killed step looked like)."""
@@ -240,8 +211,9 @@ class Builder:
         if not self.engine.cancel.is_set():
             self.say(f"{job.recipe.image}: FAILED: {error}")
 
-    def build_one(self, job: BuildJob, rendered: Rendered, status: Status) -> None:
+    def build_one(self, job: BuildJob, status: Status) -> None:
         """Build ``job`` and move its artifacts into place together."""
+        rendered = self.render(job)
         produced = self.produce(job, rendered, status)
         # (temporary, final) pairs: every artifact is written beside its final name and
         # renamed only once all are written and the tag has moved, so a failure at any
@@ -252,7 +224,7 @@ class Builder:
         try:
             # The manifest last: a crash between renames leaves it not matching the
             # files, and the next run rebuilds rather than trusts them.
-            files = [*source_files(job, rendered), manifest_file(job, produced.manifest)]
+            files = [*source_files(job, rendered.sources), manifest_file(job, produced.manifest)]
             for path, text, mode in files:
                 pending.append((atomic.stage(path, text.encode("utf-8"), mode=mode), path))
             if self.engine.cancel.is_set():
@@ -275,7 +247,7 @@ class Builder:
         with job.artifacts.log.open("w", encoding="utf-8") as log_file:
             log = JobLog(job.name, log_file, self.step, self.stream)
             log(f"# imgforge {__version__}: building {job.recipe.image} from {job.recipe.path}")
-            return produce(bench, job, rendered.dockerfile, plan=plan, log=log)
+            return produce(bench, job, rendered, plan=plan, log=log)
 
     def refresh_inputs(self, job: BuildJob) -> None:
         """Record current file stats of an up-to-date recipe (e.g. after a touch), so the

@@ -33,9 +33,11 @@ from imgforge.recipes.image import ImageConfig
 from imgforge.recipes.jobs import BuildJob
 from imgforge.sif.backend import SifBackend
 from imgforge.sif.make import make_sif
+from imgforge.sif.texts import SifTexts
 
 if TYPE_CHECKING:
     from imgforge.engine.protocol import Engine
+    from imgforge.render.job import Rendered
 
 Say = Callable[[str], None]
 
@@ -82,20 +84,28 @@ class Produced:
     sif_file: Path | None
 
 
-def build_image(bench: Workbench, job: BuildJob, dockerfile: str, *, plan: Plan, log: Log) -> Image:
-    """Run the job's strategy; the result must carry exactly the planned env."""
+def build_image(
+    bench: Workbench, job: BuildJob, rendered: Rendered, *, plan: Plan, log: Log
+) -> Image:
+    """Run the job's strategy; the result must carry exactly the planned config."""
     started = time.monotonic()
     strategy = STRATEGIES[plan.strategy]
-    image_id, record = strategy(bench.engine, job, dockerfile, network=bench.network, log=log)
+    image_id, record = strategy(bench.engine, job, rendered, network=bench.network, log=log)
     built = bench.engine.ensure_image(image_id, why=job.recipe.image)
     config = ImageConfig.from_inspect(built, origin=f"image {job.recipe.image}")
-    check_config(job, config)
+    check_config(job, rendered.config, config)
     commit = CommitRecord.from_json(record) if record else None
     return Image(image_id, built, config, commit, time.monotonic() - started)
 
 
 def make_sif_file(
-    bench: Workbench, job: BuildJob, image: Image, *, pushed: str | None, log: Log
+    bench: Workbench,
+    job: BuildJob,
+    image: Image,
+    texts: SifTexts,
+    *,
+    pushed: str | None,
+    log: Log,
 ) -> tuple[Path | None, SifRecord | None]:
     """The SIF of ``image`` at a temporary name and its record; none without a backend."""
     backend = bench.backend
@@ -104,6 +114,7 @@ def make_sif_file(
     bench.say(f"{job.recipe.image}: making {job.artifacts.image_file.name} ({backend.name})")
     sif_file, record = make_sif(
         job,
+        texts,
         image_id=image.image_id,
         config=image.config,
         backend=backend,
@@ -115,16 +126,18 @@ def make_sif_file(
     return sif_file, SifRecord.from_json(record)
 
 
-def produce(bench: Workbench, job: BuildJob, dockerfile: str, *, plan: Plan, log: Log) -> Produced:
+def produce(
+    bench: Workbench, job: BuildJob, rendered: Rendered, *, plan: Plan, log: Log
+) -> Produced:
     """Build the image, push it, make its SIF, save it (as the options ask)."""
     started = time.monotonic()
-    image = build_image(bench, job, dockerfile, plan=plan, log=log)
+    image = build_image(bench, job, rendered, plan=plan, log=log)
     options = bench.options
     push = None
     if options.push:
         push = push_image(bench.engine, job, image.image_id, options.push, log)
     pushed = push.reference if push is not None else None
-    sif_file, sif = make_sif_file(bench, job, image, pushed=pushed, log=log)
+    sif_file, sif = make_sif_file(bench, job, image, rendered.sif, pushed=pushed, log=log)
     try:
         saved = save_image(bench.engine, job, image.image_id) if options.save else None
         timings = Timings(round(time.monotonic() - started, 3), round(image.seconds, 3))
@@ -171,14 +184,25 @@ def manifest_of(
     )
 
 
-def check_config(job: BuildJob, built: ImageConfig) -> None:
-    """The built image must carry exactly the env imgforge computed: fail loudly if not."""
-    if list(built.env) == list(job.config.env):
-        return
-    expected = dict(job.config.env_pairs())
-    actual = dict(built.env_pairs())
-    keys = sorted(k for k in expected.keys() | actual.keys() if expected.get(k) != actual.get(k))
-    raise BuildError(
-        f"{job.recipe.path}: env: the built image's Env differs from the expected one "
-        f"for {', '.join(keys) or 'the order of variables'}"
-    )
+def check_config(job: BuildJob, expected: ImageConfig, built: ImageConfig) -> None:
+    """The built image must carry exactly the config imgforge computed, from which the
+    Singularity image's files were rendered before the build: fail loudly if not."""
+    if list(built.env) != list(expected.env):
+        want = dict(expected.env_pairs())
+        actual = dict(built.env_pairs())
+        keys = sorted(k for k in want.keys() | actual.keys() if want.get(k) != actual.get(k))
+        raise BuildError(
+            f"{job.recipe.path}: env: the built image's Env differs from the expected one "
+            f"for {', '.join(keys) or 'the order of variables'}"
+        )
+    fields = {
+        "Labels": (dict(expected.labels), dict(built.labels)),
+        "Entrypoint": (expected.run_entrypoint(), built.run_entrypoint()),
+        "Cmd": (expected.cmd, built.cmd),
+        "Architecture": (expected.arch, built.arch),
+    }
+    if differ := [name for name, (want, have) in fields.items() if want != have]:
+        raise BuildError(
+            f"{job.recipe.path}: the built image's {', '.join(differ)} differ from the "
+            "expected ones"
+        )

@@ -25,6 +25,11 @@ def saved_path(job: BuildJob) -> Path:
     return job.artifacts.directory / f"{job.name}.docker.tar"
 
 
+def push_repository(job: BuildJob, registry: str) -> str:
+    """Where ``--push REGISTRY`` puts the image of ``job`` (its tag is the recipe's)."""
+    return f"{registry.rstrip('/')}/{job.recipe.name}"
+
+
 def push_image(
     engine: Engine, job: BuildJob, image_id: str, registry: str, log: Log
 ) -> PushRecord:
@@ -33,7 +38,7 @@ def push_image(
     Credentials come from the environment or Docker's credential store and travel in
     the API request only (a localhost registry may speak plain HTTP: Docker allows that
     for 127.0.0.0/8 without configuration)."""
-    repository = f"{registry.rstrip('/')}/{job.recipe.name}"
+    repository = push_repository(job, registry)
     engine.tag(image_id, repository, job.recipe.tag)
     auth = auth_config(for_registry(registry, os.environ))
     digest = engine.push(repository, job.recipe.tag, auth=auth, log=log)

@@ -3,23 +3,43 @@
 from __future__ import annotations
 
 import hashlib
-import json
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from imgforge.engine.commit import CONTAINER_PREFIX, CommitRun, commit_run
 from imgforge.engine.context import DOCKERFILE, build_context, dockerfile_only, staging_context
 from imgforge.log import Log
-from imgforge.recipes.jobs import LABEL_PREFIX, BuildJob
-from imgforge.render import make_environment, render
+from imgforge.recipes.jobs import BuildJob
 
 if TYPE_CHECKING:
     from imgforge.engine.protocol import Engine
 
 
+class CommitTexts(Protocol):
+    """The commit strategy's rendered script, and the finalize Dockerfile that takes the
+    committed image from build argument ``arg``."""
+
+    @property
+    def script(self) -> str: ...
+    @property
+    def finalize(self) -> str: ...
+    @property
+    def arg(self) -> str: ...
+
+
+class BuildTexts(Protocol):
+    """The rendered texts a strategy builds from."""
+
+    @property
+    def dockerfile(self) -> str: ...
+    @property
+    def commit(self) -> CommitTexts | None: ...
+
+
 def dockerfile_build(
-    engine: Engine, job: BuildJob, dockerfile: str, *, network: str | None, log: Log
+    engine: Engine, job: BuildJob, texts: BuildTexts, *, network: str | None, log: Log
 ) -> tuple[str, dict[str, Any]]:
     """``docker build`` of the rendered Dockerfile from a context of only what it names."""
+    dockerfile = texts.dockerfile
     log(f"# network: {network or 'engine default'}; Dockerfile:")
     for line in dockerfile.splitlines():
         log(f"#   {line}")
@@ -33,16 +53,6 @@ def dockerfile_build(
     return image_id, {}
 
 
-def commit_labels(job: BuildJob, script: str, *, interactive: bool) -> list[tuple[str, str]]:
-    """The Dockerfile path's labels plus the strategy and the exact script that ran."""
-    labels = {**dict(job.recipe.labels), **job.provenance}
-    labels[f"{LABEL_PREFIX}.strategy"] = "interactive" if interactive else "commit"
-    labels[f"{LABEL_PREFIX}.commit.script"] = json.dumps(script)
-    if interactive:
-        labels[f"{LABEL_PREFIX}.reproducible"] = "false"
-    return sorted(labels.items())
-
-
 def container_name(job: BuildJob) -> str:
     """The build container of ``job`` in its --out: one at a time, by the recipe lock."""
     where = hashlib.sha256(str(job.artifacts.directory).encode()).hexdigest()[:12]
@@ -52,7 +62,7 @@ def container_name(job: BuildJob) -> str:
 def commit_build(
     engine: Engine,
     job: BuildJob,
-    dockerfile: str,
+    texts: BuildTexts,
     *,
     network: str | None,
     log: Log,
@@ -61,10 +71,9 @@ def commit_build(
     """Run the steps as one script in a container, commit it, then give the result the
     config the Dockerfile path would (one metadata-only build on top). Interactive: the
     script ends in a shell for the user; what they change is listed, not reproducible."""
-    env = make_environment()
-    script = render(job, "commit", env)
-    if interactive:
-        script += INTERACTIVE_SHELL
+    commit = texts.commit
+    assert commit is not None, "a commit build's texts are rendered with its strategy"
+    script = commit.script
     log(f"# commit strategy (gpus: {job.recipe.gpus}); script:")
     for line in script.splitlines():
         log(f"#   {line}")
@@ -82,15 +91,13 @@ def commit_build(
         name=container_name(job),
     )
     committed, changes = commit_run(engine, run, log)
-    finalize = render(
-        job,
-        "finalize",
-        env,
-        committed=committed,
-        commit_labels=commit_labels(job, script, interactive=interactive),
-    )
     image_id = engine.build(
-        dockerfile_only(finalize), dockerfile=DOCKERFILE, network=None, log=log, what=what
+        dockerfile_only(commit.finalize),
+        dockerfile=DOCKERFILE,
+        network=None,
+        log=log,
+        what=what,
+        buildargs={commit.arg: committed},
     )
     record: dict[str, Any] = {"script": script, "gpus": job.recipe.gpus, "committed": committed}
     if interactive:
@@ -101,17 +108,10 @@ def commit_build(
 
 
 def interactive_build(
-    engine: Engine, job: BuildJob, dockerfile: str, *, network: str | None, log: Log
+    engine: Engine, job: BuildJob, texts: BuildTexts, *, network: str | None, log: Log
 ) -> tuple[str, dict[str, Any]]:
-    return commit_build(engine, job, dockerfile, network=network, log=log, interactive=True)
+    return commit_build(engine, job, texts, network=network, log=log, interactive=True)
 
-
-# After the recipe's steps, a login shell for the user; its exit status is the script's.
-INTERACTIVE_SHELL = (
-    "set +x\n"
-    'echo "imgforge: recipe steps done; changes you make now are committed when you exit." >&2\n'
-    "if [ -x /bin/bash ]; then exec /bin/bash -i; else exec /bin/sh -i; fi\n"
-)
 
 STRATEGIES = {
     "dockerfile": dockerfile_build,

@@ -122,9 +122,10 @@ def rendered_session(args: argparse.Namespace, out: Output, options: Options) ->
     """Load and render the targets and their ancestors without needing an engine (base
     image env comes from the engine when one answers), writing Dockerfile, .def and
     env file for each."""
-    from imgforge.build.orchestrator import render_job, write_sources
     from imgforge.build.session import prepare
+    from imgforge.build.sources import write_sources
     from imgforge.engine.docker import DockerEngine
+    from imgforge.render.job import render_sources
 
     def connect() -> DockerEngine | None:
         try:
@@ -134,7 +135,7 @@ def rendered_session(args: argparse.Namespace, out: Output, options: Options) ->
 
     session, _ = prepare(args.recipes, options, connect, out.say, pull=False)
     for job in session.jobs:
-        write_sources(job, render_job(job))
+        write_sources(job, render_sources(job))
     return session
 
 

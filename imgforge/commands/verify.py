@@ -9,7 +9,9 @@ from imgforge.build import record
 from imgforge.errors import EngineError, UsageError
 from imgforge.recipes.artifacts import MANIFEST_FILE
 from imgforge.recipes.image import ImageConfig
-from imgforge.sif.check import deep_compare, run_compare, shallow
+from imgforge.render import expected_sif
+from imgforge.sif.check import run_compare, shallow
+from imgforge.sif.deep import deep_compare
 from imgforge.sif.format import SIFFormatError
 from imgforge.sif.read import SifImage
 
@@ -61,7 +63,7 @@ def verify_pair(
         return [f"format: {exc}"], how
     # One listing of the squashfs (unsquashfs reads the whole directory table) serves all.
     names = sif_image.names()
-    problems = shallow(sif_image, config, names)
+    problems = shallow(sif_image, config, expected_sif(config), names)
     if deep:
         with engine.exported(str(found["Id"])) as stream:
             problems += deep_compare(sif_image, stream)

@@ -18,14 +18,12 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from imgforge.errors import RecipeError
-from imgforge.patterns import PATH_RE
-from imgforge.recipes.ignore import IGNORE_FILE, Ignore, go_clean
-from imgforge.recipes.jobs import copy_steps, requirement_paths
+from imgforge.recipes.copies import copy_steps, requirement_paths, walk_kept
+from imgforge.recipes.ignore import IGNORE_FILE, go_clean
 from imgforge.recipes.model import Recipe
-from imgforge.recipes.tree import Entry, load_ignore, open_regular, shown, walk_source
+from imgforge.recipes.tree import Entry, open_regular
 
 DOCKERFILE = ".imgforge:Dockerfile"
-_ALL = Ignore()  # no rules: everything below a source, as Apptainer's %files sees it
 
 
 class _Tar:
@@ -85,12 +83,6 @@ def _sources(recipe: Recipe) -> list[tuple[str, str]]:
     ]
 
 
-def _walk(recipe: Recipe, key: str, source: str) -> list[Entry]:
-    return walk_source(
-        recipe.directory, source, owner=recipe.path, key=key, ignore=load_ignore(recipe.directory)
-    )
-
-
 def _staged(entries: Iterable[Entry], source: str, stage: str) -> Iterable[tuple[Entry, str]]:
     """Each entry at its path below ``stage`` instead of below ``source``."""
     root = go_clean(source)
@@ -110,11 +102,11 @@ def staging_context(recipe: Recipe) -> io.BytesIO:
     staged: list[tuple[Entry, str, str]] = []
     for index, (source, target) in enumerate(requirement_paths(recipe)):
         key = f"pip.requirements[{index}]"
-        entries = _walk(recipe, key, source)
+        entries = walk_kept(recipe, key, source)
         staged += [(e, n, key) for e, n in _staged(entries, source, target)]
     for copy in copy_steps(recipe):
         key = f"files.{copy.source}"
-        entries = _walk(recipe, key, copy.source)
+        entries = walk_kept(recipe, key, copy.source)
         staged += [(e, n, key) for e, n in _staged(entries, copy.source, copy.stage)]
     for entry, name, key in sorted(staged, key=lambda item: item[1].split("/")):
         tar.add(entry, name, key)
@@ -137,7 +129,7 @@ def context_entries(recipe: Recipe) -> list[tuple[Entry, str]]:
     """(entry, key) of every recipe path in the build context, each once, sorted."""
     chosen: dict[str, tuple[Entry, str]] = {}
     for key, source in _sources(recipe):
-        for entry in _walk(recipe, key, source):
+        for entry in walk_kept(recipe, key, source):
             chosen.setdefault(entry.name, (entry, key))
     return [chosen[name] for name in sorted(chosen, key=lambda name: name.split("/"))]
 
@@ -175,59 +167,3 @@ def engine_ignore_file(own: Entry | None, owner: Path) -> tuple[bytes, int]:
     fd = open_regular(own.path, owner=owner, key=f"files.{IGNORE_FILE}", inode=own.inode)
     with os.fdopen(fd, "rb") as handle:
         return handle.read() + line, own.mode & 0o7777
-
-
-
-def def_files(recipe: Recipe) -> list[tuple[str, str]]:
-    """The .def's ``%files`` lines (source, staging path) of the ``[files]`` copies.
-
-    Apptainer copies a ``%files`` source whole (``cp -fLr``), ``.dockerignore`` unseen: a
-    directory with excluded entries is listed piece by piece instead, each piece a whole
-    subtree that ``.dockerignore`` keeps, so the .def copies what the Docker build does.
-    """
-    lines: list[tuple[str, str]] = []
-    for copy in copy_steps(recipe):
-        if not copy.is_dir:
-            lines.append((copy.source, copy.stage))
-            continue
-        key = f"files.{copy.source}"
-        kept = {e.name for e in _walk(recipe, key, copy.source)}
-        every = walk_source(recipe.directory, copy.source, owner=recipe.path, key=key, ignore=_ALL)
-        root = go_clean(copy.source)
-        pieces = _cover(root, kept, {e.name: e.is_dir for e in every}, recipe.path, key)
-        if pieces == [root]:
-            lines.append((copy.source, copy.stage))
-            continue
-        for piece in pieces:
-            if not PATH_RE.fullmatch(piece):
-                raise RecipeError(
-                    recipe.path, key, f"{shown(piece)} would be a %files line of the .def, "
-                    "where only letters, digits and . _ @ + , = / - are allowed",
-                )
-            below = piece if root == "." else piece[len(root) + 1 :]
-            lines.append((piece, f"{copy.stage}/{below}"))
-    return lines
-
-
-def _cover(root: str, kept: set[str], every: dict[str, bool], owner: Path, key: str) -> list[str]:
-    """The fewest paths below ``root`` whose whole subtrees together are ``kept``."""
-    children: dict[str, list[str]] = {name: [] for name in every}
-    for name in every:
-        if name != root:
-            children[os.path.dirname(name) or "."].append(name)
-    full: dict[str, bool] = {}
-    any_kept: dict[str, bool] = {}
-    for name in sorted(every, key=lambda n: -n.count("/") if n != "." else 1):
-        full[name] = name in kept and all(full[c] for c in children[name])
-        any_kept[name] = name in kept or any(any_kept[c] for c in children[name])
-    pieces, pending = [], [root]
-    while pending:
-        name = pending.pop()
-        if full[name]:
-            pieces.append(name)
-            continue
-        if name in kept and every[name] and not any(any_kept[c] for c in children[name]):
-            raise RecipeError(owner, key, f"{shown(name)} is empty after {IGNORE_FILE}, "
-                              "which a .def's %files can't copy")
-        pending.extend(c for c in children[name] if any_kept[c])
-    return sorted(pieces, key=lambda n: n.split("/"))

@@ -153,6 +153,7 @@ class DockerEngine:
         network: str | None,
         log: Log,
         what: str,
+        buildargs: dict[str, str] | None = None,
     ) -> str:
         """Build from a tar context; return the image ID. Untagged until it succeeds."""
         from docker.errors import APIError
@@ -165,7 +166,7 @@ class DockerEngine:
                 rm=True,
                 forcerm=True,
                 pull=False,
-                network_mode=network,
+                network_mode=network, buildargs=buildargs,
                 decode=True,
             )
             return follow_build(stream, log=log, what=what, cancel=self.cancel)

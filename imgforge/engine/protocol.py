@@ -72,7 +72,14 @@ class Engine(Protocol):
     ) -> dict[str, Any] | None: ...
 
     def build(
-        self, context: IO[bytes], *, dockerfile: str, network: str | None, log: Log, what: str
+        self,
+        context: IO[bytes],
+        *,
+        dockerfile: str,
+        network: str | None,
+        log: Log,
+        what: str,
+        buildargs: dict[str, str] | None = None,
     ) -> str:
         """Build from a tar context; return the image ID (untagged)."""
         ...

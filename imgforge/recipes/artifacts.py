@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import os
+from dataclasses import dataclass, field
 from pathlib import Path
 
 ENV_FILE = "imgforge-env.sh"
@@ -16,6 +17,9 @@ class Artifacts:
     directory: Path
     name: str
     image_format: str = "sif"
+    # Temporary names hold the process ID, decided here so that every text naming one
+    # (the conversion .def) can be rendered before the build starts.
+    process: int = field(default_factory=os.getpid, compare=False)
 
     @classmethod
     def under(cls, out: Path, name: str, image_format: str = "sif") -> Artifacts:
@@ -45,3 +49,7 @@ class Artifacts:
     @property
     def log(self) -> Path:
         return self.directory / "build.log"
+
+    def temporary(self, name: str) -> Path:
+        """A temporary name in the directory that no final artifact ever has."""
+        return self.directory / f".{name}.{self.process}.tmp"

@@ -1,9 +1,8 @@
-"""Turn recipes, the DAG and facts about base images into BuildJob values (pure)."""
+"""Turn recipes, the DAG and facts about base images into BuildJob values."""
 
 from __future__ import annotations
 
 import os
-import posixpath
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -11,6 +10,7 @@ from pathlib import Path
 from imgforge import __version__
 from imgforge.patterns import LABEL_NAMESPACE
 from imgforge.recipes.artifacts import Artifacts
+from imgforge.recipes.copies import CopyStep, copy_steps, def_files, requirement_paths
 from imgforge.recipes.graph import RecipeGraph
 from imgforge.recipes.image import ImageConfig, command_words
 from imgforge.recipes.model import Recipe
@@ -40,6 +40,11 @@ class BuildJob:
     config: ImageConfig
     recipe_hash: str
     parents: tuple[str, ...]
+    # Computed once here, from the recipe's directory, so that rendering reads no disk.
+    copies: tuple[CopyStep, ...]
+    def_files: tuple[tuple[str, str], ...]
+    requirements: tuple[tuple[str, str], ...]
+    version: str
 
     @property
     def name(self) -> str:
@@ -47,20 +52,20 @@ class BuildJob:
 
     @property
     def provenance(self) -> dict[str, str]:
-        return provenance_labels(self.recipe, self.recipe_hash)
+        return provenance_labels(self.recipe, self.recipe_hash, self.version)
 
     def relative(self, path: Path) -> str:
         """``path`` relative to the recipe's directory (where builds run from)."""
         return os.path.relpath(path, self.recipe.directory)
 
 
-def provenance_labels(recipe: Recipe, recipe_hash: str) -> dict[str, str]:
+def provenance_labels(recipe: Recipe, recipe_hash: str, version: str) -> dict[str, str]:
     """Labels that record where an image came from."""
     return {
         f"{LABEL_PREFIX}.base": recipe.base,
         f"{LABEL_PREFIX}.recipe": recipe.name,
         f"{LABEL_PREFIX}.recipe.hash": recipe_hash,
-        f"{LABEL_PREFIX}.version": __version__,
+        f"{LABEL_PREFIX}.version": version,
     }
 
 
@@ -79,7 +84,7 @@ def _job(
     parents: tuple[str, ...],
 ) -> BuildJob:
     artifacts = Artifacts.under(out, recipe.name, image_format)
-    labels = {**dict(recipe.labels), **provenance_labels(recipe, recipe_hash)}
+    labels = {**dict(recipe.labels), **provenance_labels(recipe, recipe_hash, __version__)}
     config = base.config.derive(
         env=recipe.env,
         labels=sorted(labels.items()),
@@ -92,6 +97,7 @@ def _job(
         parent_sif = Artifacts.under(out, recipe.base_recipe, image_format)
         bootstrap = "localimage"
         bootstrap_from = os.path.relpath(parent_sif.image_file, recipe.directory)
+    copies = copy_steps(recipe)
     return BuildJob(
         recipe=recipe,
         artifacts=artifacts,
@@ -101,6 +107,10 @@ def _job(
         config=config,
         recipe_hash=recipe_hash,
         parents=parents,
+        copies=tuple(copies),
+        def_files=tuple(def_files(recipe, copies)),
+        requirements=tuple(requirement_paths(recipe)),
+        version=__version__,
     )
 
 
@@ -136,76 +146,4 @@ def make_jobs(
         )
     return list(jobs.values())
 
-
-# Where the .def's %files and the commit strategy stage each [files] source before
-# placing it with Docker COPY's rules. Its name holds a ':', which no recipe destination
-# can (see patterns.PATH_RE), and render/limits.py refuses any copied tree that would
-# reach it, so placing one entry can never overwrite another still waiting here.
-STAGING = "/.imgforge:staging"
-
-
-@dataclass(frozen=True)
-class CopyStep:
-    """One ``[files]`` entry with Docker ``COPY`` semantics, for all three build paths.
-
-    ``dest`` is what the Dockerfile's COPY gets: the recipe's destination, with a final
-    ``/.`` written as ``/`` (BuildKit reads ``/.`` as a directory, the classic builder
-    cleans it to a file path; ``/`` means a directory to both). The .def and the commit
-    strategy stage the source at ``stage`` and place it in %post / the build script:
-
-    - a directory source: its contents merged into ``target`` (created);
-    - a file into a directory destination (``/`` or ``/.`` at the end): ``target`` is
-      ``directory/name``;
-    - a file to any other destination: ``target`` itself, unless the image already has
-      a directory there, in which case ``target/name`` (``into_existing``: decided when
-      the step runs, as COPY decides it).
-    """
-
-    source: str
-    dest: str
-    stage: str
-    directory: str
-    target: str
-    name: str
-    is_dir: bool
-    into_existing: bool
-
-
-def _clean(path: str) -> str:
-    """An absolute image path without ``.`` segments, repeated or trailing slashes."""
-    return posixpath.normpath(path).replace("//", "/")
-
-
-def copy_step(directory: Path, index: int, source: str, dest: str) -> CopyStep:
-    """The CopyStep of ``[files]`` entry number ``index``: ``source`` -> ``dest``."""
-    is_dir = (directory / source).is_dir()
-    dir_form = dest.endswith(("/", "/."))
-    copy_dest = dest[:-1] if dest.endswith("/.") else dest
-    target = _clean(dest)
-    name = posixpath.basename(posixpath.normpath(source))
-    if is_dir:
-        parent = target
-    elif dir_form:
-        parent, target = target, posixpath.join(target, name)
-    else:
-        parent = posixpath.dirname(target)
-    stage = f"{STAGING}/{index}"
-    into_existing = not is_dir and not dir_form
-    return CopyStep(source, copy_dest, stage, parent, target, name, is_dir, into_existing)
-
-
-def copy_steps(recipe: Recipe) -> list[CopyStep]:
-    """The recipe's ``[files]`` as CopyStep values, in recipe order."""
-    return [
-        copy_step(recipe.directory, index, source, dest)
-        for index, (source, dest) in enumerate(recipe.files)
-    ]
-
-
-def requirement_paths(recipe: Recipe) -> list[tuple[str, str]]:
-    """(source, path in the image) for each pip requirements file."""
-    return [
-        (source, f"/tmp/imgforge-requirements-{index}.txt")
-        for index, source in enumerate(recipe.pip_requirements)
-    ]
 

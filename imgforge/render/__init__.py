@@ -8,10 +8,11 @@ from typing import Any, NoReturn
 
 import jinja2
 
-from imgforge import __version__, gojson
-from imgforge.engine.context import def_files
+from imgforge import gojson
+from imgforge.recipes.copies import STAGING
 from imgforge.recipes.envnames import why_not_carried
-from imgforge.recipes.jobs import STAGING, BuildJob, copy_steps, requirement_paths
+from imgforge.recipes.image import ImageConfig
+from imgforge.recipes.jobs import BuildJob
 from imgforge.render import limits
 from imgforge.render.quoting import (
     args_quoted,
@@ -23,6 +24,7 @@ from imgforge.render.quoting import (
     sh_quote,
 )
 from imgforge.sif.metadata import deffile_header
+from imgforge.sif.texts import Expected
 
 TEMPLATES = {
     "dockerfile": "Dockerfile.j2",
@@ -130,12 +132,12 @@ def context(job: BuildJob) -> dict[str, Any]:
     config = job.config
     written = {name for name, _, _ in config.script_env()}
     return {
-        "version": __version__,
+        "version": job.version,
         "job": job,
         "recipe": job.recipe,
-        "copies": copy_steps(job.recipe),
-        "def_files": def_files(job.recipe),
-        "requirements": requirement_paths(job.recipe),
+        "copies": list(job.copies),
+        "def_files": list(job.def_files),
+        "requirements": list(job.requirements),
         "labels": sorted({**dict(job.recipe.labels), **job.provenance}.items()),
         "final_env": config.script_env(),
         # Repeated after the runtime's own PATH fix-up (Apptainer appends its default
@@ -187,10 +189,12 @@ def render_sif_files(
     return {path: env.get_template(name).render(values) for path, name in SIF_FILES.items()}
 
 
-def runscript_body(entrypoint: list[str], cmd: list[str]) -> str:
+def runscript_body(
+    entrypoint: list[str], cmd: list[str], environment: jinja2.Environment | None = None
+) -> str:
     """The Docker-style runscript's text after its ``#!`` line and comments: what the SIF's
     runscript and the .def's %runscript hold for this ENTRYPOINT and CMD."""
-    steps = make_environment().get_template("_steps.j2").module
+    steps = (environment or make_environment()).get_template("_steps.j2").module
     return str(steps.runscript_body(entrypoint, cmd))  # type: ignore[attr-defined]
 
 
@@ -201,7 +205,14 @@ FIXED_SIF_FILES = (
 )  # fmt: skip
 
 
-def fixed_sif_files() -> dict[str, str]:
+def fixed_sif_files(environment: jinja2.Environment | None = None) -> dict[str, str]:
     """The text of :data:`FIXED_SIF_FILES`, by path under /.singularity.d."""
-    env = make_environment()
+    env = environment or make_environment()
     return {path: env.get_template(SIF_FILES[path]).render() for path in FIXED_SIF_FILES}
+
+
+def expected_sif(config: ImageConfig, environment: jinja2.Environment | None = None) -> Expected:
+    """What a SIF of an image with ``config`` must hold of imgforge's own writing."""
+    env = environment or make_environment()
+    body = runscript_body(list(config.run_entrypoint()), list(config.cmd), env)
+    return Expected(runscript_body=body, fixed=fixed_sif_files(env))

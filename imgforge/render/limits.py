@@ -9,7 +9,8 @@ import re
 from collections.abc import Iterator
 
 from imgforge.errors import RecipeError, UsageError
-from imgforge.recipes.jobs import STAGING, BuildJob, CopyStep, copy_steps, requirement_paths
+from imgforge.recipes.copies import STAGING, CopyStep
+from imgforge.recipes.jobs import BuildJob
 from imgforge.sif import definition as deffile
 
 # BuildKit's Dockerfile parser (frontend/dockerfile/parser/parser.go, used by the classic
@@ -32,7 +33,7 @@ def check_job(job: BuildJob) -> None:
     _check_text(job)
     _check_labels(job)
     _check_def_paths(job)
-    for copy in copy_steps(job.recipe):
+    for copy in job.copies:
         _check_staging(job, copy)
 
 
@@ -96,9 +97,9 @@ def _def_paths(job: BuildJob) -> Iterator[tuple[str, str]]:
     yield "out", job.relative(job.artifacts.env_file)
     if job.bootstrap == "localimage":
         yield "out", job.bootstrap_from
-    for index, (source, _) in enumerate(requirement_paths(job.recipe)):
+    for index, (source, _) in enumerate(job.requirements):
         yield f"pip.requirements[{index}]", source
-    for copy in copy_steps(job.recipe):
+    for copy in job.copies:
         yield f"files.{copy.source}", copy.source
 
 

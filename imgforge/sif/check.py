@@ -2,31 +2,20 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
-import tarfile
 from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import IO, TYPE_CHECKING
+from typing import TYPE_CHECKING
 
 from imgforge.recipes.image import ImageConfig
-from imgforge.render import fixed_sif_files, runscript_body
 from imgforge.sif import runtime_env
 from imgforge.sif.assemble import OCI_CONFIG_FIELDS, oci_config
 from imgforge.sif.definition import parse
 from imgforge.sif.format import SIFFormatError
 from imgforge.sif.layout import (
-    DEFINITION,
-    DIRECTORIES,
-    HISTORY,
     METADATA_DIR,
     MOUNT_POINTS,
-    SYMLINKS,
     WRITTEN,
-    history_path,
-    init_layer_leftover,
-    normalise,
-    replaced,
 )
 from imgforge.sif.metadata import (
     DEFFILE_LABEL,
@@ -37,12 +26,12 @@ from imgforge.sif.metadata import (
     is_inspected,
 )
 from imgforge.sif.read import SifImage, parse_exports, parse_runscript
+from imgforge.sif.texts import Expected
 
 if TYPE_CHECKING:
     from imgforge.sif.runtime import Runtime
 
 ENV_SCRIPTS = ("env/10-docker2singularity.sh", "env/90-environment.sh")
-APPS_BASE = ".singularity.d/env/94-appsbase.sh"
 REQUIRED = (
     ".singularity.d/env/99-base.sh",
     ".singularity.d/runscript",
@@ -84,7 +73,9 @@ def sif_env(
     return env, problems
 
 
-def check_runscript(image: SifImage, config: ImageConfig) -> list[str]:
+def check_runscript(image: SifImage, config: ImageConfig, body: str) -> list[str]:
+    """The runscript runs the image's ENTRYPOINT and CMD, and is ``body`` from its
+    ``OCI_ENTRYPOINT=`` line on."""
     data = image.read_file("/.singularity.d/runscript")
     if data is None:
         return ["file /.singularity.d/runscript: missing"]
@@ -102,13 +93,13 @@ def check_runscript(image: SifImage, config: ImageConfig) -> list[str]:
         ]
     # The --no-eval branch spells the words again: the whole script must be the one for
     # this ENTRYPOINT and CMD.
-    body = text[text.index("OCI_ENTRYPOINT=") :].rstrip("\n")
-    if body != runscript_body(*expected).rstrip("\n"):
+    found = text[text.index("OCI_ENTRYPOINT=") :].rstrip("\n")
+    if found != body.rstrip("\n"):
         return ["runscript: not the Docker-style runscript of the image's ENTRYPOINT and CMD"]
     return []
 
 
-def check_labels(image: SifImage, config: ImageConfig) -> list[str]:
+def check_labels(image: SifImage, config: ImageConfig, fixed: Mapping[str, str]) -> list[str]:
     """labels.json holds the image's labels, with the build labels of a SIF build over
     them (as Apptainer writes them: a build label wins a collision), and nothing else;
     the deffile labels say what the SIF's definition says."""
@@ -125,7 +116,7 @@ def check_labels(image: SifImage, config: ImageConfig) -> list[str]:
         "label", image_labels, {k: v for k, v in found.items() if not is_build_label(k)}
     )
     # build-arch is not compared: Apptainer writes its own host's, whatever the image's.
-    return problems + check_deffile(image, found) + check_fixed_files(image, found)
+    return problems + check_deffile(image, found) + check_fixed_files(image, found, fixed)
 
 
 def check_deffile(image: SifImage, labels: Mapping[str, str]) -> list[str]:
@@ -149,15 +140,18 @@ def check_deffile(image: SifImage, labels: Mapping[str, str]) -> list[str]:
     ]
 
 
-def check_fixed_files(image: SifImage, labels: Mapping[str, str]) -> list[str]:
+def check_fixed_files(
+    image: SifImage, labels: Mapping[str, str], fixed: Mapping[str, str]
+) -> list[str]:
     """In a SIF imgforge wrote itself (it says so in its build labels), the metadata files
-    that are the same for every image are exactly imgforge's: the env scripts the runtime
-    sources, the action scripts `apptainer test` and old runtimes run, the startscript."""
+    that are the same for every image are exactly imgforge's (``fixed``): the env scripts
+    the runtime sources, the action scripts `apptainer test` and old runtimes run, the
+    startscript."""
     if IMGFORGE_LABEL not in labels:
         return []
     return [
         f"file /{METADATA_DIR}/{path}: not the one imgforge writes"
-        for path, text in fixed_sif_files().items()
+        for path, text in fixed.items()
         if image.read_file(f"/{METADATA_DIR}/{path}") != text.encode("utf-8")
     ]
 
@@ -214,10 +208,11 @@ def check_inspect(image: SifImage, names: set[str]) -> list[str]:
 
 
 def shallow(
-    image: SifImage, config: ImageConfig, names: set[str] | None = None
+    image: SifImage, config: ImageConfig, written: Expected, names: set[str] | None = None
 ) -> list[str]:
-    """Env (byte for byte), runscript, labels, the OCI config and required paths
-    (``names``: the SIF's paths, when the caller has listed them already)."""
+    """Env (byte for byte), runscript, labels and imgforge's own files (as ``written``
+    says), the OCI config and required paths (``names``: the SIF's paths, when the caller
+    has listed them already)."""
     expected_env = {name: value for name, value, _ in config.script_env()}
     problems: list[str] = []
     # Each script must hold the whole Env by itself (90-environment.sh all but PATH, which
@@ -230,8 +225,8 @@ def shallow(
             expected = {k: v for k, v in expected_env.items() if k != "PATH"}
         differences = compare_maps("env", expected, env)
         problems += found or [f"{line} (in /.singularity.d/{script})" for line in differences]
-    problems += check_runscript(image, config)
-    problems += check_labels(image, config)
+    problems += check_runscript(image, config, written.runscript_body)
+    problems += check_labels(image, config, written.fixed)
     problems += check_oci_config(image, config)
     names = image.names() if names is None else names
     problems += check_inspect(image, names)
@@ -239,84 +234,13 @@ def shallow(
     return problems
 
 
-def verify_file(path: Path, config: ImageConfig) -> list[str]:
+def verify_file(path: Path, config: ImageConfig, written: Expected) -> list[str]:
     """:func:`shallow` on the file at ``path``; a malformed file is one problem."""
     try:
         image = SifImage.open(path)
     except (OSError, SIFFormatError) as exc:
         return [f"format: {exc}"]
-    return shallow(image, config)
-
-
-Tree = dict[str, tuple[str, ...]]
-
-
-def tree(stream: IO[bytes], *, skip: Iterable[str] = ()) -> Tree:
-    """path -> (type, mode, uid, gid, size, link target, sha256) for a tar stream, without
-    what imgforge writes itself and what Docker's init layer adds to ``docker export``."""
-    skipped = set(skip)
-    entries: Tree = {}
-    links: dict[str, str] = {}
-    with tarfile.open(fileobj=stream, mode="r|") as tar:
-        for member in tar:
-            name = normalise(member.name)
-            if not name or name in skipped or replaced(name) or init_layer_leftover(member):
-                continue
-            if member.islnk():
-                # Which name of a hard-linked inode comes first differs between writers.
-                links[name] = normalise(member.linkname)
-                continue
-            digest = ""
-            if member.isreg():
-                handle = tar.extractfile(member)
-                assert handle is not None
-                digest = hashlib.file_digest(handle, "sha256").hexdigest()  # type: ignore[arg-type]
-            kind = member.type.decode()
-            entries[name] = (
-                kind, oct(member.mode & 0o7777), str(member.uid), str(member.gid),
-                str(member.size if member.isreg() else 0), member.linkname, digest,
-            )  # fmt: skip
-    for name, target in links.items():
-        entries[name] = entries.get(target, ("hardlink to missing", "", "", "", "", target, ""))
-    return entries
-
-
-FIELDS = ("type", "mode", "uid", "gid", "size", "link", "sha256")
-
-
-def compare_trees(expected: Tree, actual: Tree) -> list[str]:
-    problems = []
-    for name in sorted(expected.keys() | actual.keys()):
-        want, have = expected.get(name), actual.get(name)
-        if want is None:
-            problems.append(f"path /{name}: only in the SIF")
-        elif have is None:
-            problems.append(f"path /{name}: only in the image")
-        elif want != have:
-            pairs = zip(FIELDS, want, have, strict=True)
-            fields = [f"{field} {a} != {b}" for field, a, b in pairs if a != b]
-            problems.append(f"path /{name}: {', '.join(fields)}")
-    return problems
-
-
-def deep_compare(image: SifImage, exported: IO[bytes]) -> list[str]:
-    """Every path of ``docker export`` against the SIF's squashfs, where the image's own
-    definition is expected under bootstrap_history (imgforge's layout, the mount points,
-    metadata directories and legacy links it adds, and the init layer's files excepted)."""
-    expected = tree(exported)
-    added = [name for name in (*MOUNT_POINTS, *DIRECTORIES, *SYMLINKS) if name not in expected]
-    if DEFINITION in expected:
-        if HISTORY not in expected:
-            added.append(HISTORY)
-        expected[history_path(expected)] = expected.pop(DEFINITION)
-    with image.tar_stream() as stream:
-        actual = tree(stream, skip=[*added, DEFINITION])
-    # The one file Apptainer's build adds besides those imgforge writes: an empty
-    # env/94-appsbase.sh (apps.go; its content only when the image has SCIF apps).
-    extra = actual.get(APPS_BASE)
-    if APPS_BASE not in expected and extra is not None and extra[4] == "0":
-        del actual[APPS_BASE]
-    return compare_trees(expected, actual)
+    return shallow(image, config, written)
 
 
 def run_compare(

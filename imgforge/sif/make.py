@@ -16,14 +16,11 @@ from imgforge.log import STEP, Log
 from imgforge.options import source_date_epoch as checked_epoch
 from imgforge.recipes.image import ImageConfig
 from imgforge.recipes.jobs import BuildJob
-from imgforge.render import make_environment, render, render_sif_files
 from imgforge.sif.backend import SifBackend, SifRequest
 from imgforge.sif.check import verify_file
-from imgforge.sif.metadata import build_labels, deffile_header
+from imgforge.sif.texts import Expected, SifTexts
 
 if TYPE_CHECKING:
-    import jinja2
-
     from imgforge.sif.source import ImageSource
 
 
@@ -38,28 +35,18 @@ def source_date_epoch() -> int | None:
     return checked_epoch(os.environ)
 
 
+def build_time() -> int:
+    """The SIF's build date, decided before the build: ``SOURCE_DATE_EPOCH``, else now."""
+    epoch = source_date_epoch()
+    return epoch if epoch is not None else int(time.time())
+
+
 def registry_env(reference: str | None) -> dict[str, str]:
     """What apptainer/singularity need in their environment to pull ``reference``."""
     if reference is None:
         return {}
     registry = registry_of(reference)
     return singularity_env(for_registry(registry, os.environ), registry)
-
-
-def sif_files(
-    job: BuildJob, config: ImageConfig, built_at: int, env: jinja2.Environment
-) -> dict[str, str]:
-    """The /.singularity.d files of the SIF made from the built image (``config``): the
-    definition a build from the Docker engine's image embeds, and the image's labels
-    with the build labels over them, as Apptainer writes both."""
-    header = deffile_header(job.recipe.image)
-    labels = {
-        **dict(config.labels),
-        **build_labels(header=header, arch=config.arch, built_at=built_at),
-    }
-    return render_sif_files(
-        replace(job, config=config), env, deffile_header=header, labels_map=labels
-    )
 
 
 def sha256_of(path: Path) -> str:
@@ -74,6 +61,7 @@ def temporary(directory: Path, name: str) -> Path:
 
 def make_sif(
     job: BuildJob,
+    texts: SifTexts,
     *,
     image_id: str,
     config: ImageConfig,
@@ -86,48 +74,22 @@ def make_sif(
     """Write ``NAME.sif`` (or ``.simg``) from the built image to a temporary name beside
     it and verify it; return that name (the caller renames it into place with the other
     artifacts, or removes it) and the manifest record. Nothing is left on failure."""
-    directory = job.artifacts.directory
-    target = job.artifacts.image_file
-    pending = temporary(directory, target.name)
-    env_file = temporary(directory, "imgforge-env.sh")
-    archive = temporary(directory, f"{job.name}.docker.tar")
-    env = make_environment()
-    epoch = source_date_epoch()
-    built_at = epoch if epoch is not None else int(time.time())
-    # The built image's config, not the planned one: the commit strategy adds labels
-    # (strategy, script) that labels.json must carry for the SIF to match the image.
-    files = sif_files(job, config, built_at, env)
+    pending = job.artifacts.temporary(job.artifacts.image_file.name)
+    env_file, archive = Path(texts.env_file), Path(texts.archive)
+    request = replace(
+        sif_request(job, texts, image_id=image_id, config=config, target=pending),
+        compression=compression,
+        source_ref=pushed,
+        tool_env=registry_env(pushed),
+    )
     started = time.monotonic()
     try:
-        atomic.write_text(env_file, files["env/10-docker2singularity.sh"], mode=0o755)
-        request = SifRequest(
-            name=job.recipe.image,
-            image_id=image_id,
-            config=config,
-            files=files,
-            deffile=files["Singularity"],
-            convert_deffile=render(
-                job,
-                "convert",
-                env,
-                archive=str(archive),
-                env_file_path=str(env_file),
-                source_ref=pushed,
-            ),
-            archive=archive,
-            target=pending,
-            image_format=job.artifacts.image_format,
-            compression=compression,
-            source_date_epoch=epoch,
-            built_at=built_at,
-            source_ref=pushed,
-            tool_env=registry_env(pushed),
-        )
+        atomic.write_text(env_file, texts.files["env/10-docker2singularity.sh"], mode=0o755)
         try:
             backend.make(request, source=source, log=log)
         except BuildError as exc:
             raise BuildError(f"{job.recipe.path}: {exc}") from None
-        check(job, pending, config, log)
+        check(job, pending, config, texts.expected, log)
         os.chmod(pending, IMAGE_MODE & ~atomic.umask())
         digest = sha256_of(pending)
     except BaseException:
@@ -136,24 +98,57 @@ def make_sif(
     finally:
         for path in (env_file, archive):
             path.unlink(missing_ok=True)
-    stat = pending.stat()  # a rename keeps size and mtime
-    return pending, {
-        "path": target.name,
+    seconds = round(time.monotonic() - started, 3)
+    return pending, record(job, pending, request, backend=backend, digest=digest, seconds=seconds)
+
+
+def sif_request(
+    job: BuildJob, texts: SifTexts, *, image_id: str, config: ImageConfig, target: Path
+) -> SifRequest:
+    """What the backend gets: the rendered texts, the built image and where to write."""
+    return SifRequest(
+        name=job.recipe.image,
+        image_id=image_id,
+        config=config,
+        files=dict(texts.files),
+        deffile=texts.files["Singularity"],
+        convert_deffile=texts.convert_deffile,
+        archive=Path(texts.archive),
+        target=target,
+        image_format=job.artifacts.image_format,
+        source_date_epoch=source_date_epoch(),
+        built_at=texts.built_at,
+    )
+
+
+def record(
+    job: BuildJob,
+    path: Path,
+    request: SifRequest,
+    *,
+    backend: SifBackend,
+    digest: str,
+    seconds: float,
+) -> dict[str, Any]:
+    """The manifest's record of the SIF at ``path`` (a rename keeps size and mtime)."""
+    stat = path.stat()
+    return {
+        "path": job.artifacts.image_file.name,
         "format": job.artifacts.image_format,
         "sha256": digest,
         "size": stat.st_size,
         "mtime_ns": stat.st_mtime_ns,
         "backend": backend.name,
         "tool_version": backend.version(),
-        "compression": compression,
-        "docker_image_id": image_id,
-        "seconds": round(time.monotonic() - started, 3),
+        "compression": request.compression,
+        "docker_image_id": request.image_id,
+        "seconds": seconds,
     }
 
 
-def check(job: BuildJob, path: Path, config: ImageConfig, log: Log) -> None:
+def check(job: BuildJob, path: Path, config: ImageConfig, expected: Expected, log: Log) -> None:
     """Read the new image back before it gets its final name."""
-    problems = verify_file(path, config)
+    problems = verify_file(path, config, expected)
     for problem in problems:
         log(f"verify: {problem}", kind=STEP)
     if problems:

@@ -18,7 +18,7 @@ import time
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from imgforge import __version__, gojson
+from imgforge import gojson
 
 # What ``apptainer build X.sif docker-daemon:NAME:TAG`` embeds as the definition.
 BOOTSTRAP = "docker-daemon"
@@ -68,13 +68,15 @@ def build_date(seconds: int) -> str:
     )
 
 
-def build_labels(*, header: Mapping[str, str], arch: str, built_at: int) -> dict[str, str]:
+def build_labels(
+    *, header: Mapping[str, str], arch: str, built_at: int, version: str
+) -> dict[str, str]:
     """The labels a build from a Docker image adds (``addBuildLabels``): no help section,
     and no base name/digest, which Apptainer records only for ``docker://`` sources."""
     labels = {
         "org.label-schema.schema-version": "1.0",
         "org.label-schema.build-date": build_date(built_at),
-        IMGFORGE_LABEL: __version__,
+        IMGFORGE_LABEL: version,
     }
     labels.update({DEFFILE_LABEL + key: value for key, value in header.items()})
     labels["org.label-schema.build-arch"] = arch

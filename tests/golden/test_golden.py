@@ -26,9 +26,10 @@ from pathlib import Path
 
 import pytest
 
-from imgforge.build.orchestrator import render_job, write_sources
+from imgforge.build.sources import write_sources
 from imgforge.recipes.image import ImageConfig
 from imgforge.recipes.jobs import BuildJob
+from imgforge.render.job import render_sources
 
 HERE = Path(__file__).parent
 CASES = sorted(path.name for path in HERE.iterdir() if (path / "recipes").is_dir())
@@ -70,7 +71,7 @@ def test_golden(
         for ref, inspect in json.loads((source / "bases.json").read_text()).items()
     }
     for job in jobs_for(copy / "recipes", bases, out=copy / "build"):
-        write_sources(job, render_job(job))
+        write_sources(job, render_sources(job))
     rendered = tree(copy / "build")
     expected_dir = source / "expected"
     if REGENERATE:

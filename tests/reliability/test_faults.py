@@ -351,7 +351,7 @@ def test_an_unexpected_exception_is_one_line_with_the_traceback_in_the_log(
     operation, the exception's type and message, and where the traceback is; exit 1."""
     import jinja2
 
-    import imgforge.sif.make
+    import imgforge.render.job
 
     before, tagged = built.good()
     built.write(value="two")
@@ -359,7 +359,7 @@ def test_an_unexpected_exception_is_one_line_with_the_traceback_in_the_log(
     def missing(*args: object, **values: object) -> None:
         raise jinja2.TemplateNotFound("sif/actions/exec.j2")
 
-    monkeypatch.setattr(imgforge.sif.make, "render_sif_files", missing)
+    monkeypatch.setattr(imgforge.render.job, "render_sif_files", missing)
     code, _, err = built.build()
     assert code == 1
     log = built.directory / "build.log"

@@ -31,8 +31,9 @@ from reliability_support import (
 )
 
 from imgforge.errors import RecipeError
+from imgforge.recipes.copies import CopyStep, copy_steps
 from imgforge.recipes.image import ImageConfig, split_env, update_env
-from imgforge.recipes.jobs import BuildJob, CopyStep, copy_steps
+from imgforge.recipes.jobs import BuildJob
 from imgforge.recipes.model import load
 from imgforge.render import check, make_environment, render, render_sif_files
 from imgforge.render.quoting import json_list, sh_quote

@@ -28,8 +28,9 @@ from reliability_support import PROPERTIES, toml_dumps, write
 from spython.main.parse.parsers import SingularityParser
 
 from imgforge.errors import RecipeError, UsageError
+from imgforge.recipes.copies import copy_steps, requirement_paths
 from imgforge.recipes.image import ImageConfig, split_env, update_env
-from imgforge.recipes.jobs import BuildJob, copy_steps, requirement_paths
+from imgforge.recipes.jobs import BuildJob
 from imgforge.recipes.model import load
 from imgforge.render import check, make_environment, render
 from imgforge.sif import definition as deffile

@@ -19,11 +19,11 @@ from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 from reliability_support import MINI, one_error_line, run_main, write
 
-from imgforge.engine.context import DOCKERFILE, build_context, def_files, staging_context
+from imgforge.engine.context import DOCKERFILE, build_context, staging_context
 from imgforge.errors import RecipeError
+from imgforge.recipes.copies import STAGING, copy_steps, def_files
 from imgforge.recipes.fingerprint import input_paths, input_stats, recipe_hash
 from imgforge.recipes.ignore import IGNORE_FILE
-from imgforge.recipes.jobs import STAGING
 from imgforge.recipes.model import load
 
 NAME = st.sampled_from(["a", "b", "c.log", "d.txt", "e f", "ü", "-x", "a:b", ".hidden"])
@@ -122,7 +122,7 @@ def test_hostile_trees_are_refused_or_shipped_alike(
         recipe = load(path)
         context = tar_files(build_context(recipe, "FROM scratch\n"))
         staged = tar_files(staging_context(recipe))
-        lines = def_files(recipe)
+        lines = def_files(recipe, copy_steps(recipe))
         recipe_hash(recipe)
         input_stats(recipe.directory, input_paths(recipe))
     except RecipeError as exc:

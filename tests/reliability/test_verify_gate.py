@@ -59,7 +59,7 @@ class WrongBackend:
         NativeBackend.create().make(replace(request, files=files), source=source, log=log)
 
 
-def injected_check(path: Path, config: Any) -> list[str]:
+def injected_check(path: Path, config: Any, written: Any) -> list[str]:
     return ["env GATE: image 'two', SIF 'injected'", "label x: injected"]
 
 

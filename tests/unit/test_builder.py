@@ -14,6 +14,7 @@ from fakes import FakeEngine
 from imgforge.build.orchestrator import Builder, Summary
 from imgforge.build.session import Session, prepare
 from imgforge.options import Options
+from imgforge.render.job import render_job
 from imgforge.sif import backend
 from imgforge.sif.backend import SifBackend, chooser
 
@@ -51,7 +52,7 @@ class Run:
         paths = [self.recipes / f"{name}.toml" for name in names or ("a", "b", "c")]
         session, _ = prepare(paths, self.options, lambda: self.engine, self.said.append)
         for job in session.jobs:
-            self.engine.will_build(job.recipe.image, env=job.config.env)
+            self.engine.will_build(job.recipe.image, config=job.config)
         return session
 
     def builder(self, sif: Callable[[], SifBackend | None] = lambda: None) -> Builder:
@@ -227,7 +228,12 @@ def test_a_native_sif_is_made_from_the_engines_image_source(run: Run, tmp_path: 
 
 def test_the_commit_strategy_runs_on_engine_methods(run: Run, tmp_path: Path) -> None:
     run.options = Options(out=tmp_path / "build", singularity="none", strategy="commit")
-    assert run("a").built == ("a",)
+    session = run.session("a")
+    (job,) = session.jobs
+    # The finalize build gives the committed image the config rendered for a commit build.
+    expected = render_job(job, strategy="commit", built_at=0).config
+    run.engine.will_build(job.recipe.image, config=expected)
+    assert run.builder().run(session).built == ("a",)
     record = json.loads((tmp_path / "build" / "a" / "manifest.json").read_text())
     (spec,) = run.engine.created
     assert record["strategy"] == "commit"

@@ -86,7 +86,10 @@ def test_build_date_uses_the_local_time_zone(monkeypatch: pytest.MonkeyPatch) ->
 def test_build_labels(utc: None) -> None:
     header = metadata.deffile_header("proj:1.0")
     assert header == {"bootstrap": "docker-daemon", "from": "proj:1.0"}
-    assert metadata.build_labels(header=header, arch="arm64", built_at=1700000000) == {
+    labels = metadata.build_labels(
+        header=header, arch="arm64", built_at=1700000000, version=__version__
+    )
+    assert labels == {
         "org.label-schema.schema-version": "1.0",
         "org.label-schema.build-date": "Tuesday_14_November_2023_22:13:20_UTC",
         "org.label-schema.usage.imgforge.version": __version__,
@@ -94,7 +97,7 @@ def test_build_labels(utc: None) -> None:
         "org.label-schema.usage.singularity.deffile.from": "proj:1.0",
         "org.label-schema.build-arch": "arm64",
     }
-    for key in metadata.build_labels(header=header, arch="amd64", built_at=0):
+    for key in metadata.build_labels(header=header, arch="amd64", built_at=0, version="1"):
         assert metadata.is_build_label(key), key
     assert metadata.is_build_label("org.label-schema.usage.apptainer.version")
     assert not metadata.is_build_label("org.label-schema.vendor")

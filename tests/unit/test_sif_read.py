@@ -10,7 +10,7 @@ import pytest
 
 from imgforge.render.quoting import sh_quote
 from imgforge.sif import format as sif
-from imgforge.sif.check import tree
+from imgforge.sif.deep import tree
 from imgforge.sif.read import SifImage, parse_exports
 
 DATA = Path(__file__).parents[1] / "data" / "sif"

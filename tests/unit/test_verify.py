@@ -21,20 +21,22 @@ from imgforge.commands.verify import locate
 from imgforge.errors import UsageError
 from imgforge.recipes.image import ImageConfig
 from imgforge.recipes.jobs import BuildJob
-from imgforge.render import make_environment, render_sif_files
+from imgforge.render import expected_sif, make_environment, render_sif_files
+from imgforge.render.job import sif_files
+from imgforge.sif import check
 from imgforge.sif.assemble import write_sif
 from imgforge.sif.backend import SifRequest
-from imgforge.sif.check import (
-    compare_maps,
-    compare_trees,
-    tree,
-    verify_file,
-)
-from imgforge.sif.make import sif_files
+from imgforge.sif.check import compare_maps
+from imgforge.sif.deep import compare_trees, tree
 from imgforge.sif.read import SifImage, parse_runscript
 from imgforge.sif.transfer import transfer
 
 NGC = "nvcr.io/nvidia/pytorch:24.01-py3"
+
+
+def verify_file(path: Path, config: ImageConfig) -> list[str]:
+    """The read-back check of ``path``, expecting what imgforge writes for ``config``."""
+    return check.verify_file(path, config, expected_sif(config))
 
 # --- compare_maps --------------------------------------------------------------------------
 
