@@ -65,7 +65,7 @@ class Summary:
 class Builder:
     """Builds jobs on one engine; ``say`` gets user messages, ``stream`` build output.
     ``sif_backend`` gives the Singularity backend (None: no image files) when the first
-    one is made; see :func:`imgforge.sif.backend.chooser`."""
+    one is made; see :func:`imgforge.sif.choice.chooser`."""
 
     def __init__(
         self,

@@ -20,7 +20,7 @@ def cmd_init(args: argparse.Namespace, out: Output) -> int:
 
 
 def cmd_import(args: argparse.Namespace, out: Output) -> int:
-    from imgforge.authoring.scaffold import import_to_file
+    from imgforge.authoring.importing import import_to_file
 
     path = import_to_file(args.dockerfile, args.name, args.output)
     out.say(f"wrote {path}; build it with: imgforge build {path}")

@@ -33,7 +33,7 @@ def cmd_build(args: argparse.Namespace, out: Output) -> int:
     from imgforge.build.orchestrator import Builder
     from imgforge.build.session import prepare
     from imgforge.engine.docker import DockerEngine
-    from imgforge.sif.backend import chooser
+    from imgforge.sif.choice import chooser
 
     session, engine = prepare(args.recipes, options, DockerEngine.connect, out.say)
     assert engine is not None
@@ -72,7 +72,7 @@ def cmd_shell(args: argparse.Namespace, out: Output) -> int:
     from imgforge.build.orchestrator import Builder
     from imgforge.build.session import prepare
     from imgforge.engine.docker import DockerEngine
-    from imgforge.sif.backend import chooser
+    from imgforge.sif.choice import chooser
 
     options = options_from(args)
     session, engine = prepare(args.recipes, options, DockerEngine.connect, out.say)
@@ -94,7 +94,7 @@ def cmd_plan(args: argparse.Namespace, out: Output) -> int:
     from imgforge.build.orchestrator import Builder
     from imgforge.build.session import prepare
     from imgforge.engine.docker import DockerEngine
-    from imgforge.sif.backend import chooser
+    from imgforge.sif.choice import chooser
 
     session, engine = prepare(args.recipes, options, DockerEngine.connect, out.say)
     assert engine is not None

@@ -15,6 +15,7 @@ from imgforge.options import Options
 
 
 def cmd_graph(args: argparse.Namespace, out: Output) -> int:
+    from imgforge.commands.graphviz import DRAWN, draw
     from imgforge.recipes.graph import load_all
     from imgforge.render.graph import render_graph
 
@@ -23,7 +24,11 @@ def cmd_graph(args: argparse.Namespace, out: Output) -> int:
         directory = Path("recipes") if Path("recipes").is_dir() else Path(".")
     graph = load_all(directory)
     status = graph_status(graph, options_from(args))
-    data = render_graph(graph, args.graph_format, status)
+    fmt = args.graph_format
+    if fmt in DRAWN:
+        data = draw(render_graph(graph, "dot", status), fmt)
+    else:
+        data = render_graph(graph, fmt, status).encode("utf-8")
     if args.output is not None:
         atomic.write_bytes(args.output, data)
         out.say(f"wrote {args.output}")
@@ -39,7 +44,7 @@ def graph_status(graph: Any, options: Options) -> dict[str, str]:
     from imgforge.build.orchestrator import Builder
     from imgforge.build.session import prepare
     from imgforge.engine.docker import DockerEngine
-    from imgforge.sif.backend import chooser
+    from imgforge.sif.choice import chooser
 
     recipes = [r.path for r in graph.order()]
     status: dict[str, str] = {}

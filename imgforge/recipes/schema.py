@@ -24,7 +24,7 @@ from imgforge.recipes.fields import (
     Url,
     optional_command_words,
 )
-from imgforge.sif.metadata import is_build_label
+from imgforge.recipes.labels import is_build_label
 
 
 class _Section(BaseModel):

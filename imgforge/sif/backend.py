@@ -2,15 +2,11 @@
 
 from __future__ import annotations
 
-import functools
-import shutil
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
-from imgforge.errors import EngineError
 from imgforge.log import Log
 from imgforge.recipes.image import ImageConfig
 
@@ -71,35 +67,3 @@ class SifBackend(Protocol):
     def make(self, request: SifRequest, *, source: ImageSource, log: Log) -> None:
         """Write the image file of ``source`` to ``request.target`` (a temporary name)."""
         ...
-
-
-def binary(name: str) -> str | None:
-    """Path of an installed apptainer/singularity binary, or None."""
-    return shutil.which(name)
-
-
-def choose(requested: str) -> SifBackend | None:
-    """The backend for ``--singularity``: None for ``none``; exit 3 if a tool is missing."""
-    from imgforge.sif.apptainer import SingularityCLI
-    from imgforge.sif.pack import NativeBackend
-
-    if requested == "none":
-        return None
-    if requested in ("apptainer", "singularity"):
-        path = binary(requested)
-        if path is None:
-            raise EngineError(f"--singularity {requested}: no {requested} binary on PATH")
-        return SingularityCLI(requested, path)
-    if requested == "auto":
-        for name in ("apptainer", "singularity"):
-            path = binary(name)
-            if path is not None:
-                return SingularityCLI(name, path)
-    return NativeBackend.create()
-
-
-def chooser(requested: str) -> Callable[[], SifBackend | None]:
-    """:func:`choose` for ``requested``, called when first needed and remembered: a
-    missing tool fails the first build that makes an image, not a run with none to make."""
-    return functools.cache(lambda: choose(requested))
-

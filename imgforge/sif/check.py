@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from imgforge.recipes.image import ImageConfig
+from imgforge.recipes.labels import DEFFILE_LABEL, IMGFORGE_LABEL, is_build_label
 from imgforge.sif import runtime_env
 from imgforge.sif.assemble import OCI_CONFIG_FIELDS, oci_config
 from imgforge.sif.definition import parse
@@ -17,14 +18,7 @@ from imgforge.sif.layout import (
     MOUNT_POINTS,
     WRITTEN,
 )
-from imgforge.sif.metadata import (
-    DEFFILE_LABEL,
-    IMGFORGE_LABEL,
-    inspect_metadata,
-    is_app_directory,
-    is_build_label,
-    is_inspected,
-)
+from imgforge.sif.metadata import inspect_metadata, is_app_directory, is_inspected
 from imgforge.sif.read import SifImage, parse_exports, parse_runscript
 from imgforge.sif.texts import Expected
 

@@ -19,38 +19,16 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from imgforge import gojson
+from imgforge.recipes.labels import DEFFILE_LABEL, IMGFORGE_LABEL
 
 # What ``apptainer build X.sif docker-daemon:NAME:TAG`` embeds as the definition.
 BOOTSTRAP = "docker-daemon"
-# Apptainer writes its version under ``org.label-schema.usage.apptainer.version``;
-# imgforge is not Apptainer, so a SIF imgforge wrote has its version under this name.
-IMGFORGE_LABEL = "org.label-schema.usage.imgforge.version"
-# Labels a SIF build adds to the image's own (they win on a collision, as in Apptainer).
-BUILD_LABELS = (
-    "org.label-schema.schema-version",
-    "org.label-schema.build-date",
-    "org.label-schema.build-arch",
-    "org.label-schema.usage",
-    "org.label-schema.usage.apptainer.version",
-    "org.label-schema.usage.apptainer.runscript.help",
-    IMGFORGE_LABEL,
-    "org.label-schema.usage.singularity.version",
-    "org.label-schema.usage.singularity.runscript.help",
-    "org.opencontainers.image.base.name",
-    "org.opencontainers.image.base.digest",
-)
-DEFFILE_LABEL = "org.label-schema.usage.singularity.deffile."
 # Go's time.Weekday and time.Month names (Apptainer's date label is not localised).
 WEEKDAYS = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
 MONTHS = (
     "January", "February", "March", "April", "May", "June", "July", "August",
     "September", "October", "November", "December",
 )  # fmt: skip
-
-
-def is_build_label(key: str) -> bool:
-    """Whether a SIF build (Apptainer's, SingularityCE's or imgforge's) writes ``key``."""
-    return key in BUILD_LABELS or key.startswith(DEFFILE_LABEL)
 
 
 def deffile_header(image: str) -> dict[str, str]:

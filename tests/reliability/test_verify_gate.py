@@ -21,7 +21,7 @@ from reliability_support import (
     write,
 )
 
-import imgforge.sif.backend
+import imgforge.sif.choice
 import imgforge.sif.make
 from imgforge.sif.backend import SifRequest
 from imgforge.sif.pack import NativeBackend
@@ -95,7 +95,7 @@ def test_a_sif_that_fails_its_check_never_gets_its_final_name(
         monkeypatch.setattr(imgforge.sif.make, "verify_file", injected_check)
     else:
         monkeypatch.setattr(
-            imgforge.sif.backend, "choose", lambda requested: WrongBackend(fault)
+            imgforge.sif.choice, "choose", lambda requested: WrongBackend(fault)
         )
     write(recipe, recipe_text(mini_image, "two"))
     code, _, err = run_main(build_argv(recipe, out, singularity="native"), capsys)

@@ -20,34 +20,6 @@ FUNCTION_LINES = 50
 # The argument parser reads best as one declaration per option.
 LONG_FUNCTIONS_ALLOWED = {("commands/parser.py", "make_parser"), ("commands/parser.py", "_common")}
 
-# Rules the code does not keep yet, each with what still breaks it.
-PENDING_CONTRACTS = {
-    "layers": "sif imports render and engine.docker; recipes.schema imports sif.metadata",
-    "render-no-engine": "render imports engine.context",
-    "render-no-io": "render.graph runs Graphviz through subprocess and shutil",
-    "acyclic": "recipes<->sif, render<->sif, sif.backend<->sif.pack/apptainer, "
-    "build.status<->build.orchestrator, authoring.scaffold<->authoring.importdef",
-}
-PENDING_CYCLES = (
-    "sif.backend<->sif.pack/apptainer, build.status<->build.orchestrator, "
-    "authoring.scaffold<->authoring.importdef"
-)
-PENDING_MODULES = {
-    "build/orchestrator.py": "the builder is being split",
-    "sif/check.py": "the read-back check is being split",
-    "sif/pack.py": "the native writer is being split",
-}
-PENDING_FUNCTIONS = {
-    "engine/commit.py": "commit_run is 56 lines",
-    "sif/make.py": "make_sif is 77 lines",
-}
-
-
-def _pending(table: dict[str, str], key: str) -> list[pytest.MarkDecorator]:
-    reason = table.get(key)
-    return [pytest.mark.xfail(strict=False, reason=reason)] if reason else []
-
-
 def _contract_ids() -> list[str]:
     config = tomllib.loads(PYPROJECT.read_text())
     return [c["id"] for c in config["tool"]["importlinter"]["contracts"]]
@@ -61,10 +33,7 @@ def _name(path: Path) -> str:
     return path.relative_to(PACKAGE).as_posix()
 
 
-@pytest.mark.parametrize(
-    "contract",
-    [pytest.param(c, marks=_pending(PENDING_CONTRACTS, c)) for c in _contract_ids()],
-)
+@pytest.mark.parametrize("contract", _contract_ids())
 def test_import_contract(contract: str) -> None:
     """One contract of [tool.importlinter], as `lint-imports --contract ID` checks it
     (its report, naming every import that breaks it, is in the captured output)."""
@@ -89,7 +58,6 @@ def test_contracts_cover_every_part() -> None:
     assert parts - {"__init__", "__main__"} == placed
 
 
-@pytest.mark.xfail(strict=False, reason=PENDING_CYCLES)
 def test_no_import_cycle_between_modules() -> None:
     """No module reaches itself through its imports (type-only imports count: they are
     dependencies all the same)."""
@@ -105,7 +73,7 @@ def test_no_import_cycle_between_modules() -> None:
 
 @pytest.mark.parametrize(
     "path",
-    [pytest.param(p, marks=_pending(PENDING_MODULES, _name(p)), id=_name(p)) for p in _modules()],
+    [pytest.param(p, id=_name(p)) for p in _modules()],
 )
 def test_module_size(path: Path) -> None:
     lines = len(path.read_text().splitlines())
@@ -114,7 +82,7 @@ def test_module_size(path: Path) -> None:
 
 @pytest.mark.parametrize(
     "path",
-    [pytest.param(p, marks=_pending(PENDING_FUNCTIONS, _name(p)), id=_name(p)) for p in _modules()],
+    [pytest.param(p, id=_name(p)) for p in _modules()],
 )
 def test_function_sizes(path: Path) -> None:
     tree = ast.parse(path.read_text())

@@ -15,8 +15,9 @@ from imgforge.build.orchestrator import Builder, Summary
 from imgforge.build.session import Session, prepare
 from imgforge.options import Options
 from imgforge.render.job import render_job
-from imgforge.sif import backend
-from imgforge.sif.backend import SifBackend, chooser
+from imgforge.sif import choice as backend
+from imgforge.sif.backend import SifBackend
+from imgforge.sif.choice import chooser
 
 BASE = "alpine:3.19"
 BASE_ENV = ("PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",)

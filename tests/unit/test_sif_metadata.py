@@ -17,6 +17,7 @@ from hypothesis import strategies as st
 
 from imgforge import __version__, gojson
 from imgforge.recipes.image import ImageConfig
+from imgforge.recipes.labels import is_build_label
 from imgforge.sif import definition as deffile
 from imgforge.sif import metadata
 from imgforge.sif.assemble import oci_config
@@ -98,10 +99,10 @@ def test_build_labels(utc: None) -> None:
         "org.label-schema.build-arch": "arm64",
     }
     for key in metadata.build_labels(header=header, arch="amd64", built_at=0, version="1"):
-        assert metadata.is_build_label(key), key
-    assert metadata.is_build_label("org.label-schema.usage.apptainer.version")
-    assert not metadata.is_build_label("org.label-schema.vendor")
-    assert not metadata.is_build_label("com.nvidia.cuda.version")
+        assert is_build_label(key), key
+    assert is_build_label("org.label-schema.usage.apptainer.version")
+    assert not is_build_label("org.label-schema.vendor")
+    assert not is_build_label("com.nvidia.cuda.version")
 
 
 def test_the_deffile_labels_come_from_the_header_as_apptainer_parses_it() -> None:

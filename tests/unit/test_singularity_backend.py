@@ -19,7 +19,7 @@ from imgforge.recipes.image import ImageConfig
 from imgforge.recipes.jobs import BuildJob
 from imgforge.render import render
 from imgforge.sif import apptainer as singularity
-from imgforge.sif import backend
+from imgforge.sif import choice as backend
 from imgforge.sif.apptainer import (
     SingularityCLI,
     build_argv,
