@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import NoReturn
 
 from imgforge import __version__
+from imgforge.compressors import DEFAULT_COMPRESSOR
 from imgforge.errors import UsageError
 from imgforge.options import COMPRESSIONS
 
@@ -43,7 +44,7 @@ def _common() -> _Parser:
     common.add_argument(
         "--compression",
         choices=_Listed(COMPRESSIONS),
-        default="gzip",
+        default=DEFAULT_COMPRESSOR,
         help="squashfs compression of the native backend (gzip: mountable by every Apptainer)",
     )
     common.add_argument("--force", action="store_true", help="rebuild even if up to date")

@@ -39,9 +39,9 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from imgforge.compressors import COMPRESSORS, DEFAULT_COMPRESSOR
 from imgforge.errors import BuildError, EngineError
 from imgforge.log import STEP, Log
-from imgforge.options import COMPRESSIONS
 
 if TYPE_CHECKING:
     from imgforge.sif.backend import SifRequest
@@ -49,10 +49,6 @@ if TYPE_CHECKING:
 
 SUDO_ENV = "IMGFORGE_SINGULARITY_SUDO"
 EPOCH_ENV = "SOURCE_DATE_EPOCH"
-# Compressors mksquashfs knows (squashfs-tools 4.4+) whose images Apptainer can mount;
-# the value goes into one argument that the tool splits at spaces, so anything else is
-# refused rather than passed on.
-COMPRESSORS = frozenset(COMPRESSIONS)
 ERROR_PREFIXES = ("FATAL:", "ERROR:")
 PROBE_TIMEOUT = 60
 
@@ -98,11 +94,12 @@ def child_env(environ: Mapping[str, str], source_date_epoch: int | None) -> dict
 
 
 def squashfs_option(compression: str) -> str:
-    """The ``--mksquashfs-args`` value selecting ``compression``."""
+    """The ``--mksquashfs-args`` value selecting ``compression``. The value goes into one
+    argument that the tool splits at spaces, so only the table's names are passed on."""
     if compression not in COMPRESSORS:
         known = ", ".join(sorted(COMPRESSORS))
         raise BuildError(f"unknown squashfs compression {compression!r} (known: {known})")
-    return f"-comp {compression}"
+    return f"-comp {COMPRESSORS[compression].mksquashfs}"
 
 
 def error_line(lines: Sequence[str]) -> str:
@@ -197,7 +194,7 @@ class SingularityCLI:
 
     def _build(self, request: SifRequest, deffile: Path, log: Log) -> None:
         argv, env = self.command(request, deffile, environ=os.environ)
-        if request.compression != "gzip" and not self.supports_mksquashfs_args():
+        if request.compression != DEFAULT_COMPRESSOR and not self.supports_mksquashfs_args():
             log(f"{self.name} has no --mksquashfs-args: the SIF keeps its default gzip compression")
         log("$ " + shlex.join(argv), kind=STEP)
         status, lines = _run(argv, env=env, log=log)

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
+from imgforge.compressors import DEFAULT_COMPRESSOR
 from imgforge.log import Log
 from imgforge.recipes.image import ImageConfig
 
@@ -34,7 +35,7 @@ class SifRequest:
     archive: Path
     target: Path
     image_format: str = "sif"
-    compression: str = "gzip"
+    compression: str = DEFAULT_COMPRESSOR
     source_date_epoch: int | None = None
     # The build time (seconds): of the build-date label, the SIF header and descriptors
     # and the entries imgforge adds; SOURCE_DATE_EPOCH when set.

@@ -14,9 +14,9 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from imgforge.compressors import COMPRESSORS
 from imgforge.errors import BuildError, EngineError
 from imgforge.log import STEP, Log
-from imgforge.options import COMPRESSIONS
 from imgforge.sif.assemble import write_sif, write_simg
 from imgforge.sif.backend import SifRequest
 from imgforge.sif.source import ImageSource
@@ -32,7 +32,7 @@ def tar2sqfs_argv(tool: str, output: Path, compression: str, mtime: int) -> list
         "--quiet",
         "--force",
         "--no-skip",
-        "--compressor", compression,
+        "--compressor", COMPRESSORS[compression].tar2sqfs,
         "--num-jobs", str(os.cpu_count() or 1),
         "--defaults", f"mtime={mtime}",
         str(output),
@@ -73,7 +73,7 @@ class NativeBackend:
         return (result.stdout.splitlines() or ["tar2sqfs"])[0]
 
     def make(self, request: SifRequest, *, source: ImageSource, log: Log) -> None:
-        if request.compression not in COMPRESSIONS:
+        if request.compression not in COMPRESSORS:
             raise BuildError(f"{request.name}: unknown squashfs compressor {request.compression!r}")
         squashfs = request.target.with_name(f".{request.target.name}.sqfs.tmp")
         try:
