@@ -46,6 +46,7 @@ dist: install
 lint: install dist
 	$(VENV)/bin/ruff check imgforge tests scripts bench
 	$(VENV)/bin/mypy
+	$(VENV)/bin/lint-imports
 
 # The benchmarks time `imgforge` as a user types it: the venv's, first on PATH.
 bench: setup

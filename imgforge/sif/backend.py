@@ -1,4 +1,4 @@
-"""What every Singularity-image backend gets and does (a Protocol), and how one is chosen."""
+"""What every Singularity-image backend gets and does (a Protocol): the request it takes."""
 
 from __future__ import annotations
 
