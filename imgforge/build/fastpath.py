@@ -13,71 +13,19 @@ decides.
 
 from __future__ import annotations
 
-import http.client
-import json
-import os
-import socket
-from collections.abc import Iterable
 from pathlib import Path
-from urllib.parse import quote
 
 from imgforge.build import record
 from imgforge.build.inputs import input_record
 from imgforge.build.record import Manifest
 from imgforge.build.records import Fingerprint
 from imgforge.build.staleness import Facts, SifState, stale_reason
-from imgforge.engine.guard import why_not_path_value
+from imgforge.engine.unixsocket import engine_socket, image_ids
 from imgforge.errors import ImgforgeError
 from imgforge.options import Options
 from imgforge.patterns import recipe_files
 from imgforge.recipes.artifacts import Artifacts
 from imgforge.recipes.header import RecipeHeader, read_header
-
-DEFAULT_SOCKET = "/var/run/docker.sock"
-
-
-class _UnixConnection(http.client.HTTPConnection):
-    def __init__(self, path: str, timeout: float) -> None:
-        super().__init__("localhost", timeout=timeout)
-        self.unix_path = path
-
-    def connect(self) -> None:
-        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        sock.settimeout(self.timeout)
-        sock.connect(self.unix_path)
-        self.sock = sock
-
-
-def engine_socket() -> str | None:
-    """The engine's unix socket, or None where DOCKER_HOST names anything else."""
-    host = os.environ.get("DOCKER_HOST", "")
-    if not host:
-        return DEFAULT_SOCKET
-    return host.removeprefix("unix://") if host.startswith("unix://") else None
-
-
-def image_ids(path: str, refs: Iterable[str], timeout: float = 5.0) -> dict[str, str | None]:
-    """The image ID of each reference (None if absent): one small inspect per image over
-    one kept-alive connection. (Listing all images costs the engine time that grows with
-    every image it holds; an inspect does not.)"""
-    connection = _UnixConnection(path, timeout)
-    found: dict[str, str | None] = {}
-    try:
-        for ref in dict.fromkeys(refs):
-            if why_not_path_value(ref):  # e.g. an edited manifest: the full path decides
-                raise ValueError(ref)
-            connection.request("GET", f"/images/{quote(ref, safe='/:@')}/json")
-            response = connection.getresponse()
-            body = response.read()
-            if response.status == 404:
-                found[ref] = None
-            elif response.status == 200:
-                found[ref] = str(json.loads(body)["Id"])
-            else:
-                raise OSError(f"engine answered {response.status}")
-    finally:
-        connection.close()
-    return found
 
 
 def _headers(directory: Path) -> dict[str, RecipeHeader]:
