@@ -290,14 +290,15 @@ def realistic(ctx: Context) -> Realistic:
 
 def native_packer(real: Realistic, target: Path) -> Callable[[], None]:
     """A call of imgforge's native backend on the image, its SifRequest built as
-    imgforge/sif/make.py does (render the /.singularity.d files, inspect the image)."""
+    imgforge/sif/make.py does (the job's rendered SIF texts, the image's config)."""
     from imgforge.build.session import prepare
     from imgforge.engine.docker import DockerEngine
     from imgforge.engine.image import EngineImage
+    from imgforge.log import Lines
     from imgforge.options import Options
     from imgforge.recipes.image import ImageConfig
-    from imgforge.render import make_environment, render, render_sif_files
-    from imgforge.sif.backend import SifRequest
+    from imgforge.render.job import render_job
+    from imgforge.sif.make import build_time, sif_request
     from imgforge.sif.pack import NativeBackend
 
     options = Options(out=real.work / "build", singularity="native", network="host")
@@ -309,29 +310,16 @@ def native_packer(real: Realistic, target: Path) -> Callable[[], None]:
     inspect = engine.inspect(job.recipe.image)
     if inspect is None:
         raise BenchError(f"{job.recipe.image} is not in the engine")
-    environment = make_environment()
-    files = render_sif_files(job, environment)
-    archive = target.with_name("unused.docker.tar")
-    request = SifRequest(
-        name=job.recipe.image,
-        image_id=str(inspect["Id"]),
-        config=ImageConfig.from_inspect(inspect),
-        files=files,
-        deffile=files["Singularity"],
-        convert_deffile=render(
-            job, "convert", environment, archive=str(archive),
-            env_file_path=str(target.with_name("imgforge-env.sh")),
-        ),
-        archive=archive,
-        target=target,
-    )  # fmt: skip
+    config = ImageConfig.from_inspect(inspect)
+    texts = render_job(job, strategy="dockerfile", built_at=build_time()).sif
+    request = sif_request(job, texts, image_id=str(inspect["Id"]), config=config, target=target)
     backend = NativeBackend.create()
     source = EngineImage(engine, request.image_id, request.config)
-    log: list[str] = []
+    log = Lines()
 
     def pack() -> None:
         log.clear()
-        backend.make(request, source=source, log=log.append)
+        backend.make(request, source=source, log=log)
 
     return pack
 
