@@ -75,6 +75,8 @@ def _facts(
 ) -> Facts | None:
     """The staleness facts of a recipe whose inputs match its record: its content, and so
     its rendered text, are the recorded build's; the base and image IDs are the engine's."""
+    if recorded.recipe != header.name or recorded.image.partition(":")[0] != header.name:
+        return None  # a record of another recipe (e.g. an edited manifest)
     # A recipe: base resolves to the parent's NAME:TAG, whose own record is checked too.
     base_id = ids.get(recorded.base.resolved)
     if base_id is None:
@@ -90,7 +92,7 @@ def _facts(
         image_id=ids.get(recorded.image),
         sif=None
         if options.singularity == "none"
-        else SifState.of(artifacts.image_file, options.image_format),
+        else SifState.of(artifacts.image_file, options.image_format, options.compression),
         force=options.force,
         interactive=header.name == options.interactive,
     )

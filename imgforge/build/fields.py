@@ -28,10 +28,6 @@ def text(data: dict[str, object], key: str) -> str:
     return value
 
 
-def optional_text(data: dict[str, object], key: str) -> str | None:
-    return None if data.get(key) is None else text(data, key)
-
-
 def integer(data: dict[str, object], key: str) -> int:
     value = _get(data, key)
     # bool is an int to Python, never to the manifest

@@ -22,6 +22,7 @@ from imgforge.build.sources import source_files
 from imgforge.build.status import Status, job_inputs, job_status
 from imgforge.errors import BuildError, EngineError, ImgforgeError
 from imgforge.options import Options
+from imgforge.recipes.image import ImageConfig
 from imgforge.recipes.jobs import BuildJob
 from imgforge.render.job import Rendered, Sources, render_job, render_sources
 from imgforge.sif.backend import SifBackend
@@ -108,6 +109,7 @@ class Builder:
             strategy=self.strategy(job),
             rebuilding=rebuilding,
             want_sif=self.options.singularity != "none",
+            compression=self.options.compression,
         )
 
     def plan(self, session: Session) -> list[Status]:
@@ -192,8 +194,23 @@ class Builder:
         registry = self.options.push
         pushed = f"{push_repository(job, registry)}:{job.recipe.tag}" if registry else None
         return render_job(
-            job, strategy=self.strategy(job), built_at=build_time(), source_ref=pushed
+            self.on_parent_image(job),
+            strategy=self.strategy(job),
+            built_at=build_time(),
+            source_ref=pushed,
         )
+
+    def on_parent_image(self, job: BuildJob) -> BuildJob:
+        """``job`` expecting its ``recipe:`` parent's labels as that image has them: a
+        parent built by the commit strategy carries labels its plan does not (the
+        strategy, the script), which the child inherits as a Dockerfile build would."""
+        parent = job.recipe.base_recipe
+        found = self.engine.inspect(self.image_ids.get(parent, "")) if parent else None
+        if found is None:
+            return job
+        built = ImageConfig.from_inspect(found, origin=f"image of recipe {parent}")
+        labels = {**dict(built.labels), **dict(job.config.labels)}
+        return replace(job, config=replace(job.config, labels=tuple(sorted(labels.items()))))
 
     def engine_gone(self, what: str) -> EngineError | None:
         """After a failure: the engine stopped answering, if it did (the real cause,

@@ -202,7 +202,12 @@ def check_config(job: BuildJob, expected: ImageConfig, built: ImageConfig) -> No
         "Architecture": (expected.arch, built.arch),
     }
     if differ := [name for name, (want, have) in fields.items() if want != have]:
+        labels, built_labels = dict(expected.labels), dict(built.labels)
+        keys = sorted(
+            k for k in labels.keys() | built_labels.keys() if labels.get(k) != built_labels.get(k)
+        )
+        which = f" (labels {', '.join(keys)})" if keys else ""
         raise BuildError(
             f"{job.recipe.path}: the built image's {', '.join(differ)} differ from the "
-            "expected ones"
+            f"expected ones{which}"
         )

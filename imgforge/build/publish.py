@@ -14,7 +14,6 @@ from imgforge.credentials import auth_config, for_registry
 from imgforge.log import Log
 from imgforge.options import Options
 from imgforge.recipes.jobs import BuildJob
-from imgforge.sif.make import temporary
 
 if TYPE_CHECKING:
     from imgforge.engine.protocol import Engine
@@ -54,7 +53,7 @@ def push_image(
 def save_image(engine: Engine, job: BuildJob, image_id: str) -> SavedRecord:
     """``docker save`` to ``NAME.docker.tar`` beside the SIF, atomically."""
     target = saved_path(job)
-    pending = temporary(job.artifacts.directory, target.name)
+    pending = job.artifacts.temporary(target.name)
     try:
         engine.save(image_id, pending)
         os.replace(pending, target)

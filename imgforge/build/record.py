@@ -129,7 +129,7 @@ def read(path: Path) -> Manifest | None:
     rebuilds."""
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
+    except (OSError, ValueError, RecursionError):  # RecursionError: absurdly deep nesting
         return None
     if not isinstance(data, dict):
         return None

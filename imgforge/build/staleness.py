@@ -12,21 +12,22 @@ from imgforge.build.records import Fingerprint, SifRecord
 
 @dataclass(frozen=True)
 class SifState:
-    """The Singularity image file a build wants: its name, format and, if it exists,
-    its (size, mtime_ns) now."""
+    """The Singularity image file a build wants: its name, format, compression (None:
+    any) and, if it exists, its (size, mtime_ns) now."""
 
     name: str
     format: str
     stat: tuple[int, int] | None
+    compression: str | None = None
 
     @classmethod
-    def of(cls, path: Path, image_format: str) -> SifState:
+    def of(cls, path: Path, image_format: str, compression: str | None = None) -> SifState:
         """The file at ``path`` as it is now (checked by stat, not by hash)."""
         try:
-            stat = path.stat()
+            found = path.stat()
         except OSError:
-            return cls(path.name, image_format, None)
-        return cls(path.name, image_format, (stat.st_size, stat.st_mtime_ns))
+            return cls(path.name, image_format, None, compression)
+        return cls(path.name, image_format, (found.st_size, found.st_mtime_ns), compression)
 
 
 @dataclass(frozen=True)
@@ -75,4 +76,6 @@ def sif_problem(record: SifRecord | None, sif: SifState, image_id: str) -> str |
         return f"{sif.name} changed since it was built"
     if record.docker_image_id != image_id:
         return f"{sif.name} was made from another image"
+    if sif.compression is not None and record.compression != sif.compression:
+        return f"{sif.name} was compressed with {record.compression}, not {sif.compression}"
     return None

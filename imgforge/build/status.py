@@ -43,6 +43,7 @@ def job_status(
     strategy: str,
     rebuilding: set[str],
     want_sif: bool = False,
+    compression: str | None = None,
 ) -> Status:
     """Decide whether ``job`` is up to date: fingerprint, manifest and engine agree."""
     fingerprint = Fingerprint(job.recipe_hash, rendered_digest, base_id, strategy)
@@ -53,7 +54,7 @@ def job_status(
         fingerprint=fingerprint,
         recorded=record.read(paths.manifest),
         image_id=image_id,
-        sif=SifState.of(paths.image_file, paths.image_format) if want_sif else None,
+        sif=SifState.of(paths.image_file, paths.image_format, compression) if want_sif else None,
         force=force,
         interactive=strategy == "interactive",
         parents_rebuilding=tuple(p for p in job.parents if p in rebuilding),

@@ -64,8 +64,9 @@ def _feed(digest: hashlib._Hash, entry: Entry, directory: Path) -> None:
 
 
 def stat_signature(path: Path) -> list[int]:
-    """What changes when a file is edited: size, mtime (ns), mode, inode."""
-    stat = path.lstat()
+    """What changes when a file is edited: size, mtime (ns), mode, inode (of the file a
+    symbolic link names: editing it changes what a build reads)."""
+    stat = path.stat()
     return [stat.st_size, stat.st_mtime_ns, stat.st_mode, stat.st_ino]
 
 

@@ -54,11 +54,6 @@ def sha256_of(path: Path) -> str:
         return hashlib.file_digest(handle, "sha256").hexdigest()
 
 
-def temporary(directory: Path, name: str) -> Path:
-    """A temporary name in ``directory`` that no final artifact ever has."""
-    return directory / f".{name}.{os.getpid()}.tmp"
-
-
 def make_sif(
     job: BuildJob,
     texts: SifTexts,

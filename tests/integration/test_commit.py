@@ -212,3 +212,25 @@ def test_shell_commits_the_session_and_marks_it_not_reproducible(
         assert imgforge_containers(client) == []
     finally:
         client.images.remove("itest-shell:latest", force=True)
+
+
+def test_a_child_of_a_commit_built_parent_builds_and_its_sif_verifies(
+    client: docker.DockerClient, tmp_path: Path
+) -> None:
+    """A ``recipe:`` child inherits the labels the commit strategy gave its parent (the
+    strategy, the script): its image and SIF carry them, and both builds pass their checks."""
+    (tmp_path / "itest-cparent.toml").write_text(
+        f'name = "itest-cparent"\nbase = "{STANDIN}"\n[build]\nstrategy = "commit"\n'
+        '[run]\ncommands = ["echo parent > /parent.txt"]\n'
+    )
+    (tmp_path / "itest-cchild.toml").write_text(
+        'name = "itest-cchild"\nbase = "recipe:itest-cparent"\n'
+        '[run]\ncommands = ["echo child > /child.txt"]\n[labels]\nteam = "hpc"\n'
+    )
+    out = tmp_path / "out"
+    argv = ["build", str(tmp_path / "itest-cchild.toml"), "--out", str(out)]
+    assert main([*argv, "--network", "host", "--singularity", "native"]) == 0
+    labels = client.api.inspect_image("itest-cchild:latest")["Config"]["Labels"]
+    assert labels["org.imgforge.strategy"] == "commit"  # the parent's, inherited
+    assert labels["team"] == "hpc"
+    assert main(["verify", "itest-cchild", "--out", str(out)]) == 0

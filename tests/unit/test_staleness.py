@@ -70,6 +70,11 @@ CASES: dict[str, tuple[Facts, str | None]] = {
         facts(recorded=manifest(sif=sif_record(docker_image_id=OTHER))),
         "proj.sif was made from another image",
     ),
+    "SIF of another compression": (
+        facts(sif=replace(SIF, compression="xz")),
+        "proj.sif was compressed with gzip, not xz",
+    ),
+    "SIF of the same compression": (facts(sif=replace(SIF, compression="gzip")), None),
 }
 
 
@@ -207,6 +212,7 @@ def test_fast_path_declines_for_every_reason_to_rebuild(
         "image missing",
         "image not recorded",
         "parent changed",
+        "record of another recipe",
         "base changed",
         "base missing",
     ],
@@ -230,6 +236,11 @@ def test_fast_path_declines_when_the_record_or_engine_disagree(
         engine["proj:latest"] = OTHER
     elif change == "parent changed":  # the parent's tag moved: both would rebuild
         engine["parent:latest"] = OTHER
+    elif change == "record of another recipe":  # checksum valid, names another image
+        path = out / "proj" / "manifest.json"
+        forged = replace(record.read(path), image="decoy:1")  # type: ignore[arg-type]
+        record.write(path, forged)
+        engine["decoy:1"] = IMAGE_ID
     elif change == "base changed":  # the parent's base is not the one it was built on
         engine["ubuntu:22.04"] = OTHER
     else:
@@ -256,3 +267,24 @@ def test_fast_path_imports_nothing_heavy(project: tuple[Path, Options]) -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, check=True
     )
     assert result.stdout.strip() == "[]"
+
+
+def test_the_input_record_sees_an_edit_through_a_symbolic_link(
+    project: tuple[Path, Options], tmp_path: Path
+) -> None:
+    """A recipe named through a link: editing the file it names changes the record the
+    fast path compares, so the full path decides."""
+    recipes, options = project
+    real = tmp_path / "real.toml"
+    real.write_text('base = "ubuntu:22.04"\n')
+    link = recipes / "linked.toml"
+    link.symlink_to(real)
+    before = input_record(link, requirements=[], files=[], options=options)
+    real.write_text('base = "ubuntu:22.04"\n[env]\nV = "2"\n')
+    assert input_record(link, requirements=[], files=[], options=options) != before
+
+
+def test_an_absurdly_deep_manifest_reads_as_none(tmp_path: Path) -> None:
+    path = tmp_path / "manifest.json"
+    path.write_text("[" * 100_000 + "]" * 100_000)
+    assert record.read(path) is None
