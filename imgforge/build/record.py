@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from imgforge import atomic
 from imgforge.build import fields
@@ -41,6 +42,7 @@ __all__ = [
 ]
 
 CHECKSUM = "checksum"
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -95,26 +97,42 @@ class Manifest:
 
     @classmethod
     def from_json(cls, value: object) -> Manifest:
+        """The manifest in ``value``. What decides staleness (names, IDs, fingerprint,
+        inputs, pushes and saves) must have its shape; what only informs (versions, env,
+        timings, the build time, the commit record) is taken when readable, as it was
+        before it had a type, so a manifest lacking it still counts."""
         data = table(value)
         return cls(
-            imgforge_version=fields.text(data, "imgforge_version"),
+            imgforge_version=_informed(lambda: fields.text(data, "imgforge_version"), ""),
             recipe=fields.text(data, "recipe"),
-            recipe_file=fields.text(data, "recipe_file"),
+            recipe_file=_informed(lambda: fields.text(data, "recipe_file"), ""),
             image=fields.text(data, "image"),
             docker_image_id=fields.text(data, "docker_image_id"),
             strategy=fields.text(data, "strategy"),
             base=BaseRecord.from_json(data.get("base")),
             fingerprint=Fingerprint.from_json(data.get("fingerprint")),
-            env=fields.texts(data.get("env")),
-            sif=None if data.get("sif") is None else SifRecord.from_json(data["sif"]),
-            tools=Tools.from_json(data.get("tools")),
-            timings=Timings.from_json(data.get("timings")),
-            built_at=fields.text(data, "built_at"),
-            inputs=None if data.get("inputs") is None else Inputs.from_json(data["inputs"]),
-            commit=None if data.get("commit") is None else CommitRecord.from_json(data["commit"]),
-            push=None if data.get("push") is None else PushRecord.from_json(data["push"]),
-            saved=None if data.get("saved") is None else SavedRecord.from_json(data["saved"]),
+            env=_informed(lambda: fields.texts(data.get("env")), ()),
+            sif=_optional(SifRecord.from_json, data.get("sif")),
+            tools=_informed(lambda: Tools.from_json(data.get("tools")), Tools("", "", "")),
+            timings=_informed(lambda: Timings.from_json(data.get("timings")), Timings(0.0, 0.0)),
+            built_at=_informed(lambda: fields.text(data, "built_at"), ""),
+            inputs=_optional(Inputs.from_json, data.get("inputs")),
+            commit=_informed(lambda: _optional(CommitRecord.from_json, data.get("commit")), None),
+            push=_optional(PushRecord.from_json, data.get("push")),
+            saved=_optional(SavedRecord.from_json, data.get("saved")),
         )
+
+
+def _informed(read: Callable[[], T], default: T) -> T:
+    """An informational field: its value, or ``default`` where it is missing or malformed."""
+    try:
+        return read()
+    except Malformed:
+        return default
+
+
+def _optional(read: Callable[[object], T], value: object) -> T | None:
+    return None if value is None else read(value)
 
 
 def checksum(data: dict[str, Any]) -> str:

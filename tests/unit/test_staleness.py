@@ -120,7 +120,6 @@ def test_manifest_round_trips_with_todays_keys_and_format(tmp_path: Path) -> Non
         lambda d: {**d, "sif": [1]},
         lambda d: {**d, "docker_image_id": 42},
         lambda d: {**d, "inputs": {"options": "x"}},
-        lambda d: {**d, "timings": {"total_seconds": True, "docker_build_seconds": 1}},
         lambda d: [d],
     ],
 )
@@ -130,6 +129,25 @@ def test_a_manifest_of_the_wrong_shape_reads_as_none(tmp_path: Path, edit: objec
     changed = edit(data)  # type: ignore[operator]
     path.write_text(json.dumps(changed))  # no checksum: only the shape is checked
     assert record.read(path) is None
+
+
+@pytest.mark.parametrize("key", ["timings", "env", "built_at", "tools", "imgforge_version"])
+@pytest.mark.parametrize("how", ["missing", "malformed"])
+def test_what_only_informs_may_be_missing_or_malformed(
+    tmp_path: Path, key: str, how: str
+) -> None:
+    """A manifest from an older imgforge (no timings, say) still counts: the recipe is not
+    rebuilt for a field that decides nothing."""
+    path = tmp_path / "manifest.json"
+    data = manifest().to_json()
+    if how == "missing":
+        del data[key]
+    else:
+        data[key] = {"total_seconds": True} if key == "timings" else 7
+    path.write_text(json.dumps({**data, "checksum": record.checksum(data)}))
+    found = record.read(path)
+    assert found is not None
+    assert (found.docker_image_id, found.fingerprint) == (IMAGE_ID, manifest().fingerprint)
 
 
 def test_an_edited_manifest_reads_as_none(tmp_path: Path) -> None:
