@@ -36,7 +36,8 @@ pytestmark = [
     ),
 ]
 
-# Values that the pre-1.5 converters mangle (SIF-FORMAT.md §9.1): quotes, $, backticks, \.
+# Values that the pre-1.5 converters mangle (docs/APPTAINER.md, "Environment"): quotes, $,
+# backticks, \.
 TRICKY = {
     "TRICKY": "a \"$b\" `id` 'd' ${e} \\ f $(echo no)",
     "SPACES": "  two  spaces  ",

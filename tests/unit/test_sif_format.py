@@ -188,7 +188,8 @@ def test_two_groups() -> None:
 
 @pytest.mark.parametrize("path", REFERENCE_FILES, ids=lambda p: p.name)
 def test_reference_invariants(path: Path) -> None:
-    """What every file written by the reference library keeps (SIF-FORMAT.md §4)."""
+    """What every file written by the reference library keeps (sylabs/sif ``pkg/sif``:
+    free descriptors counted, data after the descriptors, the file ending with the data)."""
     container = load(path)
     header = container.header
     used = len(container.descriptors)
