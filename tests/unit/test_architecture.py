@@ -95,3 +95,10 @@ def test_function_sizes(path: Path) -> None:
         and (_name(path), node.name) not in LONG_FUNCTIONS_ALLOWED
     ]
     assert too_long == []
+
+
+def test_test_files_have_unique_names() -> None:
+    """pytest imports test files by their base name (no packages under tests/): two files
+    of one name stop the whole run at collection."""
+    names = [p.name for p in (REPO / "tests").rglob("test_*.py")]
+    assert sorted({n for n in names if names.count(n) > 1}) == []
