@@ -75,8 +75,12 @@ def _facts(
 ) -> Facts | None:
     """The staleness facts of a recipe whose inputs match its record: its content, and so
     its rendered text, are the recorded build's; the base and image IDs are the engine's."""
-    if recorded.recipe != header.name or recorded.image.partition(":")[0] != header.name:
-        return None  # a record of another recipe (e.g. an edited manifest)
+    if (recorded.recipe, recorded.image, recorded.base.ref) != (
+        header.name,
+        header.image,
+        header.base,
+    ):
+        return None  # a record of another recipe, or of this one under another name or base
     # A recipe: base resolves to the parent's NAME:TAG, whose own record is checked too.
     base_id = ids.get(recorded.base.resolved)
     if base_id is None:
@@ -115,7 +119,11 @@ def up_to_date(paths: list[Path], options: Options) -> list[str] | None:
         ids = image_ids(sock, refs)
     except (OSError, ValueError, KeyError, ImgforgeError):
         return None
+    images = {header.name: header.image for header, _ in records}
     for header, recorded in records:
+        parent = header.base_recipe
+        if parent is not None and recorded.base.resolved != images.get(parent):
+            return None  # built on the parent under another name or tag
         facts = _facts(header, recorded, ids, options)
         if facts is None or stale_reason(facts) is not None:
             return None

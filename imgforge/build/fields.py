@@ -40,7 +40,10 @@ def real(data: dict[str, object], key: str) -> float:
     value = _get(data, key)
     if not isinstance(value, int | float) or isinstance(value, bool):
         raise Malformed(f"{key} is not a number")
-    return float(value)
+    try:
+        return float(value)
+    except OverflowError:  # an integer beyond any float
+        raise Malformed(f"{key} is out of range") from None
 
 
 def flag(data: dict[str, object], key: str) -> bool:

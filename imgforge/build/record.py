@@ -151,12 +151,12 @@ def read(path: Path) -> Manifest | None:
         return None
     if not isinstance(data, dict):
         return None
-    # A manifest without a checksum is still read: only its shape is checked then.
-    if CHECKSUM in data and data[CHECKSUM] != checksum(data):
-        return None
     try:
+        # A manifest without a checksum is still read: only its shape is checked then.
+        if CHECKSUM in data and data[CHECKSUM] != checksum(data):
+            return None
         return Manifest.from_json(data)
-    except Malformed:
+    except (Malformed, RecursionError):  # RecursionError: re-encoding absurd nesting
         return None
 
 

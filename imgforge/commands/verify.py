@@ -33,7 +33,7 @@ def locate(target: str, *, out: Path, image: str | None) -> tuple[Path, str]:
     if path.suffix not in (".sif", ".simg") and not path.is_file():
         if sif is None:
             raise UsageError(f"{target}: no SIF recorded in {manifest_path}")
-        path = manifest_path.parent / sif.path
+        path = manifest_path.parent / Path(sif.path).name  # imgforge records a name
     if not path.is_file():
         raise UsageError(f"{path}: no such file")
     chosen = (

@@ -1,4 +1,4 @@
-"""The few facts of a recipe file the no-op fast path needs (name, base, strategy, the
+"""The few facts of a recipe file the no-op fast path needs (name, tag, base, strategy, the
 files it reads), read from its TOML without the schema (light: nothing heavy imported).
 Anything not of the expected shape raises ValueError: the full path then decides."""
 
@@ -19,6 +19,7 @@ class RecipeHeader:
 
     path: Path
     name: str
+    tag: str
     base: str
     strategy: str
     files: tuple[str, ...]
@@ -27,6 +28,11 @@ class RecipeHeader:
     @property
     def directory(self) -> Path:
         return self.path.parent
+
+    @property
+    def image(self) -> str:
+        """NAME:TAG, as the recipe model says it."""
+        return f"{self.name}:{self.tag}"
 
     @property
     def base_recipe(self) -> str | None:
@@ -46,19 +52,21 @@ def _words(value: object, what: str) -> tuple[str, ...]:
     return tuple(value)
 
 
+def _text(value: object, what: str) -> str:
+    if not isinstance(value, str):
+        raise ValueError(f"{what} is not a string")
+    return value
+
+
 def read_header(path: Path) -> RecipeHeader:
     """The header of the recipe at ``path`` (the file name is the default name)."""
     data = read_toml(path)
-    name = data.get("name", path.stem)
-    base = data.get("base", "")
-    strategy = _table(data, "build").get("strategy", DEFAULT_STRATEGY)
-    if not isinstance(name, str) or not isinstance(base, str) or not isinstance(strategy, str):
-        raise ValueError(f"{path}: name, base or build.strategy is not a string")
     return RecipeHeader(
         path=path,
-        name=name,
-        base=base,
-        strategy=strategy,
+        name=_text(data.get("name", path.stem), "name"),
+        tag=_text(data.get("tag", "latest"), "tag"),
+        base=_text(data.get("base", ""), "base"),
+        strategy=_text(_table(data, "build").get("strategy", DEFAULT_STRATEGY), "build.strategy"),
         files=_words(list(_table(data, "files")), "files"),
         pip_requirements=_words(_table(data, "pip").get("requirements") or [], "pip.requirements"),
     )

@@ -318,3 +318,22 @@ def test_fast_noop_path_agrees_with_the_full_path(dag: Path, tmp_path: Path) -> 
 
     docker.from_env().images.remove("itest-l2:latest", force=True)
     assert up_to_date([target], options) is None
+
+
+def test_a_child_rebuilds_when_its_parent_was_rebuilt_alone_under_a_new_tag(
+    standin_image: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The parent's old tag still names the old image: the child, built on it, is not up
+    to date once the parent recipe says another tag (fast path and full path agree)."""
+    parent, child, out = tmp_path / "itest-tp.toml", tmp_path / "itest-tc.toml", tmp_path / "out"
+    parent.write_text(f'name = "itest-tp"\nbase = "{STANDIN_REF}"\n[env]\nTP = "1"\n')
+    child.write_text('name = "itest-tc"\nbase = "recipe:itest-tp"\n[env]\nTC = "1"\n')
+    assert build(child, out=out) == 0
+    parent.write_text(f'name = "itest-tp"\ntag = "2"\nbase = "{STANDIN_REF}"\n[env]\nTP = "2"\n')
+    assert build(parent, out=out) == 0
+    capsys.readouterr()
+    assert up_to_date([child], Options(out=out, singularity="none")) is None
+    assert build(child, out=out) == 0
+    assert "itest-tc:latest: building" in capsys.readouterr().out
+    env = docker.from_env().images.get("itest-tc:latest").attrs["Config"]["Env"]
+    assert "TP=2" in env

@@ -306,3 +306,54 @@ def test_an_absurdly_deep_manifest_reads_as_none(tmp_path: Path) -> None:
     path = tmp_path / "manifest.json"
     path.write_text("[" * 100_000 + "]" * 100_000)
     assert record.read(path) is None
+
+
+def test_fast_path_declines_when_the_parent_now_has_another_tag(
+    project: tuple[Path, Options], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The parent rebuilt alone under a new tag, the old tag still in the engine: the child
+    was built on the old one and must rebuild, which only the full path does."""
+    recipes, options = project
+    (recipes / "parent.toml").write_text('tag = "2"\nbase = "ubuntu:22.04"\n')
+    parent_fp = Fingerprint("p" * 64, "q" * 64, BASE_ID, "dockerfile")
+    write_manifest(recipes / "parent.toml", options, recipe="parent", image="parent:2",
+                   docker_image_id=OTHER, fingerprint=parent_fp)  # fmt: skip
+    engine = {"parent:latest": PARENT_ID, "parent:2": OTHER, "proj:latest": IMAGE_ID,
+              "ubuntu:22.04": BASE_ID}  # fmt: skip
+    monkeypatch.setattr(fastpath, "image_ids", lambda sock, refs: {r: engine.get(r) for r in refs})
+    assert fastpath.up_to_date([recipes / "parent.toml"], options) == ["parent:2"]
+    assert fastpath.up_to_date([recipes / "proj.toml"], options) is None
+
+
+@pytest.mark.parametrize(
+    "forged",
+    [
+        {"image": "parent:other"},
+        {"base": record.BaseRecord("ubuntu:20.04", "ubuntu:22.04", BASE_ID)},
+    ],
+)
+def test_fast_path_declines_a_record_of_another_tag_or_base(
+    project: tuple[Path, Options], monkeypatch: pytest.MonkeyPatch, forged: dict[str, object]
+) -> None:
+    recipes, options = project
+    path = options.out.absolute() / "parent" / "manifest.json"
+    record.write(path, replace(record.read(path), **forged))  # type: ignore[arg-type]
+    engine = {"parent:latest": PARENT_ID, "proj:latest": IMAGE_ID, "parent:other": PARENT_ID,
+              "ubuntu:22.04": BASE_ID}  # fmt: skip
+    monkeypatch.setattr(fastpath, "image_ids", lambda sock, refs: {r: engine.get(r) for r in refs})
+    assert fastpath.up_to_date([recipes / "parent.toml"], options) is None
+
+
+def test_numbers_beyond_any_float_and_nesting_too_deep_to_re_encode(tmp_path: Path) -> None:
+    path = tmp_path / "manifest.json"
+    data = manifest().to_json()
+    data["timings"] = {"total_seconds": 10**400, "docker_build_seconds": 1}
+    path.write_text(json.dumps({**data, "checksum": record.checksum(data)}))
+    assert record.read(path) is not None  # timings only inform
+    data = {**manifest().to_json(), "sif": {**sif_record().to_json(), "seconds": 10**400}}
+    path.write_text(json.dumps({**data, "checksum": "x"}))
+    assert record.read(path) is None
+    for depth in range(970, 1000, 3):  # loads succeeds, re-encoding for the checksum may not
+        body = json.dumps(manifest().to_json())[:-1] + ', "zz": ' + "[" * depth + "]" * depth
+        path.write_text(body + ', "checksum": "x"}')
+        assert record.read(path) is None
