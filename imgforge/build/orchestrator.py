@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
+import contextlib
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -151,23 +152,10 @@ class Builder:
         self.step(job.name, f"starting ({status.reason})")
         what = f"{job.recipe.path}: {job.recipe.image}"
         try:
-            with recipe_lock(
+            with self.failures(job, what), recipe_lock(
                 job.artifacts.directory, what=what, wait=self.options.wait, say=self.say
             ):
                 self.build_one(job, status)
-        except BuildError as exc:
-            if gone := self.engine_gone(what):
-                self.failed(job, gone)
-                raise gone from None
-            self.failed(job, exc)
-            raise
-        except ImgforgeError as exc:
-            self.failed(job, exc)
-            raise
-        except Exception as exc:
-            error = self.engine_gone(what) or foreign_error(job, what, exc)
-            self.failed(job, error)
-            raise error from exc  # --verbose shows the original traceback
         finally:
             self.step(job.name, None)
         self.rebuilt.add(job.name)
@@ -180,7 +168,8 @@ class Builder:
         self.refresh_inputs(job)
         self.say(f"{job.recipe.image}: up to date")
         if self.options.push or self.options.save:
-            with recipe_lock(
+            what = f"{job.recipe.path}: {job.recipe.image}"
+            with self.failures(job, what), recipe_lock(
                 job.artifacts.directory, what=job.recipe.image, wait=True, say=self.say
             ):
                 done = publish_missing(
@@ -211,6 +200,26 @@ class Builder:
         built = ImageConfig.from_inspect(found, origin=f"image of recipe {parent}")
         labels = {**dict(built.labels), **dict(job.config.labels)}
         return replace(job, config=replace(job.config, labels=tuple(sorted(labels.items()))))
+
+    @contextlib.contextmanager
+    def failures(self, job: BuildJob, what: str) -> Iterator[None]:
+        """Work on ``job`` whose failure is said once and raised as an imgforge error: the
+        engine's death as the cause where it died, a foreign exception as one line."""
+        try:
+            yield
+        except BuildError as exc:
+            if gone := self.engine_gone(what):
+                self.failed(job, gone)
+                raise gone from None
+            self.failed(job, exc)
+            raise
+        except ImgforgeError as exc:
+            self.failed(job, exc)
+            raise
+        except Exception as exc:
+            error = self.engine_gone(what) or foreign_error(job, what, exc)
+            self.failed(job, error)
+            raise error from exc  # --verbose shows the original traceback
 
     def engine_gone(self, what: str) -> EngineError | None:
         """After a failure: the engine stopped answering, if it did (the real cause,

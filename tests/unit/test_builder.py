@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import shutil
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -97,6 +98,21 @@ def test_an_up_to_date_recipe_is_skipped(run: Run) -> None:
     assert (summary.built, summary.skipped) == ((), ("a",))
     assert run.engine.builds == built
     assert run.said[-1] == "a:latest: up to date"
+
+
+def test_a_failing_save_of_an_up_to_date_recipe_is_one_line_naming_it(
+    run: Run, recipes: Path, tmp_path: Path
+) -> None:
+    """Publishing what an up-to-date recipe lacks fails as a build does: said once, as
+    ``FILE: IMAGE: REASON``, and counted as the recipe's failure."""
+    run("a")
+    (tmp_path / "build" / "a" / "a.docker.tar").mkdir()  # where the archive must go
+    run.options = replace(run.options, save=True)
+    summary = run("a")
+    assert summary.failed == ("a",)
+    (error,) = summary.errors
+    assert str(error).startswith(f"{recipes / 'a.toml'}: a:latest: Is a directory")
+    assert run.said[-1] == f"a:latest: FAILED: {error}"
 
 
 def test_a_recipe_whose_image_is_gone_is_rebuilt(run: Run) -> None:
