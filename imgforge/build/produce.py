@@ -112,18 +112,29 @@ def make_sif_file(
     if backend is None:
         return None, None
     bench.say(f"{job.recipe.image}: making {job.artifacts.image_file.name} ({backend.name})")
-    sif_file, record = make_sif(
+    compression = bench.options.compression
+    made = make_sif(
         job,
         texts,
-        image_id=image.image_id,
-        config=image.config,
         backend=backend,
         source=EngineImage(bench.engine, image.image_id, image.config),
-        compression=bench.options.compression,
+        compression=compression,
         log=log,
         pushed=pushed,
     )
-    return sif_file, SifRecord.from_json(record)
+    stat = made.path.stat()  # a rename keeps size and mtime
+    return made.path, SifRecord(
+        path=job.artifacts.image_file.name,
+        format=job.artifacts.image_format,
+        sha256=made.sha256,
+        size=stat.st_size,
+        mtime_ns=stat.st_mtime_ns,
+        backend=backend.name,
+        tool_version=backend.version(),
+        compression=compression,
+        docker_image_id=image.image_id,
+        seconds=made.seconds,
+    )
 
 
 def produce(

@@ -5,9 +5,9 @@ from __future__ import annotations
 import hashlib
 import os
 import time
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from imgforge import atomic
 from imgforge.credentials import for_registry, registry_of, singularity_env
@@ -54,25 +54,33 @@ def sha256_of(path: Path) -> str:
         return hashlib.file_digest(handle, "sha256").hexdigest()
 
 
+@dataclass(frozen=True)
+class Made:
+    """A Singularity image made and verified, at its temporary name."""
+
+    path: Path
+    sha256: str
+    seconds: float
+
+
 def make_sif(
     job: BuildJob,
     texts: SifTexts,
     *,
-    image_id: str,
-    config: ImageConfig,
     backend: SifBackend,
     source: ImageSource,
     compression: str,
     log: Log,
     pushed: str | None = None,
-) -> tuple[Path, dict[str, Any]]:
-    """Write ``NAME.sif`` (or ``.simg``) from the built image to a temporary name beside
-    it and verify it; return that name (the caller renames it into place with the other
-    artifacts, or removes it) and the manifest record. Nothing is left on failure."""
+) -> Made:
+    """Write ``NAME.sif`` (or ``.simg``) from the built image ``source`` to a temporary
+    name beside it and verify it; return that name (the caller renames it into place with
+    the other artifacts, or removes it), its digest and the time taken. Nothing is left
+    on failure."""
     pending = job.artifacts.temporary(job.artifacts.image_file.name)
     env_file, archive = Path(texts.env_file), Path(texts.archive)
     request = replace(
-        sif_request(job, texts, image_id=image_id, config=config, target=pending),
+        sif_request(job, texts, image_id=source.image_id, config=source.config, target=pending),
         compression=compression,
         source_ref=pushed,
         tool_env=registry_env(pushed),
@@ -84,7 +92,7 @@ def make_sif(
             backend.make(request, source=source, log=log)
         except BuildError as exc:
             raise BuildError(f"{job.recipe.path}: {exc}") from None
-        check(job, pending, config, texts.expected, log)
+        check(job, pending, source.config, texts.expected, log)
         os.chmod(pending, IMAGE_MODE & ~atomic.umask())
         digest = sha256_of(pending)
     except BaseException:
@@ -93,8 +101,7 @@ def make_sif(
     finally:
         for path in (env_file, archive):
             path.unlink(missing_ok=True)
-    seconds = round(time.monotonic() - started, 3)
-    return pending, record(job, pending, request, backend=backend, digest=digest, seconds=seconds)
+    return Made(pending, digest, round(time.monotonic() - started, 3))
 
 
 def sif_request(
@@ -114,31 +121,6 @@ def sif_request(
         source_date_epoch=source_date_epoch(),
         built_at=texts.built_at,
     )
-
-
-def record(
-    job: BuildJob,
-    path: Path,
-    request: SifRequest,
-    *,
-    backend: SifBackend,
-    digest: str,
-    seconds: float,
-) -> dict[str, Any]:
-    """The manifest's record of the SIF at ``path`` (a rename keeps size and mtime)."""
-    stat = path.stat()
-    return {
-        "path": job.artifacts.image_file.name,
-        "format": job.artifacts.image_format,
-        "sha256": digest,
-        "size": stat.st_size,
-        "mtime_ns": stat.st_mtime_ns,
-        "backend": backend.name,
-        "tool_version": backend.version(),
-        "compression": request.compression,
-        "docker_image_id": request.image_id,
-        "seconds": seconds,
-    }
 
 
 def check(job: BuildJob, path: Path, config: ImageConfig, expected: Expected, log: Log) -> None:
