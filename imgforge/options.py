@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from imgforge import __version__
-from imgforge.compressors import COMPRESSORS, DEFAULT_COMPRESSOR, REFUSED_COMPRESSORS
+from imgforge.compressors import COMPRESSORS, DEFAULT_COMPRESSOR, Compression
 from imgforge.errors import UsageError
 from imgforge.reference import why_not_reference
 
@@ -31,6 +31,11 @@ class Options:
     push: str | None = None
     save: bool = False
     wait: bool = False
+    # The squashed-data cache: used unless --no-cache; its directory (None: the default
+    # under $XDG_CACHE_HOME) and size limit (None: the default).
+    cache: bool = True
+    cache_dir: Path | None = None
+    cache_limit: int | None = None
     # `imgforge shell`: the recipe whose steps end in an interactive shell.
     interactive: str | None = None
 
@@ -96,12 +101,13 @@ def check_network(network: str | None) -> None:
         )
 
 
-def check_compression(compression: str) -> None:
-    """--compression: a squashfs compressor Apptainer can mount the image with."""
-    if reason := REFUSED_COMPRESSORS.get(compression):
-        raise UsageError(f"--compression: {reason}")
-    if compression not in COMPRESSORS:
-        raise UsageError(f"--compression: {compression!r} is not one of {', '.join(COMPRESSIONS)}")
+def check_compression(compression: str) -> str:
+    """--compression: a squashfs compressor Apptainer can mount the image with, and its
+    level; returns its normal spelling (``gzip:9`` is ``gzip``)."""
+    try:
+        return str(Compression.parse(compression))
+    except ValueError as error:
+        raise UsageError(f"--compression: {error}") from None
 
 
 def source_date_epoch(environ: Mapping[str, str]) -> int | None:

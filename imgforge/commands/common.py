@@ -21,7 +21,7 @@ def options_from(args: argparse.Namespace) -> Options:
     if args.jobs < 1:
         raise UsageError("--jobs: must be at least 1")
     check_network(args.network)
-    check_compression(args.compression)
+    compression = check_compression(args.compression)
     source_date_epoch(os.environ)
     if args.push is not None and (why := why_not_registry(args.push)):
         raise UsageError(f"--push: {args.push!r} is not a registry (HOST[:PORT][/PATH]): {why}")
@@ -31,7 +31,7 @@ def options_from(args: argparse.Namespace) -> Options:
         strategy=args.strategy,
         singularity=args.singularity,
         image_format=getattr(args, "image_format", "sif"),
-        compression=args.compression,
+        compression=compression,
         force=args.force,
         network=args.network,
         base_map=parse_base_map(args.base_map),

@@ -17,13 +17,15 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any
 
-from imgforge.compressors import COMPRESSORS
+from imgforge.compressors import COMPRESSORS, Compression
 
 # Bumped when the writer would lay out or compress a block differently.
 WRITER_VERSION = 1
 BLOCK_SIZE = 128 * 1024
-# What the writer itself packs (the others go through tar2sqfs, without reuse).
-LEVELS = {"gzip": (1, 9, 9), "zstd": (1, 22, 3), "xz": (0, 9, 6)}  # lowest, highest, default
+# What the writer itself packs (lz4 and lzo go through tar2sqfs, without reuse). xz is
+# packed at preset 6 with the block size as dictionary, as mksquashfs does.
+PACKED = ("gzip", "zstd", "xz")
+XZ_PRESET = 6
 
 
 def _zstd() -> Any:
@@ -42,12 +44,12 @@ class Codec:
     _local: threading.local = field(default_factory=threading.local, compare=False, repr=False)
 
     @classmethod
-    def of(cls, name: str, level: int | None = None, block_size: int = BLOCK_SIZE) -> Codec:
-        low, high, default = LEVELS[name]
-        chosen = default if level is None else level
-        if not low <= chosen <= high:
-            raise ValueError(f"{name} level must be {low}..{high}, not {chosen}")
-        return cls(name, chosen, block_size)
+    def of(cls, compression: str, block_size: int = BLOCK_SIZE) -> Codec | None:
+        """The codec of a ``--compression`` value; None for one the writer doesn't pack."""
+        chosen = Compression.parse(compression)
+        if chosen.name not in PACKED:
+            return None
+        return cls(chosen.name, XZ_PRESET if chosen.level is None else chosen.level, block_size)
 
     @property
     def superblock_id(self) -> int:
@@ -88,7 +90,7 @@ class Codec:
             if compressor is None:
                 compressor = self._local.zstd = _zstd().ZstdCompressor(level=self.level)
             return bytes(compressor.compress(data))
-        filters = [{"id": lzma.FILTER_LZMA2, "preset": self.level, "dict_size": self.block_size}]
+        filters = [{"id": lzma.FILTER_LZMA2, "preset": XZ_PRESET, "dict_size": self.block_size}]
         return lzma.compress(data, format=lzma.FORMAT_XZ, check=lzma.CHECK_CRC32, filters=filters)
 
 

@@ -130,7 +130,8 @@ def listing(children: dict[bytes, Node], offset: int) -> Iterator[bytes]:
         run = [f.DIR_HEADER.pack(j - i - 1, first.ref >> 16, first.number)]
         for name, child in entries[i:j]:
             delta = child.number - first.number
-            run.append(f.DIR_ENTRY.pack(child.ref & 0xFFFF, delta, basic_type(child), len(name) - 1))
+            kind = basic_type(child)
+            run.append(f.DIR_ENTRY.pack(child.ref & 0xFFFF, delta, kind, len(name) - 1))
             run.append(name)
         chunk = b"".join(run)
         written += len(chunk)
