@@ -45,7 +45,7 @@ def _common() -> _Parser:
         "--compression",
         choices=_Listed(COMPRESSIONS),
         default=DEFAULT_COMPRESSOR,
-        metavar="NAME[:LEVEL]",
+        metavar="{" + ",".join(COMPRESSIONS) + "}[:LEVEL]",
         help="squashfs compression (gzip: mountable by every Apptainer; zstd: the fast "
         "profile, Linux >= 4.14; a level for gzip 1-9, zstd 1-22)",
     )

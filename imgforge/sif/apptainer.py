@@ -100,7 +100,7 @@ def squashfs_option(compression: str) -> str:
     try:
         chosen = Compression.parse(compression)
     except ValueError as error:
-        raise BuildError(f"squashfs compression: {error}") from None
+        raise BuildError(f"unknown squashfs compression {compression!r}: {error}") from None
     option = f"-comp {COMPRESSORS[chosen.name].mksquashfs}"
     if chosen.level is not None and (chosen.name == "zstd" or str(chosen) != chosen.name):
         option += f" -Xcompression-level {chosen.level}"
