@@ -9,7 +9,7 @@ from imgforge.errors import UsageError
 
 # Binary units, as du -h and df -h mean them: K is 1024 bytes.
 UNITS = {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40, "P": 1 << 50}
-SIZE_RE = re.compile(r"(\d+(?:\.\d*)?|\.\d+)\s*([KMGTP]?)(?:I?B)?", re.IGNORECASE)
+SIZE_RE = re.compile(r"([0-9]+(?:\.[0-9]*)?|\.[0-9]+)\s*([KMGTP]?)(?:I?B)?", re.IGNORECASE)
 # What the squashed-data cache may hold before the least recently used entries go.
 DEFAULT_CACHE_LIMIT = 20 * UNITS["G"]
 

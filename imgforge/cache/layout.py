@@ -37,7 +37,7 @@ def entry_name(key: bytes) -> tuple[str, str]:
 
 def check_dir(root: Path, *, option: str = "--cache-dir", create: bool = False) -> None:
     """A cache directory the user named: a directory we may read and write, or nothing yet
-    (``create``: in a directory where it can be made). Raises UsageError saying why not."""
+    in a directory (``create``: one where we may make it). Raises UsageError saying why not."""
     shown = str(root)
     if os.path.lexists(root) and not root.is_dir():
         raise UsageError(f"{option}: {shown!r} exists and is not a directory")
@@ -45,12 +45,10 @@ def check_dir(root: Path, *, option: str = "--cache-dir", create: bool = False) 
         if not os.access(root, os.R_OK | os.W_OK | os.X_OK):
             raise UsageError(f"{option}: {shown!r} is not readable and writable by you")
         return
-    if not create:
-        return
-    parent = root.absolute().parent
+    parent = root.parent
     while not os.path.lexists(parent):
         parent = parent.parent
     if not parent.is_dir():
         raise UsageError(f"{option}: {shown!r} can't be made: {str(parent)!r} is not a directory")
-    if not os.access(parent, os.W_OK | os.X_OK):
+    if create and not os.access(parent, os.W_OK | os.X_OK):
         raise UsageError(f"{option}: {shown!r} can't be made in {str(parent)!r} (not writable)")

@@ -17,8 +17,14 @@ POLL_SECONDS = 0.1
 
 def open_lock(root: Path) -> int:
     """A descriptor of ``ROOT/lock``, made if missing. The file is never removed: a
-    process waiting on an unlinked lock file would hold a lock no one else sees."""
-    return os.open(root / LOCK, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o666)
+    process waiting on an unlinked lock file would hold a lock no one else sees. In a
+    cache we may only read, the existing file opened for reading locks all the same."""
+    try:
+        return os.open(root / LOCK, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o666)
+    except OSError as exc:
+        if exc.errno not in (errno.EACCES, errno.EPERM, errno.EROFS):
+            raise
+        return os.open(root / LOCK, os.O_RDONLY | os.O_CLOEXEC)
 
 
 def try_lock(fd: int, operation: int) -> bool:
