@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import contextlib
 import os
-import shutil
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 from imgforge.cache import lock
-from imgforge.cache.layout import BLOCKS
-from imgforge.cache.scan import Entry, listings
+from imgforge.cache.layout import BLOCKS, PROFILE_FILE, profile_dir
+from imgforge.cache.scan import Entry, fan_outs, listings
 from imgforge.errors import ImgforgeError
 
 
@@ -58,14 +57,26 @@ def _remove(entry: Entry) -> None:
 
 
 def clear(root: Path) -> Removed:
-    """Remove every entry and every profile directory (the lock file stays, see
-    lock.open_lock). The caller holds the lock alone."""
+    """Remove every entry and temporary file, then the directories and profile files
+    left empty; a file the cache did not make stays, with the directories holding it (the
+    lock file stays too, see lock.open_lock). The caller holds the lock alone."""
     found = listings(root)
+    for listing in found:
+        for entry in (*listing.entries, *listing.temporaries):
+            _remove(entry)
+        directory = profile_dir(root, listing.ident)
+        for fan_out in fan_outs(directory):
+            _remove_directory(fan_out)
+        _remove(Entry(str(directory / PROFILE_FILE), 0, 0))
+        _remove_directory(directory)
+    _remove_directory(root / BLOCKS)
     entries = sum(len(listing.entries) for listing in found)
-    size = sum(listing.size for listing in found)
-    with contextlib.suppress(FileNotFoundError):
-        shutil.rmtree(root / BLOCKS)
-    return Removed(entries, size, 0, 0)
+    return Removed(entries, sum(listing.size for listing in found), 0, 0)
+
+
+def _remove_directory(directory: Path) -> None:
+    with contextlib.suppress(OSError):
+        directory.rmdir()  # only when empty: ENOTEMPTY keeps what isn't ours
 
 
 def prune(

@@ -10,9 +10,11 @@ from pathlib import Path
 from typing import NamedTuple
 
 from imgforge.cache.layout import BLOCKS, PROFILE_FILE, TEMPORARY_PREFIX
-from imgforge.cache.profile import Profile
+from imgforge.cache.profile import IDENT_BYTES, Profile
 
 NAME_LENGTH = 62  # hex digits of a key after its first byte (the fan-out directory)
+FAN_OUT_LENGTH = 2
+IDENT_LENGTH = 2 * IDENT_BYTES
 _HEX = frozenset("0123456789abcdef")
 
 
@@ -46,13 +48,13 @@ class Listing:
 
 def listings(root: Path) -> list[Listing]:
     """Every profile directory under ``root``, sorted by ident; none when there is no cache."""
-    return [_listing(path) for path in _subdirectories(root / BLOCKS)]
+    return [_listing(path) for path in _subdirectories(root / BLOCKS, IDENT_LENGTH)]
 
 
 def _listing(directory: Path) -> Listing:
     entries: list[Entry] = []
     temporaries: list[Entry] = []
-    for fan_out in _subdirectories(directory):
+    for fan_out in fan_outs(directory):
         for item, stat in _files(fan_out):
             if item.name.startswith(TEMPORARY_PREFIX):
                 temporaries.append(Entry(item.path, stat.st_size, stat.st_mtime))
@@ -69,10 +71,23 @@ def read_profile(directory: Path) -> Profile | None:
         return None
 
 
-def _subdirectories(directory: Path) -> list[Path]:
+def fan_outs(directory: Path) -> list[Path]:
+    """A profile directory's fan-out directories (two hex digits each)."""
+    return _subdirectories(directory, FAN_OUT_LENGTH)
+
+
+def _subdirectories(directory: Path, length: int) -> list[Path]:
+    """The directories in ``directory`` named with ``length`` hex digits: only what the
+    cache made, whatever else a --cache-dir holds."""
     try:
         with os.scandir(directory) as items:
-            return sorted(Path(i.path) for i in items if i.is_dir(follow_symlinks=False))
+            return sorted(
+                Path(i.path)
+                for i in items
+                if len(i.name) == length
+                and _HEX.issuperset(i.name)
+                and i.is_dir(follow_symlinks=False)
+            )
     except FileNotFoundError:
         return []
 

@@ -352,3 +352,20 @@ def test_processes_and_threads_share_a_cache_safely(tmp_path: Path) -> None:
                 found = cache.get(key_of(data))
                 assert found is None or found[0] == data
         assert cache.stats.corrupt == 0
+
+
+def test_prune_all_removes_only_what_the_cache_made(tmp_path: Path) -> None:
+    """A --cache-dir pointed at a directory with other files in it loses none of them."""
+    root = tmp_path / "cache"
+    (path,) = fill(root, [10])
+    foreign = [root / "notes.txt", root / "blocks" / "README", path.parent / "keep.me"]
+    for file in foreign:
+        file.write_text("mine")
+    (root / "blocks" / "photos").mkdir()
+    removed = prune(root, limit=None)
+    assert removed.entries == 1 and not path.exists()
+    assert all(file.read_text() == "mine" for file in foreign)
+    assert (root / "blocks" / "photos").is_dir()
+    assert not (path.parent.parent / PROFILE_FILE).exists()
+    prune(root, limit=0)
+    assert all(file.exists() for file in foreign)
