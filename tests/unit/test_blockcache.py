@@ -7,7 +7,10 @@ import errno
 import hashlib
 import multiprocessing
 import os
+import subprocess
+import sys
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -15,7 +18,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from imgforge.cache import DEFAULT_LIMIT, BlockCache, Profile, listings, prune
+from imgforge.cache import DEFAULT_LIMIT, BlockCache, CacheBusy, Profile, listings, prune
 from imgforge.cache import entry as entry_format
 from imgforge.cache import lock as cache_lock
 from imgforge.cache.layout import LOCK, PROFILE_FILE
@@ -289,8 +292,6 @@ def test_prune_waits_for_builds_and_says_so(tmp_path: Path) -> None:
 
 
 def test_prune_without_waiting_removes_nothing_under_a_build(tmp_path: Path) -> None:
-    from imgforge.cache import CacheBusy
-
     root = tmp_path / "cache"
     paths = fill(root, [1000] * 3)
     with BlockCache.open(root, PROFILE) as user:
@@ -369,3 +370,39 @@ def test_prune_all_removes_only_what_the_cache_made(tmp_path: Path) -> None:
     assert not (path.parent.parent / PROFILE_FILE).exists()
     prune(root, limit=0)
     assert all(file.exists() for file in foreign)
+
+
+def test_prune_never_removes_under_a_build_in_another_process(tmp_path: Path) -> None:
+    """Another process holds the cache (a build): prune --no-wait removes nothing, prune
+    waits; the build's reads meanwhile all hit, and prune removes everything after it."""
+    root = tmp_path / "cache"
+    fill(root, [1000] * 5)
+    keys = [key_of(bytes([i]) * 1000, str(i)).hex() for i in range(5)]
+    script = (
+        "import sys\nfrom pathlib import Path\nfrom imgforge.cache import BlockCache, Profile\n"
+        f"cache = BlockCache.open(Path({str(root)!r}), Profile{(*vars(PROFILE).values(),)!r})\n"
+        "print('open', flush=True)\nsys.stdin.readline()\n"
+        f"hits = sum(cache.get(bytes.fromhex(k)) is not None for k in {keys!r})\n"
+        "cache.close()\nprint(hits, flush=True)\n"
+    )
+    build = subprocess.Popen(
+        [sys.executable, "-c", script], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+    )
+    assert build.stdin is not None and build.stdout is not None
+    try:
+        assert build.stdout.readline() == "open\n"
+        with pytest.raises(CacheBusy):
+            prune(root, limit=None, wait=False)
+        done: list[int] = []
+        pruning = threading.Thread(target=lambda: done.append(prune(root, limit=None).entries))
+        pruning.start()
+        time.sleep(0.5)
+        assert done == []
+        build.stdin.write("go\n")
+        build.stdin.flush()
+        assert build.stdout.readline() == "5\n"
+        pruning.join(timeout=30)
+        assert done == [5] and listings(root) == []
+    finally:
+        build.kill()
+        build.wait()
