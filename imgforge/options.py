@@ -13,6 +13,7 @@ from imgforge import __version__
 from imgforge.compressors import COMPRESSORS, DEFAULT_COMPRESSOR, Compression
 from imgforge.errors import UsageError
 from imgforge.reference import why_not_reference
+from imgforge.sizes import DEFAULT_CACHE_LIMIT
 
 
 @dataclass(frozen=True)
@@ -31,13 +32,14 @@ class Options:
     push: str | None = None
     save: bool = False
     wait: bool = False
-    # The squashed-data cache: used unless --no-cache; its directory (None: the default
-    # under $XDG_CACHE_HOME) and size limit (None: the default).
-    cache: bool = True
-    cache_dir: Path | None = None
-    cache_limit: int | None = None
     # `imgforge shell`: the recipe whose steps end in an interactive shell.
     interactive: str | None = None
+    # The squashed-data cache (imgforge.cache): None is its default root; cache_limit is
+    # what closing it evicts down to; cache=False (--no-cache) neither reads nor writes it.
+    # They never change what a build produces, so options_key leaves them out.
+    cache_dir: Path | None = None
+    cache_limit: int = DEFAULT_CACHE_LIMIT
+    cache: bool = True
 
 
 def parse_base_map(items: Iterable[str]) -> dict[str, str]:

@@ -53,7 +53,7 @@ class Workbench:
     say: Say
 
     @property
-    def cache(self) -> tuple[Path, int | None] | None:
+    def cache(self) -> tuple[Path, int] | None:
         """The squashed-data cache's directory and size limit (None: --no-cache)."""
         if not self.options.cache:
             return None

@@ -5,7 +5,9 @@ from __future__ import annotations
 import argparse
 import json
 import os
+from pathlib import Path
 
+from imgforge.cache import check_dir
 from imgforge.errors import UsageError
 from imgforge.options import (
     Options,
@@ -15,6 +17,7 @@ from imgforge.options import (
     source_date_epoch,
 )
 from imgforge.reference import why_not_registry
+from imgforge.sizes import DEFAULT_CACHE_LIMIT, parse_size
 
 
 def options_from(args: argparse.Namespace) -> Options:
@@ -38,7 +41,22 @@ def options_from(args: argparse.Namespace) -> Options:
         push=args.push,
         save=args.save,
         wait=args.wait,
+        cache_dir=_cache_dir(args.cache_dir),
+        cache_limit=_cache_limit(args.cache_limit),
+        cache=not args.no_cache,
     )
+
+
+def _cache_dir(path: Path | None) -> Path | None:
+    """--cache-dir: a directory we may use, or make. The default root is never an error:
+    an unusable cache only makes the build slower."""
+    if path is not None:
+        check_dir(path, create=True)
+    return path
+
+
+def _cache_limit(text: str | None) -> int:
+    return DEFAULT_CACHE_LIMIT if text is None else parse_size(text, option="--cache-limit")
 
 
 class Output:

@@ -73,7 +73,7 @@ def make_sif(
     compression: str,
     log: Log,
     pushed: str | None = None,
-    cache: tuple[Path, int | None] | None = None,
+    cache: tuple[Path, int] | None = None,
 ) -> Made:
     """Write ``NAME.sif`` (or ``.simg``) from the built image ``source`` to a temporary
     name beside it and verify it; return that name (the caller renames it into place with

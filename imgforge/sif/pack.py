@@ -91,7 +91,9 @@ class NativeBackend:
             out, codec=codec, mtime=mtime, origin=origin, store=store, jobs=jobs
         )
         how = f"{codec.name} level {codec.level}, {codec.block_size // 1024} KiB blocks"
-        log(f"$ docker export | imgforge layout | imgforge squashfs ({how}, {jobs} jobs)", kind=STEP)
+        log(
+            f"$ docker export | imgforge layout | imgforge squashfs ({how}, {jobs} jobs)", kind=STEP
+        )
         try:
             with source.filesystem() as stream:
                 done = transfer(stream, writer, request.files, mtime=mtime,

@@ -3,15 +3,11 @@ and say what it did."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
+from imgforge.cache import DEFAULT_LIMIT, BlockCache, Profile
 from imgforge.log import STEP, Log
 from imgforge.sif.backend import CacheUse, SifRequest
 from imgforge.squashfs.blocks import Reuse
 from imgforge.squashfs.codec import Codec
-
-if TYPE_CHECKING:
-    from imgforge.cache import BlockCache
 
 
 def open_store(request: SifRequest, codec: Codec, log: Log) -> BlockCache | None:
@@ -19,10 +15,9 @@ def open_store(request: SifRequest, codec: Codec, log: Log) -> BlockCache | None
     cache. A cache that can't be used is said in the log, and the build goes on without."""
     if request.cache_dir is None:
         return None
-    from imgforge.cache import BlockCache, Profile
-
     profile = Profile(codec.name, codec.level, codec.block_size, codec.writer)
-    store = BlockCache.open(request.cache_dir, profile, limit=request.cache_limit)
+    limit = DEFAULT_LIMIT if request.cache_limit is None else request.cache_limit
+    store = BlockCache.open(request.cache_dir, profile, limit=limit)
     if store.disabled:
         log(f"cache: not used: {store.disabled}", kind=STEP)
     return store

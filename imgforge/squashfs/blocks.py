@@ -42,12 +42,14 @@ class Reuse:
     hit_bytes: int = 0
     miss_bytes: int = 0
     compress_seconds: float = 0.0
+    workers: int = 1
 
     def saved_seconds(self) -> float:
-        """The compressing time the hits spared, at this build's own rate."""
+        """The compressing time the hits spared, at this build's own rate (the workers'
+        seconds shared among them)."""
         if not self.miss_bytes:
             return 0.0
-        return self.hit_bytes * self.compress_seconds / self.miss_bytes
+        return self.hit_bytes * self.compress_seconds / self.miss_bytes / self.workers
 
 
 @dataclass(frozen=True)
@@ -84,7 +86,7 @@ class DataWriter:
         self.pool = ThreadPoolExecutor(max(jobs, 1), thread_name_prefix="squashfs")
         self.window = 4 * max(jobs, 1)
         self.pending: deque[Pending] = deque()
-        self.reuse = Reuse()
+        self.reuse = Reuse(workers=max(jobs, 1))
         self.fragment = bytearray()
         self.fragments: list[bytes] = []
         self.file_keys: dict[Node, list[bytes]] = {}

@@ -51,8 +51,10 @@ class InodeWriter:
     def write_all(self, order: list[tuple[Node, Node | None]]) -> None:
         count = len(order)
         for node, parent in order:
-            body = self._directory(node, parent, count) if node.children is not None else (
-                self._other(node)
+            body = (
+                self._directory(node, parent, count)
+                if node.children is not None
+                else (self._other(node))
             )
             block, offset = self.inodes.position()
             node.ref = f.reference(block, offset)

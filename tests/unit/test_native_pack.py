@@ -21,7 +21,7 @@ from imgforge.sif.transfer import transfer
 from imgforge.squashfs.codec import Codec
 from imgforge.squashfs.writer import SquashfsWriter
 
-FILES = {"labels.json": "{}\n", "runscript": "#!/bin/sh\nexec \"$@\"\n", "Singularity": "x\n"}
+FILES = {"labels.json": "{}\n", "runscript": '#!/bin/sh\nexec "$@"\n', "Singularity": "x\n"}
 
 
 def request(target: Path, **extra: object) -> SifRequest:
@@ -38,7 +38,13 @@ def assembled(req: SifRequest, rootfs: bytes, path: Path) -> bytes:
     squashfs = path.with_suffix(".sqfs")
     with squashfs.open("w+b") as out:
         writer = SquashfsWriter(out, codec=Codec.of(req.compression), mtime=req.timestamp(), jobs=2)  # type: ignore[arg-type]
-        done = transfer(io.BytesIO(rootfs), writer, req.files, mtime=req.timestamp(), clamp=req.source_date_epoch)
+        done = transfer(
+            io.BytesIO(rootfs),
+            writer,
+            req.files,
+            mtime=req.timestamp(),
+            clamp=req.source_date_epoch,
+        )
         writer.finish()
         writer.close()
     write_sif(req, squashfs, path, done)
@@ -59,7 +65,9 @@ def test_in_place_equals_assembled(own: dict[str, bytes], compression: str, tmp_
     rootfs = tar_of({"bin/sh": b"#!fake\n", "usr/lib/big.so": bytes(range(256)) * 2000, **own})
     target = tmp_path / "in-place.sif"
     req = request(target, compression=compression, cache_dir=tmp_path / "cache")
-    packing = NativeBackend.create().make(req, source=FakeImage("sha256:" + "1" * 64, rootfs=rootfs), log=discard)
+    packing = NativeBackend.create().make(
+        req, source=FakeImage("sha256:" + "1" * 64, rootfs=rootfs), log=discard
+    )
     assert target.read_bytes() == assembled(req, rootfs, tmp_path / "assembled.sif")
     assert packing.cache is not None and packing.cache.misses > 0
     with target.open("rb") as handle:

@@ -82,7 +82,9 @@ def test_a_damaged_cache_is_caught_and_the_image_is_still_exact(
     tar = archive(tree(7))
     scratch, _ = pack(tar, tmp_path / "scratch.sqfs", None)
     pack(tar, tmp_path / "cold.sqfs", tmp_path / "cache")
-    entries = sorted(p for p in (tmp_path / "cache").rglob("*") if p.is_file() and len(p.name) == 62)
+    entries = sorted(
+        p for p in (tmp_path / "cache").rglob("*") if p.is_file() and len(p.name) == 62
+    )
     assert entries
     for number, path in enumerate(entries):
         data = path.read_bytes()

@@ -61,8 +61,9 @@ def archives(draw: st.DrawFn) -> bytes:
             kind = draw(st.sampled_from("fffdlhpcx"))
             info = tarfile.TarInfo(name)
             info.mode = draw(st.sampled_from([0o644, 0o755, 0o4755, 0o1777, 0o600, 0o2711]))
-            info.uid, info.gid = draw(st.sampled_from([0, 1000, 65534, 4000000])), draw(
-                st.sampled_from([0, 100, 70000])
+            info.uid, info.gid = (
+                draw(st.sampled_from([0, 1000, 65534, 4000000])),
+                draw(st.sampled_from([0, 100, 70000])),
             )
             info.mtime = draw(st.integers(0, 2**32 - 1))
             if draw(st.booleans()):
@@ -83,7 +84,11 @@ def archives(draw: st.DrawFn) -> bytes:
             elif kind == "p":
                 info.type = tarfile.FIFOTYPE
             elif kind == "c":
-                info.type, info.devmajor, info.devminor = tarfile.CHRTYPE, 1, draw(st.integers(0, 300))
+                info.type, info.devmajor, info.devminor = (
+                    tarfile.CHRTYPE,
+                    1,
+                    draw(st.integers(0, 300)),
+                )
             else:
                 content = draw(contents(data_seen))
                 data_seen.append(content)
@@ -138,7 +143,9 @@ def implied_directories(archive: bytes) -> set[str]:
 
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(archive=archives())
-def test_any_tree_reads_back_as_it_went_in(archive: bytes, tmp_path_factory: pytest.TempPathFactory) -> None:
+def test_any_tree_reads_back_as_it_went_in(
+    archive: bytes, tmp_path_factory: pytest.TempPathFactory
+) -> None:
     directory = tmp_path_factory.mktemp("sqfs")
     image = directory / "image.sqfs"
     pack(archive, image, Codec("gzip", 9, SMALL))
