@@ -93,6 +93,14 @@ class SifRecord:
     squashfs_size: int | None = None
     cache: dict[str, Any] | None = None
 
+    def reuse(self) -> str:
+        """``cache: 41 of 50 blocks reused, ~3.0s saved`` (empty without a cache)."""
+        if not self.cache:
+            return ""
+        hits, misses = self.cache.get("hits", 0), self.cache.get("misses", 0)
+        saved = self.cache.get("saved_seconds", 0)
+        return f"cache: {hits} of {hits + misses} blocks reused, ~{saved:.1f}s saved"
+
     def to_json(self) -> dict[str, Any]:
         return {
             "path": self.path,
