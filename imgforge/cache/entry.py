@@ -1,7 +1,7 @@
 """One cache entry's bytes: a header that names its key and checksums it, then the data.
 
 An entry file is ``MAGIC`` (4 bytes), a format version (1), flags (1; bit 0: the data is
-compressed), two zero bytes, the 32-byte key, the 32-byte blake2b of everything else in
+compressed), two zero bytes, the 32-byte key, the 32-byte SHA-256 of everything else in
 the file (header fields, key and data), then the stored data. Any byte flipped, a file cut
 short or a key that isn't the one asked for fails :func:`decode`.
 """
@@ -21,7 +21,7 @@ HEADER_BYTES = _FIELDS.size + KEY_BYTES + DIGEST_BYTES
 
 
 def _digest(fields: bytes, key: bytes, data: bytes | memoryview) -> bytes:
-    hasher = hashlib.blake2b(fields, digest_size=DIGEST_BYTES)
+    hasher = hashlib.sha256(fields)
     hasher.update(key)
     hasher.update(data)
     return hasher.digest()
