@@ -125,7 +125,10 @@ def node_of(member: tarfile.TarInfo) -> Node:
     }  # fmt: skip
     kind = kinds.get(member.type, stat.S_IFREG)
     mtime = min(max(int(member.mtime), 0), 0xFFFFFFFF)
-    node = Node(kind | (member.mode & 0o7777), member.uid, member.gid, mtime)
+    # A symbolic link's own mode means nothing on Linux: stored 0777, as mksquashfs (from
+    # lstat) and tar2sqfs store it.
+    mode = 0o777 if kind == stat.S_IFLNK else member.mode & 0o7777
+    node = Node(kind | mode, member.uid, member.gid, mtime)
     node.xattrs = xattrs_of(member)
     if kind == stat.S_IFLNK:
         node.target = member.linkname.encode("utf-8", "surrogateescape")

@@ -131,7 +131,8 @@ def entries(archive: bytes) -> dict[str, tuple[object, ...]]:
             xattrs = sorted((k, v) for k, v in m.pax_headers.items() if "xattr.user." in k)
             device = (m.devmajor, m.devminor) if m.ischr() else None
             kind = tarfile.REGTYPE if m.type in (tarfile.AREGTYPE, tarfile.REGTYPE) else m.type
-            found[name] = (kind, m.mode, m.uid, m.gid, int(m.mtime), content,
+            mode = 0o777 if m.issym() else m.mode  # a link's own mode means nothing
+            found[name] = (kind, mode, m.uid, m.gid, int(m.mtime), content,
                            m.linkname if m.issym() else "", tuple(xattrs), device)  # fmt: skip
     return found
 
