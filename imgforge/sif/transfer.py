@@ -31,7 +31,7 @@ from imgforge.sif.layout import (
 
 # Read the export stream in large pieces: tarfile's default (10 KiB) costs a call per
 # 10 KiB of a multi-gigabyte image.
-READ_SIZE = 1 << 20
+READ_SIZE = 32768
 
 
 class Archive(Protocol):

@@ -5,15 +5,17 @@ Each full block of a file is hashed (SHA-256 of the codec's :attr:`Codec.salt`, 
 bytes: the fastest cryptographic hash here, with SHA-NI, and ~1 % of gzip's time); a
 block the cache holds under that key is copied as it is, any other is compressed and
 offered to the cache. The tails of files (the last partial block) are packed together
-into fragment blocks whose boundaries depend on content only (a tail whose hash ends in
+into fragment blocks whose boundaries depend on content only (a tail whose CRC-32 ends in
 four zero bits closes its fragment), so that inserting a file upsets one or two fragments
-and not all that follow. Identical files and tails are stored once.
+and not all that follow. Identical files of a block or more are stored once.
 """
 
 from __future__ import annotations
 
 import hashlib
+import os
 import time
+import zlib
 from collections import deque
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -84,17 +86,21 @@ class DataWriter:
         self.codec, self.store = codec, store
         self.zeros = bytes(codec.block_size)
         self.pool = ThreadPoolExecutor(max(jobs, 1), thread_name_prefix="squashfs")
-        self.window = 4 * max(jobs, 1)
+        self.window = 32 * max(jobs, 1)
         self.pending: deque[Pending] = deque()
         self.reuse = Reuse(workers=max(jobs, 1))
         self.fragment = bytearray()
         self.fragments: list[bytes] = []
         self.file_keys: dict[Node, list[bytes]] = {}
         self.files: dict[bytes, tuple[int, list[int]]] = {}
-        self.tails: dict[bytes, tuple[int, int]] = {}
         self.sealed = 0
         self.salted = hashlib.sha256(codec.salt)
-        out.seek(origin + start)
+        # Blocks go to the file on a thread of their own, in order (os.pwrite at their
+        # place), so writing overlaps reading the stream.
+        out.flush()
+        self.fd = out.fileno()
+        self.writes = ThreadPoolExecutor(1, thread_name_prefix="squashfs-write")
+        self.written: deque[Future[None]] = deque()
 
     # --- what the tree hands over -----------------------------------------------------
 
@@ -102,15 +108,15 @@ class DataWriter:
         """Queue the file's data: full blocks now, the tail into a fragment."""
         bs = self.codec.block_size
         left = node.size
-        self.file_keys[node] = []
-        while left >= bs:
-            block = _read_exactly(read, bs)
-            self._queue("block", self.pool.submit(self._block, block, True), node)
-            left -= bs
-        tail = _read_exactly(read, left) if left else b""
-        self._queue("end", None, node)
-        if tail:
-            self._add_tail(node, tail)
+        if left >= bs:
+            self.file_keys[node] = []
+            while left >= bs:
+                block = _read_exactly(read, bs)
+                self._queue("block", self.pool.submit(self._block, block, True), node)
+                left -= bs
+            self._queue("end", None, node)
+        if left:
+            self._add_tail(node, _read_exactly(read, left))
 
     def finish(self) -> tuple[int, bytes]:
         """Flush the last fragment, wait for every block; returns the end of the data and
@@ -120,10 +126,14 @@ class DataWriter:
         while self.pending:
             self._drain_one()
         self.pool.shutdown()
+        while self.written:
+            self.written.popleft().result()
+        self.writes.shutdown()
         return self.position, b"".join(self.fragments)
 
     def close(self) -> None:
         self.pool.shutdown(cancel_futures=True)
+        self.writes.shutdown(cancel_futures=True)
 
     # --- the worker's part ----------------------------------------------------------------
 
@@ -193,34 +203,31 @@ class DataWriter:
     def _end_file(self, node: Node) -> None:
         """A file's blocks are written: store it once if an equal file came before."""
         keys = self.file_keys.pop(node)
-        if not keys:
-            node.start = self.position
-            return
         digest = hashlib.blake2b(b"".join(keys), digest_size=32).digest()
         if (seen := self.files.get(digest)) is not None and seen[1] == list(node.blocks):
             self.position = node.start
-            self.out.seek(self.origin + self.position)
             node.start = seen[0]
             return
         self.files[digest] = (node.start, list(node.blocks))
 
     def _write(self, data: bytes) -> None:
-        self.out.write(data)
+        at = self.origin + self.position
+        self.written.append(self.writes.submit(_write_at, self.fd, data, at))
         self.position += len(data)
+        while self.written and (self.written[0].done() or len(self.written) > self.window):
+            self.written.popleft().result()  # raises what the write raised
 
     # --- fragments ----------------------------------------------------------------------
 
     def _add_tail(self, node: Node, tail: bytes) -> None:
-        digest = self._key(tail)
-        if (seen := self.tails.get(digest)) is not None:
-            node.fragment, node.offset = seen
-            return
+        """Pack a tail into the current fragment. Its CRC-32 decides where fragments end
+        (cheap enough for the one thread that reads the stream); tails are not stored once
+        when equal, which would need a strong hash of each here."""
         if len(self.fragment) + len(tail) > self.codec.block_size:
             self._seal_fragment()
         node.fragment, node.offset = self.sealed, len(self.fragment)
-        self.tails[digest] = (node.fragment, node.offset)
         self.fragment += tail
-        if digest[-1] & 0x0F == 0:
+        if zlib.crc32(tail) & 0x0F == 0:
             self._seal_fragment()
 
     def _seal_fragment(self) -> None:
@@ -228,6 +235,14 @@ class DataWriter:
         self.fragment.clear()
         self._queue("fragment", self.pool.submit(self._block, raw, False), self.sealed)
         self.sealed += 1
+
+
+def _write_at(fd: int, data: bytes, offset: int) -> None:
+    """All of ``data`` at ``offset`` of ``fd`` (os.pwrite may write less)."""
+    view = memoryview(data)
+    while view:
+        done = os.pwrite(fd, view, offset)
+        view, offset = view[done:], offset + done
 
 
 def _read_exactly(read: Callable[[int], bytes], size: int) -> bytes:
