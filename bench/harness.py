@@ -272,6 +272,8 @@ class Context:
     slow_reps: int
     engine: Engine
     cache: dict[str, object] = field(default_factory=dict)
+    # The base sizes (GB) the ``scale`` scenario packs (bench/scalebase.py's TAGS).
+    sizes: tuple[str, ...] = ("0.2", "1", "6")
 
     def again(self, action: Callable[[], T]) -> T:
         """``action()``; if it fails, once more when the engine answers (others may

@@ -1,0 +1,129 @@
+"""Run one command and watch it: wall time, peak RSS of its process tree, peak disk use.
+
+Every ``PERIOD`` seconds a thread reads /proc: the RSS of the command's process and all its
+descendants, summed, and the free space of each file system that holds one of the watched
+directories (the output directory, $TMPDIR). The peak of "free at start minus free now",
+summed over the distinct file systems, is the disk the command used at its worst; minus
+the artifact it leaves, the temporary disk it needed. Work done by dockerd on the
+command's behalf (``docker export``) is in neither process tree, ours nor the baseline's.
+Other processes on a shared machine move free space too: the disk numbers are upper bounds.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+PERIOD = 0.15
+PAGE = os.sysconf("SC_PAGE_SIZE")
+
+
+@dataclass(frozen=True)
+class Measured:
+    """What one watched command did."""
+
+    seconds: float
+    peak_rss: int
+    peak_disk: int
+    returncode: int
+    stdout: str
+    stderr: str
+
+
+def children_of() -> dict[int, list[int]]:
+    """Parent pid -> child pids, from /proc/PID/stat of every process."""
+    tree: dict[int, list[int]] = {}
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = Path(f"/proc/{entry.name}/stat").read_text()
+        except OSError:
+            continue
+        parent = int(stat.rpartition(")")[2].split()[1])
+        tree.setdefault(parent, []).append(int(entry.name))
+    return tree
+
+
+def tree_rss(root: int) -> int:
+    """Resident bytes of ``root`` and its descendants (0 for a process already gone)."""
+    tree, total, todo = children_of(), 0, [root]
+    while todo:
+        pid = todo.pop()
+        todo += tree.get(pid, [])
+        try:
+            pages = int(Path(f"/proc/{pid}/statm").read_text().split()[1])
+        except (OSError, IndexError, ValueError):
+            continue
+        total += pages * PAGE
+    return total
+
+
+def free_bytes(directories: Sequence[Path]) -> dict[int, int]:
+    """Free bytes (for unprivileged users, as tools see it) per distinct file system."""
+    free = {}
+    for directory in directories:
+        stat = os.statvfs(directory)
+        free[os.stat(directory).st_dev] = stat.f_bavail * stat.f_frsize
+    return free
+
+
+class Watch:
+    """The sampling thread: peaks of tree RSS and of disk used since it started."""
+
+    def __init__(self, pid: int, directories: Sequence[Path]) -> None:
+        self.pid, self.directories = pid, list(directories)
+        self.start_free = free_bytes(self.directories)
+        self.peak_rss = self.peak_disk = 0
+        self.done = threading.Event()
+        self.thread = threading.Thread(target=self.loop, daemon=True)
+
+    def sample(self) -> None:
+        self.peak_rss = max(self.peak_rss, tree_rss(self.pid))
+        now = free_bytes(self.directories)
+        used = sum(max(0, self.start_free[dev] - now.get(dev, 0)) for dev in self.start_free)
+        self.peak_disk = max(self.peak_disk, used)
+
+    def loop(self) -> None:
+        while not self.done.is_set():
+            self.sample()
+            self.done.wait(PERIOD)
+
+    def __enter__(self) -> Watch:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.done.set()
+        self.thread.join()
+
+
+def measure(
+    argv: Sequence[str], *, cwd: Path, watch: Sequence[Path], shell: bool = False
+) -> Measured:
+    """Run ``argv`` (a bash script when ``shell``) to completion under a Watch."""
+    command: str | list[str] = argv[0] if shell else list(argv)
+    started = time.perf_counter()
+    with (
+        subprocess.Popen(
+            command,
+            cwd=cwd,
+            shell=shell,
+            executable="/bin/bash" if shell else None,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            errors="replace",
+        ) as process,
+        Watch(process.pid, watch) as watcher,
+    ):
+        stdout, stderr = process.communicate()
+    seconds = time.perf_counter() - started
+    return Measured(
+        seconds, watcher.peak_rss, watcher.peak_disk, process.returncode, stdout, stderr
+    )
