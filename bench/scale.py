@@ -14,7 +14,6 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -44,13 +43,20 @@ def adding(megabytes: int, tag: str) -> str:
     return f'python3 -c "{code}"'
 
 
+def fresh_cache(ctx: Context, key: str, cached: bool) -> Path | None:
+    """An empty cache directory outside the measured working directory (a cache is kept,
+    not temporary), or None when this imgforge has no cache."""
+    if not cached:
+        return None
+    path = ctx.workdir / f"scale-cache-{key}"
+    shutil.rmtree(path, ignore_errors=True)
+    path.mkdir()
+    return path
+
+
 def spec_of(name: str, base: str, adds: int = 0) -> Spec:
     run_steps = [adding(adds, name)] if adds else []
     return Spec(name=name, base=base, env={"BENCH_SCALE": name}, run=run_steps)
-
-
-def watched(work: Path) -> list[Path]:
-    return [work, Path(tempfile.gettempdir())]
 
 
 def imgforge_pack(
@@ -60,7 +66,7 @@ def imgforge_pack(
     measured; the SIF phase and size summed over their manifests; SIFs removed after."""
     extra = ["--cache-dir", str(cache)] if cache is not None else []
     argv = build_argv(list(recipes), "--force", "--singularity", "native", out=out)
-    m = measure([*argv, "--compression", compression, *extra], cwd=work, watch=watched(work))
+    m = measure([*argv, "--compression", compression, *extra], cwd=work)
     expect_built(subprocess.CompletedProcess(argv, m.returncode, m.stdout, m.stderr), len(recipes))
     sif_seconds, sif_bytes = 0.0, 0
     for recipe in recipes:
@@ -88,7 +94,7 @@ def bare_pack(ctx: Context, work: Path, image: str, compression: str) -> Pack:
     container, output = f"{ctx.prefix}-scale-export", work / f"bare-{compression}.sqfs"
     ctx.engine.containers.add(container)
     script = bare_script(container, image, output, compression)
-    m: Measured = measure([script], cwd=work, watch=watched(work), shell=True)
+    m: Measured = measure([script], cwd=work, shell=True)
     ctx.engine.containers.discard(container)
     if m.returncode != 0:
         raise BenchError(f"bare pack of {image} exited {m.returncode}: {m.stderr.strip()[-300:]}")
@@ -105,7 +111,7 @@ def one_size(ctx: Context, size: str, cached: bool) -> SizeRun:
     """Cold imgforge, bare, then the +100 MB recipe with the warm cache, at ``size``."""
     base = ensure(size)
     work = ctx.directory(f"scale-{size}")
-    cache = work / "cache" if cached else None
+    cache = fresh_cache(ctx, size, cached)
     name = f"{ctx.prefix}-scale-{size.replace('.', '')}"
     recipe = recipe_files(work, [spec_of(name, base)])
     say(f"scale {size} GB: imgforge cold full pack (gzip) of {base}")
@@ -121,7 +127,8 @@ def one_size(ctx: Context, size: str, cached: bool) -> SizeRun:
         recipe = recipe_files(work, [spec_of(name, base, ADD_MB)])
         warm = imgforge_pack(work, recipe, compression="gzip", cache=cache, out="warm")
         ctx.engine.track()
-    shutil.rmtree(work / "cache", ignore_errors=True)
+    if cache is not None:
+        shutil.rmtree(cache, ignore_errors=True)
     return SizeRun(size, base, size_bytes(base), cold, bare, warm)
 
 
@@ -130,11 +137,12 @@ def zstd_packs(ctx: Context, run_: SizeRun) -> tuple[Pack, Pack]:
     work = ctx.directory(f"scale-{run_.size}")
     name = f"{ctx.prefix}-scale-{run_.size.replace('.', '')}"
     recipe = recipe_files(work, [spec_of(name, run_.base)])
-    cache = work / "cache-zstd" if cache_supported() else None
+    cache = fresh_cache(ctx, f"{run_.size}-zstd", cache_supported())
     say(f"scale {run_.size} GB: imgforge and bare zstd (level {ZSTD_LEVEL})")
     ours = imgforge_pack(work, recipe, compression="zstd", cache=cache, out="zstd")
     theirs = bare_pack(ctx, work, f"{name}:latest", "zstd")
-    shutil.rmtree(work / "cache-zstd", ignore_errors=True)
+    if cache is not None:
+        shutil.rmtree(cache, ignore_errors=True)
     return ours, theirs
 
 
@@ -148,11 +156,13 @@ def dag_pack(ctx: Context, run_: SizeRun) -> Pack:
         for n, (mb, p) in zip(names, DAG_ADDS, strict=True)
     ]
     say(f"scale {run_.size} GB: a {len(specs)}-recipe DAG with a cold cache")
+    cache = fresh_cache(ctx, f"{run_.size}-dag", True)
     pack = imgforge_pack(
-        work, recipe_files(work, specs), compression="gzip", cache=work / "cache", out="dag"
+        work, recipe_files(work, specs), compression="gzip", cache=cache, out="dag"
     )
     ctx.engine.track()
-    shutil.rmtree(work / "cache", ignore_errors=True)
+    if cache is not None:
+        shutil.rmtree(cache, ignore_errors=True)
     return pack
 
 

@@ -1,23 +1,27 @@
 """Run one command and watch it: wall time, peak RSS of its process tree, peak disk use.
 
-Every ``PERIOD`` seconds a thread reads /proc: the RSS of the command's process and all its
-descendants, summed, and the free space of each file system that holds one of the watched
-directories (the output directory, $TMPDIR). The peak of "free at start minus free now",
-summed over the distinct file systems, is the disk the command used at its worst; minus
-the artifact it leaves, the temporary disk it needed. Work done by dockerd on the
-command's behalf (``docker export``) is in neither process tree, ours nor the baseline's.
-Other processes on a shared machine move free space too: the disk numbers are upper bounds.
+Every ``PERIOD`` seconds a thread reads /proc for the RSS of the command's process and all
+its descendants, summed, and the allocated bytes of every file under the watched
+directories (the command's working directory and a TMPDIR of its own, given to it in its
+environment). The peak of that sum over its value at the start is the disk the command used
+at its worst; minus the artifact it leaves, the temporary disk it needed. Free space is not
+used: others on a shared machine move it. Work done by dockerd on the command's behalf
+(``docker export``) is in neither process tree, ours nor the baseline's.
 """
 
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
+import tempfile
 import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+
+from harness import resolved
 
 PERIOD = 0.15
 PAGE = os.sysconf("SC_PAGE_SIZE")
@@ -64,13 +68,17 @@ def tree_rss(root: int) -> int:
     return total
 
 
-def free_bytes(directories: Sequence[Path]) -> dict[int, int]:
-    """Free bytes (for unprivileged users, as tools see it) per distinct file system."""
-    free = {}
+def allocated(directories: Sequence[Path]) -> int:
+    """Bytes allocated to the files under ``directories`` (files may vanish meanwhile)."""
+    total = 0
     for directory in directories:
-        stat = os.statvfs(directory)
-        free[os.stat(directory).st_dev] = stat.f_bavail * stat.f_frsize
-    return free
+        for root, _, files in os.walk(directory):
+            for name in files:
+                try:
+                    total += os.lstat(os.path.join(root, name)).st_blocks * 512
+                except OSError:
+                    continue
+    return total
 
 
 class Watch:
@@ -78,16 +86,14 @@ class Watch:
 
     def __init__(self, pid: int, directories: Sequence[Path]) -> None:
         self.pid, self.directories = pid, list(directories)
-        self.start_free = free_bytes(self.directories)
+        self.start = allocated(self.directories)
         self.peak_rss = self.peak_disk = 0
         self.done = threading.Event()
         self.thread = threading.Thread(target=self.loop, daemon=True)
 
     def sample(self) -> None:
         self.peak_rss = max(self.peak_rss, tree_rss(self.pid))
-        now = free_bytes(self.directories)
-        used = sum(max(0, self.start_free[dev] - now.get(dev, 0)) for dev in self.start_free)
-        self.peak_disk = max(self.peak_disk, used)
+        self.peak_disk = max(self.peak_disk, allocated(self.directories) - self.start)
 
     def loop(self) -> None:
         while not self.done.is_set():
@@ -103,11 +109,20 @@ class Watch:
         self.thread.join()
 
 
-def measure(
-    argv: Sequence[str], *, cwd: Path, watch: Sequence[Path], shell: bool = False
-) -> Measured:
-    """Run ``argv`` (a bash script when ``shell``) to completion under a Watch."""
-    command: str | list[str] = argv[0] if shell else list(argv)
+def measure(argv: Sequence[str], *, cwd: Path, shell: bool = False) -> Measured:
+    """Run ``argv`` (a bash script when ``shell``) to completion under a Watch of ``cwd``
+    and of a fresh TMPDIR (removed after)."""
+    command: str | list[str] = argv[0] if shell else resolved(argv)
+    tmp = Path(tempfile.mkdtemp(prefix="tmp-", dir=cwd))
+    try:
+        return watched(command, cwd=cwd, tmp=tmp)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def watched(command: str | list[str], *, cwd: Path, tmp: Path) -> Measured:
+    """Run ``command`` with ``tmp`` as its TMPDIR, under a Watch of ``cwd``."""
+    shell = isinstance(command, str)
     started = time.perf_counter()
     with (
         subprocess.Popen(
@@ -119,8 +134,9 @@ def measure(
             stderr=subprocess.PIPE,
             text=True,
             errors="replace",
+            env={**os.environ, "TMPDIR": str(tmp)},
         ) as process,
-        Watch(process.pid, watch) as watcher,
+        Watch(process.pid, [cwd]) as watcher,
     ):
         stdout, stderr = process.communicate()
     seconds = time.perf_counter() - started

@@ -79,8 +79,7 @@ def pack_rows(label: str, image_bytes: int, ours: Pack, bare: Pack, comp: str) -
             ours.disk / MB,
             bare.disk / MB,
             unit="MB",
-            note="free-space drop of the output's and $TMPDIR's file systems (shared machine: "
-            "an upper bound)",
+            note="files under the command's working directory and its own TMPDIR",
         ),
         Row(
             label,

@@ -78,9 +78,12 @@ def test_bare_zstd_says_the_level_imgforge_uses(bench: Loader) -> None:
 def test_the_probe_sees_the_process_tree(bench: Loader, tmp_path: Path) -> None:
     probe = bench("scaleprobe")
     found = probe.measure(
-        ["sleep 0.4 & sleep 0.4; wait"], cwd=tmp_path, watch=[tmp_path], shell=True
+        ['head -c 3000000 /dev/zero > "$TMPDIR/x"; sleep 0.5 & sleep 0.5; wait'],
+        cwd=tmp_path,
+        shell=True,
     )
-    assert found.returncode == 0 and found.peak_rss > 0 and found.seconds >= 0.4
+    assert found.returncode == 0 and found.peak_rss > 0 and found.seconds >= 0.5
+    assert found.peak_disk >= 3_000_000 and list(tmp_path.iterdir()) == []
 
 
 def test_the_readme_rows_mark_what_was_not_measured(bench: Loader) -> None:
