@@ -19,7 +19,7 @@ from pathlib import Path
 
 from harness import BenchError, Context, Row, imgforge_cli, run, say
 from scalebase import ensure, size_bytes
-from scaleprobe import Measured, measure
+from scaleprobe import Measured, allocated, measure
 from scalereport import Pack, SizeRun, size_rows, summary_rows
 from scenarios import NPROC, build_argv, expect_built
 from synth import Spec, write_recipes
@@ -43,11 +43,9 @@ def adding(megabytes: int, tag: str) -> str:
     return f'python3 -c "{code}"'
 
 
-def fresh_cache(ctx: Context, key: str, cached: bool) -> Path | None:
+def fresh_cache(ctx: Context, key: str) -> Path:
     """An empty cache directory outside the measured working directory (a cache is kept,
-    not temporary), or None when this imgforge has no cache."""
-    if not cached:
-        return None
+    not temporary)."""
     path = ctx.workdir / f"scale-cache-{key}"
     shutil.rmtree(path, ignore_errors=True)
     path.mkdir()
@@ -60,13 +58,16 @@ def spec_of(name: str, base: str, adds: int = 0) -> Spec:
 
 
 def imgforge_pack(
-    work: Path, recipes: Sequence[Path], *, compression: str, cache: Path | None, out: str
+    work: Path, recipes: Sequence[Path], *, compression: str, cache: Path, out: str
 ) -> Pack:
     """``imgforge build --force --singularity native`` of ``recipes`` (each must be built),
-    measured; the SIF phase and size summed over their manifests; SIFs removed after."""
-    extra = ["--cache-dir", str(cache)] if cache is not None else []
+    measured; the SIF phase and size summed over their manifests; SIFs removed after.
+    ``cache`` is the squashed-data cache: ``--cache-dir`` where imgforge has it, and
+    XDG_CACHE_HOME always, so that no imgforge reads the user's own cache."""
+    extra = ["--cache-dir", str(cache)] if cache_supported() else []
     argv = build_argv(list(recipes), "--force", "--singularity", "native", out=out)
-    m = measure([*argv, "--compression", compression, *extra], cwd=work)
+    xdg = {"XDG_CACHE_HOME": str(cache)}
+    m = measure([*argv, "--compression", compression, *extra], cwd=work, env=xdg)
     expect_built(subprocess.CompletedProcess(argv, m.returncode, m.stdout, m.stderr), len(recipes))
     sif_seconds, sif_bytes = 0.0, 0
     for recipe in recipes:
@@ -111,12 +112,14 @@ def one_size(ctx: Context, size: str, cached: bool) -> SizeRun:
     """Cold imgforge, bare, then the +100 MB recipe with the warm cache, at ``size``."""
     base = ensure(size)
     work = ctx.directory(f"scale-{size}")
-    cache = fresh_cache(ctx, size, cached)
+    cache = fresh_cache(ctx, size)
     name = f"{ctx.prefix}-scale-{size.replace('.', '')}"
     recipe = recipe_files(work, [spec_of(name, base)])
     say(f"scale {size} GB: imgforge cold full pack (gzip) of {base}")
     cold = ctx.again(
-        lambda: imgforge_pack(work, recipe, compression="gzip", cache=cache, out="cold")
+        lambda: imgforge_pack(
+            work, recipe, compression="gzip", cache=fresh_cache(ctx, size), out="cold"
+        )
     )
     ctx.engine.track()
     say(f"scale {size} GB: docker export | tar2sqfs (gzip)")
@@ -127,9 +130,9 @@ def one_size(ctx: Context, size: str, cached: bool) -> SizeRun:
         recipe = recipe_files(work, [spec_of(name, base, ADD_MB)])
         warm = imgforge_pack(work, recipe, compression="gzip", cache=cache, out="warm")
         ctx.engine.track()
-    if cache is not None:
-        shutil.rmtree(cache, ignore_errors=True)
-    return SizeRun(size, base, size_bytes(base), cold, bare, warm)
+    kept = allocated([cache])
+    shutil.rmtree(cache, ignore_errors=True)
+    return SizeRun(size, base, size_bytes(base), cold, bare, warm, kept)
 
 
 def zstd_packs(ctx: Context, run_: SizeRun) -> tuple[Pack, Pack]:
@@ -137,12 +140,11 @@ def zstd_packs(ctx: Context, run_: SizeRun) -> tuple[Pack, Pack]:
     work = ctx.directory(f"scale-{run_.size}")
     name = f"{ctx.prefix}-scale-{run_.size.replace('.', '')}"
     recipe = recipe_files(work, [spec_of(name, run_.base)])
-    cache = fresh_cache(ctx, f"{run_.size}-zstd", cache_supported())
+    cache = fresh_cache(ctx, f"{run_.size}-zstd")
     say(f"scale {run_.size} GB: imgforge and bare zstd (level {ZSTD_LEVEL})")
     ours = imgforge_pack(work, recipe, compression="zstd", cache=cache, out="zstd")
     theirs = bare_pack(ctx, work, f"{name}:latest", "zstd")
-    if cache is not None:
-        shutil.rmtree(cache, ignore_errors=True)
+    shutil.rmtree(cache, ignore_errors=True)
     return ours, theirs
 
 
@@ -156,13 +158,12 @@ def dag_pack(ctx: Context, run_: SizeRun) -> Pack:
         for n, (mb, p) in zip(names, DAG_ADDS, strict=True)
     ]
     say(f"scale {run_.size} GB: a {len(specs)}-recipe DAG with a cold cache")
-    cache = fresh_cache(ctx, f"{run_.size}-dag", True)
+    cache = fresh_cache(ctx, f"{run_.size}-dag")
     pack = imgforge_pack(
         work, recipe_files(work, specs), compression="gzip", cache=cache, out="dag"
     )
     ctx.engine.track()
-    if cache is not None:
-        shutil.rmtree(cache, ignore_errors=True)
+    shutil.rmtree(cache, ignore_errors=True)
     return pack
 
 

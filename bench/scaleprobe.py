@@ -17,7 +17,7 @@ import subprocess
 import tempfile
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -109,19 +109,21 @@ class Watch:
         self.thread.join()
 
 
-def measure(argv: Sequence[str], *, cwd: Path, shell: bool = False) -> Measured:
-    """Run ``argv`` (a bash script when ``shell``) to completion under a Watch of ``cwd``
-    and of a fresh TMPDIR (removed after)."""
+def measure(
+    argv: Sequence[str], *, cwd: Path, shell: bool = False, env: Mapping[str, str] | None = None
+) -> Measured:
+    """Run ``argv`` (a bash script when ``shell``; with ``env`` added to the environment)
+    to completion under a Watch of ``cwd`` and of a fresh TMPDIR (removed after)."""
     command: str | list[str] = argv[0] if shell else resolved(argv)
     tmp = Path(tempfile.mkdtemp(prefix="tmp-", dir=cwd))
     try:
-        return watched(command, cwd=cwd, tmp=tmp)
+        return watched(command, cwd=cwd, env={**os.environ, **(env or {}), "TMPDIR": str(tmp)})
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 
 
-def watched(command: str | list[str], *, cwd: Path, tmp: Path) -> Measured:
-    """Run ``command`` with ``tmp`` as its TMPDIR, under a Watch of ``cwd``."""
+def watched(command: str | list[str], *, cwd: Path, env: Mapping[str, str]) -> Measured:
+    """Run ``command`` in ``env`` under a Watch of ``cwd``."""
     shell = isinstance(command, str)
     started = time.perf_counter()
     with (
@@ -134,7 +136,7 @@ def watched(command: str | list[str], *, cwd: Path, tmp: Path) -> Measured:
             stderr=subprocess.PIPE,
             text=True,
             errors="replace",
-            env={**os.environ, "TMPDIR": str(tmp)},
+            env=env,
         ) as process,
         Watch(process.pid, [cwd]) as watcher,
     ):

@@ -10,6 +10,10 @@ from harness import Row
 MB = 1e6
 WARM_TARGET = 0.10
 DAG_TARGET = 1.5
+LEVELS = {
+    "zstd": "; bare at level 3, imgforge at its own default level (tar2sqfs's 15 where the "
+    "native backend passes none)"
+}
 
 
 @dataclass(frozen=True)
@@ -39,6 +43,7 @@ class SizeRun:
     cold: Pack
     bare: Pack
     warm: Pack | None
+    cache_bytes: int = 0
 
 
 def throughput(image_bytes: int, seconds: float) -> str:
@@ -56,7 +61,7 @@ def pack_rows(label: str, image_bytes: int, ours: Pack, bare: Pack, comp: str) -
             bare.wall,
             note=f"throughput imgforge/bare x{gain:.2f} ({throughput(image_bytes, ours.wall)} vs "
             f"{throughput(image_bytes, bare.wall)}); wall includes interpreter, docker build, "
-            "read-back check, sha256",
+            f"read-back check, sha256{LEVELS.get(comp, '')}",
         ),
         Row(
             label,
@@ -129,7 +134,8 @@ def warm_row(label: str, run: SizeRun, cached: bool) -> Row:
         target=target,
         passed=ratio <= WARM_TARGET,
         note=f"wall {run.warm.wall:.1f} s; RSS {run.warm.rss / MB:.0f} MB; "
-        f"temp disk {run.warm.disk / MB:.0f} MB",
+        f"temp disk {run.warm.disk / MB:.0f} MB; cache after both packs "
+        f"{run.cache_bytes / MB:.0f} MB",
     )
 
 
