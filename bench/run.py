@@ -4,8 +4,9 @@
 
 Builds synthetic recipes in a temporary directory on the NGC stand-in base, times the
 real ``imgforge`` CLI (interpreter start included) and the plain-tool baseline, and
-prints a markdown table of medians (also written to bench/results.md). Missed targets
-print FAIL but never change the exit code; only a crash does (exit 1).
+prints a markdown table of medians (also written to bench/results.md; a run of some
+scenarios to bench/results-NAME.md). Missed targets print FAIL but never change the exit
+code; only a crash does (exit 1).
 """
 
 from __future__ import annotations
@@ -105,16 +106,24 @@ def run_scenarios(names: list[str], ctx: Context) -> tuple[list[Row], bool]:
     return rows, any(row.measure == "ERROR" for row in rows)
 
 
-def report(rows: list[Row], header: str, ctx: Context) -> str:
+def results_file(names: list[str]) -> Path:
+    """bench/results.md for a run of every scenario; a run of some writes its own file
+    (bench/results-scale.md), so that it never replaces the full table."""
+    if set(names) == set(SCENARIOS):
+        return RESULTS
+    return RESULTS.with_name(f"results-{'-'.join(names)}.md")
+
+
+def report(rows: list[Row], header: str, ctx: Context, path: Path) -> str:
     """The header and the table (and the scale scenario's README table), printed and
-    written to bench/results.md."""
+    written to ``path``."""
     text = f"{header}\n\n{table(rows)}"
     found = ctx.cache.get("scale_readme")
     if isinstance(found, tuple):
         text += "\n## scale: the README's speed rows\n\n" + readme_table(*found)
     print("\n" + text, end="")
-    RESULTS.write_text(text)
-    say(f"table written to {RESULTS.relative_to(REPO)}")
+    path.write_text(text)
+    say(f"table written to {path.relative_to(REPO)}")
     return text
 
 
@@ -155,7 +164,7 @@ def main(argv: list[str] | None = None) -> int:
         "ratio = imgforge / baseline (below 1: imgforge is faster or smaller). "
         "Times are wall-clock around the real commands, interpreter start included."
     )
-    report(rows, header, ctx)
+    report(rows, header, ctx, results_file(names))
     return 1 if crashed else 0
 
 
