@@ -10,9 +10,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from imgforge import __version__
-from imgforge.compressors import COMPRESSORS, DEFAULT_COMPRESSOR, REFUSED_COMPRESSORS
+from imgforge.compressors import COMPRESSORS, DEFAULT_COMPRESSOR, Compression
 from imgforge.errors import UsageError
 from imgforge.reference import why_not_reference
+from imgforge.sizes import DEFAULT_CACHE_LIMIT
 
 
 @dataclass(frozen=True)
@@ -33,6 +34,12 @@ class Options:
     wait: bool = False
     # `imgforge shell`: the recipe whose steps end in an interactive shell.
     interactive: str | None = None
+    # The squashed-data cache (imgforge.cache): None is its default root; cache_limit is
+    # what closing it evicts down to; cache=False (--no-cache) neither reads nor writes it.
+    # They never change what a build produces, so options_key leaves them out.
+    cache_dir: Path | None = None
+    cache_limit: int = DEFAULT_CACHE_LIMIT
+    cache: bool = True
 
 
 def parse_base_map(items: Iterable[str]) -> dict[str, str]:
@@ -96,12 +103,13 @@ def check_network(network: str | None) -> None:
         )
 
 
-def check_compression(compression: str) -> None:
-    """--compression: a squashfs compressor Apptainer can mount the image with."""
-    if reason := REFUSED_COMPRESSORS.get(compression):
-        raise UsageError(f"--compression: {reason}")
-    if compression not in COMPRESSORS:
-        raise UsageError(f"--compression: {compression!r} is not one of {', '.join(COMPRESSIONS)}")
+def check_compression(compression: str) -> str:
+    """--compression: a squashfs compressor Apptainer can mount the image with, and its
+    level; returns its normal spelling (``gzip:9`` is ``gzip``)."""
+    try:
+        return str(Compression.parse(compression))
+    except ValueError as error:
+        raise UsageError(f"--compression: {error}") from None
 
 
 def source_date_epoch(environ: Mapping[str, str]) -> int | None:

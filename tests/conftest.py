@@ -25,6 +25,13 @@ Rendered = dict[str, dict[str, str]]
 RenderDir = Callable[..., Rendered]
 
 
+@pytest.fixture(autouse=True, scope="session")
+def _own_cache_home(tmp_path_factory: pytest.TempPathFactory) -> None:
+    """Builds in tests keep their squashed-data cache in a directory of the test run,
+    never in the user's $XDG_CACHE_HOME (subprocesses inherit it)."""
+    os.environ["XDG_CACHE_HOME"] = str(tmp_path_factory.mktemp("xdg-cache"))
+
+
 @pytest.fixture(scope="session")
 def ngc_config() -> ImageConfig:
     """The ImageConfig of the real NGC PyTorch 24.01 image (``Config`` of docker inspect)."""

@@ -262,7 +262,9 @@ class Builder:
                 temporary.unlink(missing_ok=True)
         self.image_ids[job.name] = produced.image_id
         elapsed = produced.manifest.timings.total_seconds
-        self.say(f"{job.recipe.image}: built {produced.image_id[7:19]} in {elapsed:.1f}s")
+        sif = produced.manifest.sif
+        reuse = f" ({sif.reuse()})" if sif is not None and sif.cache else ""
+        self.say(f"{job.recipe.image}: built {produced.image_id[7:19]} in {elapsed:.1f}s{reuse}")
 
     def produce(self, job: BuildJob, rendered: Rendered, status: Status) -> Produced:
         """Build the image and the Singularity image, logging to the job's build.log."""

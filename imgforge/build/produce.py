@@ -52,6 +52,15 @@ class Workbench:
     backend: SifBackend | None
     say: Say
 
+    @property
+    def cache(self) -> tuple[Path, int] | None:
+        """The squashed-data cache's directory and size limit (None: --no-cache)."""
+        if not self.options.cache:
+            return None
+        from imgforge.cache import default_root
+
+        return self.options.cache_dir or default_root(), self.options.cache_limit
+
 
 @dataclass(frozen=True)
 class Plan:
@@ -121,8 +130,10 @@ def make_sif_file(
         compression=compression,
         log=log,
         pushed=pushed,
+        cache=bench.cache,
     )
     stat = made.path.stat()  # a rename keeps size and mtime
+    packing = made.packing
     return made.path, SifRecord(
         path=job.artifacts.image_file.name,
         format=job.artifacts.image_format,
@@ -130,10 +141,12 @@ def make_sif_file(
         size=stat.st_size,
         mtime_ns=stat.st_mtime_ns,
         backend=backend.name,
-        tool_version=backend.version(),
+        tool_version=packing.tool if packing is not None else backend.version(),
         compression=compression,
         docker_image_id=image.image_id,
         seconds=made.seconds,
+        squashfs_size=packing.size if packing is not None else None,
+        cache=packing.cache.to_json() if packing is not None and packing.cache else None,
     )
 
 

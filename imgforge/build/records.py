@@ -67,6 +67,14 @@ class BaseRecord:
         return cls(*(fields.text(data, key) for key in ("ref", "resolved", "image_id")))
 
 
+def _optional_int(value: object) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+def _optional_table(value: object) -> dict[str, Any] | None:
+    return value if isinstance(value, dict) else None
+
+
 @dataclass(frozen=True)
 class SifRecord:
     """The Singularity image made from the built image: reused when its stat matches."""
@@ -81,6 +89,17 @@ class SifRecord:
     compression: str
     docker_image_id: str
     seconds: float
+    # Informational: the squashfs' size, and what the squashed-data cache did.
+    squashfs_size: int | None = None
+    cache: dict[str, Any] | None = None
+
+    def reuse(self) -> str:
+        """``cache: 41 of 50 blocks reused, ~3.0s saved`` (empty without a cache)."""
+        if not self.cache:
+            return ""
+        hits, misses = self.cache.get("hits", 0), self.cache.get("misses", 0)
+        saved = self.cache.get("saved_seconds", 0)
+        return f"cache: {hits} of {hits + misses} blocks reused, ~{saved:.1f}s saved"
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -94,6 +113,8 @@ class SifRecord:
             "compression": self.compression,
             "docker_image_id": self.docker_image_id,
             "seconds": self.seconds,
+            "squashfs_size": self.squashfs_size,
+            "cache": self.cache,
         }
 
     @classmethod
@@ -110,6 +131,8 @@ class SifRecord:
             compression=fields.text(data, "compression"),
             docker_image_id=fields.text(data, "docker_image_id"),
             seconds=fields.real(data, "seconds"),
+            squashfs_size=_optional_int(data.get("squashfs_size")),
+            cache=_optional_table(data.get("cache")),
         )
 
 

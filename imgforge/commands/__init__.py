@@ -8,6 +8,7 @@ from collections.abc import Callable
 
 from imgforge.commands.authoring import cmd_completion, cmd_import, cmd_init, cmd_schema
 from imgforge.commands.building import cmd_bake, cmd_build, cmd_plan, cmd_render, cmd_shell
+from imgforge.commands.caching import cmd_cache
 from imgforge.commands.common import Output
 from imgforge.commands.inspecting import cmd_doctor, cmd_graph, cmd_verify
 
@@ -24,4 +25,5 @@ COMMANDS: dict[str, Callable[[argparse.Namespace, Output], int]] = {
     "import": cmd_import,
     "bake": cmd_bake,
     "completion": cmd_completion,
+    "cache": cmd_cache,
 }

@@ -55,18 +55,32 @@ def cmd_completion(args: argparse.Namespace, out: Output) -> int:
 
     parser = make_parser()
     sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
-    per_command, choices = [], {}
+    per_command, choices, nested = [], {}, []
     for name, command in sorted(sub.choices.items()):
-        options = sorted(o for a in command._actions for o in a.option_strings)
-        per_command.append((name, options))
-        for action in command._actions:
+        parsers = [command, *_actions_of(command).values()]
+        actions = [a for parser in parsers for a in parser._actions]
+        per_command.append((name, sorted({o for a in actions for o in a.option_strings})))
+        if _actions_of(command):
+            nested.append((name, sorted(_actions_of(command))))
+        for action in actions:
             if action.choices and action.option_strings:
                 for option in action.option_strings:
                     choices[f"{name}:{option}"] = sorted(map(str, action.choices))
     template = make_environment().get_template(f"completion.{args.shell}.j2")
     sys.stdout.write(
         template.render(
-            commands=sorted(sub.choices), per_command=per_command, choices=sorted(choices.items())
+            commands=sorted(sub.choices),
+            per_command=per_command,
+            choices=sorted(choices.items()),
+            nested=nested,
         )
     )
     return 0
+
+
+def _actions_of(command: argparse.ArgumentParser) -> dict[str, argparse.ArgumentParser]:
+    """A command's own subcommands (``imgforge cache ls``), by name; none for most."""
+    for action in command._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            return dict(action.choices)
+    return {}

@@ -55,6 +55,7 @@ def cmd_build(args: argparse.Namespace, out: Output) -> int:
     out.json(
         {
             "built": [images[n] for n in summary.built],
+            "sif": sif_records(session, summary.built),
             "up_to_date": [images[n] for n in summary.skipped],
             "failed": [images[n] for n in summary.failed],
             "not_attempted": [images[n] for n in summary.not_attempted],
@@ -64,6 +65,18 @@ def cmd_build(args: argparse.Namespace, out: Output) -> int:
     for error in summary.errors:
         print(f"imgforge: error: {error}", file=sys.stderr)
     return max((e.exit_code for e in summary.errors), default=0)
+
+
+def sif_records(session: Session, built: tuple[str, ...]) -> dict[str, Any]:
+    """The SIF record (size, seconds, compression, cache use) of each recipe built."""
+    from imgforge.build import record
+
+    found: dict[str, Any] = {}
+    for job in session.jobs:
+        manifest = record.read(job.artifacts.manifest) if job.name in built else None
+        if manifest is not None and manifest.sif is not None:
+            found[job.recipe.image] = manifest.sif.to_json()
+    return found
 
 
 def cmd_shell(args: argparse.Namespace, out: Output) -> int:

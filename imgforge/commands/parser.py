@@ -11,6 +11,7 @@ from imgforge import __version__
 from imgforge.compressors import DEFAULT_COMPRESSOR
 from imgforge.errors import UsageError
 from imgforge.options import COMPRESSIONS
+from imgforge.sizes import DEFAULT_CACHE_LIMIT, format_size
 
 
 class _Parser(argparse.ArgumentParser):
@@ -45,7 +46,9 @@ def _common() -> _Parser:
         "--compression",
         choices=_Listed(COMPRESSIONS),
         default=DEFAULT_COMPRESSOR,
-        help="squashfs compression of the native backend (gzip: mountable by every Apptainer)",
+        metavar="{" + ",".join(COMPRESSIONS) + "}[:LEVEL]",
+        help="squashfs compression (gzip: mountable by every Apptainer; zstd: the fast "
+        "profile, Linux >= 4.14; a level for gzip 1-9, zstd 1-22)",
     )
     common.add_argument("--force", action="store_true", help="rebuild even if up to date")
     common.add_argument(
@@ -77,6 +80,23 @@ def _common() -> _Parser:
     )
     common.add_argument(
         "--keep-going", action="store_true", help="build unrelated recipes on failure"
+    )
+    common.add_argument(
+        "--cache-dir",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help="the squashed-data cache (default $XDG_CACHE_HOME/imgforge or ~/.cache/imgforge)",
+    )
+    common.add_argument(
+        "--cache-limit",
+        default=None,
+        metavar="SIZE",
+        help=f"evict least recently used cached data beyond SIZE (e.g. 20G; default "
+        f"{format_size(DEFAULT_CACHE_LIMIT)})",
+    )
+    common.add_argument(
+        "--no-cache", action="store_true", help="neither read nor write the squashed-data cache"
     )
     loud = common.add_mutually_exclusive_group()
     loud.add_argument("-q", "--quiet", action="store_true")
@@ -178,6 +198,7 @@ def make_parser() -> argparse.ArgumentParser:
         default="text",
     )
     graph.add_argument("-o", "--output", type=Path, default=None, help="write to a file")
+    _cache_commands(sub)
     verify = sub.add_parser(
         "verify",
         parents=[common],
@@ -190,3 +211,48 @@ def make_parser() -> argparse.ArgumentParser:
     verify.add_argument("--deep", action="store_true", help="also compare the file trees")
     verify.add_argument("--json", action="store_true", help="machine-readable output")
     return parser
+
+
+def _cache_commands(sub: argparse._SubParsersAction[_Parser]) -> None:
+    """imgforge cache ls|du|prune."""
+    cache = sub.add_parser(
+        "cache",
+        help="list, measure or prune the squashed-data cache",
+        description="The squashed-data cache keeps compressed squashfs blocks of packed "
+        "images, so packing an image on an already packed base costs only what is new.",
+    )
+    actions = cache.add_subparsers(
+        dest="cache_command", required=True, metavar="ACTION", parser_class=_Parser
+    )
+    where = _Parser(add_help=False)
+    where.add_argument(
+        "--cache-dir",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help="the cache (default $XDG_CACHE_HOME/imgforge or ~/.cache/imgforge)",
+    )
+    where.add_argument("--json", action="store_true", help="machine-readable output")
+    actions.add_parser("ls", parents=[where], help="one line per compression profile")
+    actions.add_parser("du", parents=[where], help="total size and entries")
+    prune = actions.add_parser(
+        "prune",
+        parents=[where],
+        help="remove least recently used entries down to a size, or all",
+        description="Remove the least recently used entries until the cache holds at most "
+        "--limit (default the --cache-limit default), or everything with --all. Waits "
+        "for builds using the cache to finish, unless --no-wait.",
+    )
+    size = prune.add_mutually_exclusive_group()
+    size.add_argument(
+        "--limit",
+        default=None,
+        metavar="SIZE",
+        help=f"keep at most SIZE (e.g. 5G; default {format_size(DEFAULT_CACHE_LIMIT)})",
+    )
+    size.add_argument("--all", action="store_true", help="remove every entry")
+    prune.add_argument(
+        "--no-wait",
+        action="store_true",
+        help="if builds are using the cache, remove nothing and exit 1",
+    )

@@ -39,7 +39,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from imgforge.compressors import COMPRESSORS, DEFAULT_COMPRESSOR
+from imgforge.compressors import COMPRESSORS, DEFAULT_COMPRESSOR, Compression
 from imgforge.errors import BuildError, EngineError
 from imgforge.log import STEP, Log
 
@@ -95,11 +95,16 @@ def child_env(environ: Mapping[str, str], source_date_epoch: int | None) -> dict
 
 def squashfs_option(compression: str) -> str:
     """The ``--mksquashfs-args`` value selecting ``compression``. The value goes into one
-    argument that the tool splits at spaces, so only the table's names are passed on."""
-    if compression not in COMPRESSORS:
-        known = ", ".join(sorted(COMPRESSORS))
-        raise BuildError(f"unknown squashfs compression {compression!r} (known: {known})")
-    return f"-comp {COMPRESSORS[compression].mksquashfs}"
+    argument that the tool splits at spaces, so only the table's names and a number are
+    passed on. zstd always gets its level: mksquashfs' own default (15) is not ours."""
+    try:
+        chosen = Compression.parse(compression)
+    except ValueError as error:
+        raise BuildError(f"unknown squashfs compression {compression!r}: {error}") from None
+    option = f"-comp {COMPRESSORS[chosen.name].mksquashfs}"
+    if chosen.level is not None and (chosen.name == "zstd" or str(chosen) != chosen.name):
+        option += f" -Xcompression-level {chosen.level}"
+    return option
 
 
 def error_line(lines: Sequence[str]) -> str:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import os
 import uuid
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 from imgforge import gojson
 from imgforge.atomic import copy_range
@@ -55,13 +55,14 @@ def inspect_object(request: SifRequest, image: Transferred | None) -> bytes:
     return metadata.inspect_metadata(found, image.apps if image is not None else ())
 
 
-def write_sif(
-    request: SifRequest, squashfs: Path, target: Path, image: Transferred | None = None
-) -> None:
-    """Header and descriptors, then the data objects in Apptainer's order: Deffile, the
-    JSON objects by name (inspect-metadata.json, oci-config.json), the squashfs PrimSys
-    partition. Without SOURCE_DATE_EPOCH the header and descriptor times are the build
-    time; with it, the nil UUID and Go's zero time (sif.OptCreateDeterministic)."""
+def sif_objects(
+    request: SifRequest, image: Transferred | None, partition_size: int
+) -> tuple[bytes, list[tuple[int, bytes]]]:
+    """The SIF's header and descriptors, and each data object but the partition at its
+    offset; the partition's offset is the last. The objects in Apptainer's order:
+    Deffile, the JSON objects by name (inspect-metadata.json, oci-config.json), the
+    squashfs PrimSys partition. Without SOURCE_DATE_EPOCH the header and descriptor times
+    are the build time; with it, the nil UUID and Go's zero time (sif.OptCreateDeterministic)."""
     arch = request.config.arch
     if arch not in sif.ARCHES:
         raise BuildError(f"{request.name}: image architecture {arch!r} has no SIF code")
@@ -73,10 +74,7 @@ def write_sif(
     objects = [sif.DataObject(kind, len(blob), name=name) for kind, name, blob in data]
     objects.append(
         sif.DataObject(
-            "Partition",
-            squashfs.stat().st_size,
-            align=sif.PARTITION_ALIGN,
-            extra=sif.partition_extra(arch),
+            "Partition", partition_size, align=sif.PARTITION_ALIGN, extra=sif.partition_extra(arch)
         )
     )
     if request.source_date_epoch is not None:
@@ -84,12 +82,35 @@ def write_sif(
     else:
         image_id, stamp = uuid.uuid4(), request.timestamp()
     prefix, offsets = sif.encode_prefix(objects, arch=arch, image_id=image_id, timestamp=stamp)
+    placed = [(offset, blob) for offset, (_, _, blob) in zip(offsets, data, strict=False)]
+    return prefix, [*placed, (offsets[-1], b"")]
+
+
+def partition_offset(request: SifRequest, image: Transferred | None) -> int:
+    """Where the squashfs partition of ``request``'s SIF starts."""
+    return sif_objects(request, image, 0)[1][-1][0]
+
+
+def write_sif_prefix(
+    out: IO[bytes], request: SifRequest, image: Transferred | None, partition_size: int
+) -> int:
+    """Write everything of the SIF but its partition into ``out``; the partition's offset."""
+    prefix, placed = sif_objects(request, image, partition_size)
+    out.seek(0)
+    out.write(prefix)
+    for offset, blob in placed:
+        out.seek(offset)
+        out.write(blob)
+    return placed[-1][0]
+
+
+def write_sif(
+    request: SifRequest, squashfs: Path, target: Path, image: Transferred | None = None
+) -> None:
+    """The SIF of a squashfs file: :func:`write_sif_prefix`, then the partition copied."""
     with target.open("wb") as out:
-        out.write(prefix)
-        for offset, (_, _, blob) in zip(offsets, data, strict=False):
-            out.seek(offset)
-            out.write(blob)
-        out.truncate(offsets[-1])
+        offset = write_sif_prefix(out, request, image, squashfs.stat().st_size)
+        out.truncate(offset)
         with squashfs.open("rb") as source:
             copy_range(source, out, 0, squashfs.stat().st_size)
         os.fsync(out.fileno())

@@ -16,7 +16,7 @@ from imgforge.log import STEP, Log
 from imgforge.options import source_date_epoch as checked_epoch
 from imgforge.recipes.image import ImageConfig
 from imgforge.recipes.jobs import BuildJob
-from imgforge.sif.backend import SifBackend, SifRequest
+from imgforge.sif.backend import Packing, SifBackend, SifRequest
 from imgforge.sif.check import verify_file
 from imgforge.sif.texts import Expected, SifTexts
 
@@ -61,6 +61,7 @@ class Made:
     path: Path
     sha256: str
     seconds: float
+    packing: Packing | None = None
 
 
 def make_sif(
@@ -72,11 +73,13 @@ def make_sif(
     compression: str,
     log: Log,
     pushed: str | None = None,
+    cache: tuple[Path, int] | None = None,
 ) -> Made:
     """Write ``NAME.sif`` (or ``.simg``) from the built image ``source`` to a temporary
     name beside it and verify it; return that name (the caller renames it into place with
-    the other artifacts, or removes it), its digest and the time taken. Nothing is left
-    on failure."""
+    the other artifacts, or removes it), its digest, the time taken and how it was
+    packed. ``cache``: the squashed-data cache's directory and size limit. Nothing is
+    left on failure."""
     pending = job.artifacts.temporary(job.artifacts.image_file.name)
     env_file, archive = Path(texts.env_file), Path(texts.archive)
     request = replace(
@@ -84,12 +87,14 @@ def make_sif(
         compression=compression,
         source_ref=pushed,
         tool_env=registry_env(pushed),
+        cache_dir=cache[0] if cache else None,
+        cache_limit=cache[1] if cache else None,
     )
     started = time.monotonic()
     try:
         atomic.write_text(env_file, texts.files["env/10-docker2singularity.sh"], mode=0o755)
         try:
-            backend.make(request, source=source, log=log)
+            packing = backend.make(request, source=source, log=log)
         except BuildError as exc:
             raise BuildError(f"{job.recipe.path}: {exc}") from None
         check(job, pending, source.config, texts.expected, log)
@@ -101,7 +106,7 @@ def make_sif(
     finally:
         for path in (env_file, archive):
             path.unlink(missing_ok=True)
-    return Made(pending, digest, round(time.monotonic() - started, 3))
+    return Made(pending, digest, round(time.monotonic() - started, 3), packing)
 
 
 def sif_request(

@@ -1,7 +1,12 @@
-"""The native backend: stream the image's filesystem into tar2sqfs and write the SIF directly.
+"""The native backend: pack the image's filesystem with imgforge's squashfs writer straight
+into the SIF (or .simg) file, reusing compressed blocks from the cache.
 
-The filesystem comes from the image source as a tar stream (see :mod:`imgforge.sif.transfer`);
-the SIF or .simg file around the squashfs is written by :mod:`imgforge.sif.assemble`.
+The filesystem comes from the image source as a tar stream (:mod:`imgforge.sif.transfer`)
+and is written at the partition's offset in the target file, so no copy of the image
+ever lands on disk. The SIF's other objects go in front of it at the end
+(:mod:`imgforge.sif.assemble`): their sizes are known once the stream is read, which is
+almost always what was foreseen; when the image carried metadata of its own that changes
+them, the partition is moved within the file.
 """
 
 from __future__ import annotations
@@ -9,121 +14,127 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
-import tempfile
 import time
 from dataclasses import dataclass
-from pathlib import Path
+from typing import IO
 
-from imgforge.compressors import COMPRESSORS
 from imgforge.errors import BuildError, EngineError
 from imgforge.log import STEP, Log
-from imgforge.sif.assemble import write_sif, write_simg
-from imgforge.sif.backend import SifRequest
+from imgforge.sif import format as sif
+from imgforge.sif.assemble import partition_offset, write_sif_prefix
+from imgforge.sif.backend import Packing, SifRequest
+from imgforge.sif.reuse import open_store, report
 from imgforge.sif.source import ImageSource
+from imgforge.sif.tar2sqfs import make_with_tar2sqfs
 from imgforge.sif.transfer import Meter, Transferred, transfer
+from imgforge.squashfs.blocks import BlockStore
+from imgforge.squashfs.codec import Codec
+from imgforge.squashfs.writer import Packed, SquashfsWriter
 
-# Less free space than this after tar2sqfs failed: the disk was full.
-FULL_BELOW = 1 << 20
-
-
-def tar2sqfs_argv(tool: str, output: Path, compression: str, mtime: int) -> list[str]:
-    return [
-        tool,
-        "--quiet",
-        "--force",
-        "--no-skip",
-        "--compressor", COMPRESSORS[compression].tar2sqfs,
-        "--num-jobs", str(os.cpu_count() or 1),
-        "--defaults", f"mtime={mtime}",
-        str(output),
-    ]  # fmt: skip
-
-
-def full_disk(partial: Path) -> str:
-    """tar2sqfs reports a full disk as an "I/O error": say so when the file system of
-    its (still present) partial output has no room left."""
-    try:
-        stat = os.statvfs(partial.parent)
-    except OSError:
-        return ""
-    free = stat.f_bavail * stat.f_frsize
-    if free >= FULL_BELOW:
-        return ""
-    return f" (no space left on device: {free} bytes free in {partial.parent})"
+MOVE_CHUNK = 1 << 24
 
 
 @dataclass(frozen=True)
 class NativeBackend:
-    """Writes SIF files itself; needs only tar2sqfs (squashfs-tools-ng)."""
+    """Writes SIF files itself; needs tar2sqfs (squashfs-tools-ng) only for lz4 and lzo."""
 
-    tool: str
     name: str = "native"
 
     @classmethod
     def create(cls) -> NativeBackend:
-        tool = shutil.which("tar2sqfs")
-        if tool is None:
-            raise EngineError(
-                "--singularity native needs tar2sqfs: apt-get install squashfs-tools-ng"
-            )
-        return cls(tool)
+        return cls()
 
     def version(self) -> str:
-        result = subprocess.run([self.tool, "--version"], capture_output=True, text=True)
-        return (result.stdout.splitlines() or ["tar2sqfs"])[0]
+        from imgforge import __version__
 
-    def make(self, request: SifRequest, *, source: ImageSource, log: Log) -> None:
-        if request.compression not in COMPRESSORS:
-            raise BuildError(f"{request.name}: unknown squashfs compressor {request.compression!r}")
-        squashfs = request.target.with_name(f".{request.target.name}.sqfs.tmp")
-        try:
-            image = self.pack(request, squashfs, source=source, log=log)
-            if request.image_format == "simg":
-                write_simg(squashfs, request.target)
-            else:
-                write_sif(request, squashfs, request.target, image)
-        finally:
-            squashfs.unlink(missing_ok=True)
+        return f"imgforge {__version__}"
 
-    def pack(
-        self, request: SifRequest, squashfs: Path, *, source: ImageSource, log: Log
-    ) -> Transferred:
-        """Stream the image's filesystem plus the layout into tar2sqfs."""
-        mtime = request.timestamp()
-        argv = tar2sqfs_argv(self.tool, squashfs, request.compression, mtime)
-        log("$ docker export | imgforge layout | " + " ".join(argv), kind=STEP)
+    def make(self, request: SifRequest, *, source: ImageSource, log: Log) -> Packing:
+        codec = Codec.of(request.compression)
         started = time.monotonic()
-        # stderr goes to a file: a pipe nobody reads while we write could fill and block.
-        with (
-            tempfile.TemporaryFile() as stderr,
-            subprocess.Popen(argv, stdin=subprocess.PIPE, stderr=stderr) as proc,
-        ):
-            assert proc.stdin is not None
-            try:
-                with source.filesystem() as stream:
-                    done = transfer(
-                        stream,
-                        proc.stdin,
-                        request.files,
-                        mtime=mtime,
-                        clamp=request.source_date_epoch,
-                        progress=Meter(source.size() or 0, log),
-                    )
-                proc.stdin.close()
-            except BrokenPipeError:
-                done = Transferred(-1, {}, ())
-            except BaseException:
-                proc.kill()
-                raise
-            code = proc.wait()
-            stderr.seek(0)
-            errors = stderr.read().decode("utf-8", "replace").strip()
-        if code != 0 or done.entries < 0:
-            last = errors.splitlines()[-1] if errors else f"exit status {code}"
-            raise BuildError(f"{request.name}: tar2sqfs failed: {last}{full_disk(squashfs)}")
-        size = squashfs.stat().st_size
-        log(
-            f"packed {done.entries} entries into {size} bytes in {time.monotonic() - started:.1f}s",
-            kind=STEP,
+        if codec is None:
+            tool = shutil.which("tar2sqfs")
+            if tool is None:
+                raise EngineError(
+                    f"--compression {request.compression} needs tar2sqfs: "
+                    "apt-get install squashfs-tools-ng"
+                )
+            make_with_tar2sqfs(tool, request, source=source, log=log)
+            size = request.target.stat().st_size
+            return Packing(request.compression, size, time.monotonic() - started, _tar2sqfs(tool))
+        store = open_store(request, codec, log)
+        try:
+            with request.target.open("w+b") as out:
+                packed = self._write(out, request, codec, store, source=source, log=log)
+                os.fsync(out.fileno())
+        except OSError as error:
+            where = f"{request.name}: writing {request.target.name}"
+            raise BuildError(f"{where}: {error.strerror or error}") from None
+        finally:
+            if store is not None:
+                store.close()
+        seconds = time.monotonic() - started
+        use = report(packed.reuse, store)
+        log(f"packed {packed.inodes} inodes into {packed.size} bytes in {seconds:.1f}s"
+            + (f"; {use.line()}" if use else ""), kind=STEP)  # fmt: skip
+        return Packing(request.compression, packed.size, round(seconds, 3), codec.writer, use)
+
+    def _write(
+        self, out: IO[bytes], request: SifRequest, codec: Codec, store: BlockStore | None, *,
+        source: ImageSource, log: Log,
+    ) -> Packed:  # fmt: skip
+        simg = request.image_format == "simg"
+        origin = len(sif.LAUNCH_SCRIPT) if simg else partition_offset(request, None)
+        jobs = os.cpu_count() or 1
+        mtime = request.timestamp()
+        writer = SquashfsWriter(
+            out, codec=codec, mtime=mtime, origin=origin, store=store, jobs=jobs
         )
-        return done
+        how = f"{codec.name} level {codec.level}, {codec.block_size // 1024} KiB blocks"
+        log(
+            f"$ docker export | imgforge layout | imgforge squashfs ({how}, {jobs} jobs)", kind=STEP
+        )
+        try:
+            with source.filesystem() as stream:
+                done = transfer(stream, writer, request.files, mtime=mtime,
+                                clamp=request.source_date_epoch,
+                                progress=Meter(source.size() or 0, log))  # fmt: skip
+            packed = writer.finish()
+        finally:
+            writer.close()
+        if simg:
+            out.seek(0)
+            out.write(sif.LAUNCH_SCRIPT)
+            return packed
+        place(out, request, done, packed, origin)
+        return packed
+
+
+def place(
+    out: IO[bytes], request: SifRequest, image: Transferred, packed: Packed, origin: int
+) -> None:
+    """Write the SIF's objects in front of the partition, moving it first if they turned
+    out larger or smaller than foreseen."""
+    offset = partition_offset(request, image)
+    if offset != origin:
+        move(out, origin, packed.size, offset)
+        if offset > origin:  # what was the partition's start is padding now
+            out.seek(origin)
+            out.write(bytes(offset - origin))
+    write_sif_prefix(out, request, image, packed.size)
+
+
+def move(out: IO[bytes], start: int, size: int, to: int) -> None:
+    """Move ``size`` bytes at ``start`` of ``out`` to ``to``, in place."""
+    chunks = range(0, size, MOVE_CHUNK)
+    for at in reversed(chunks) if to > start else chunks:
+        out.seek(start + at)
+        data = out.read(min(MOVE_CHUNK, size - at))
+        out.seek(to + at)
+        out.write(data)
+    out.truncate(to + size)
+
+
+def _tar2sqfs(tool: str) -> str:
+    result = subprocess.run([tool, "--version"], capture_output=True, text=True)
+    return (result.stdout.splitlines() or ["tar2sqfs"])[0]

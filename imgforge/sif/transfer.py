@@ -1,9 +1,10 @@
-"""Copy an image's filesystem tar stream into tar2sqfs' input, minus what imgforge replaces
-and plus its /.singularity.d layout, metering the bytes as they pass.
+"""Copy an image's filesystem tar stream into an archive writer (imgforge's squashfs
+writer, or a tar stream for tar2sqfs), minus what imgforge replaces and plus its
+/.singularity.d layout, metering the bytes as they pass.
 
-The image's filesystem never touches the disk as files: the tar is read as a stream,
-imgforge's layout is appended to it, and tar2sqfs packs the result (keeping owners,
-modes, hard links, device nodes and xattrs without root).
+The image's filesystem never touches the disk as files: the tar is read as a stream and
+each entry handed on with its data (keeping owners, modes, hard links, device nodes and
+xattrs without root), then imgforge's layout is added.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import tarfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import IO
+from typing import IO, Any, Protocol
 
 from imgforge.log import STEP, Log
 from imgforge.sif import metadata
@@ -27,6 +28,16 @@ from imgforge.sif.layout import (
     normalise,
     replaced,
 )
+
+# Read the export stream in large pieces: tarfile's default (10 KiB) costs a call per
+# 10 KiB of a multi-gigabyte image.
+READ_SIZE = 1 << 20
+
+
+class Archive(Protocol):
+    """What takes the entries: :meth:`tarfile.TarFile.addfile`'s signature."""
+
+    def addfile(self, tarinfo: tarfile.TarInfo, fileobj: IO[bytes] | None = None) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -42,7 +53,7 @@ class Transferred:
 class _Copy:
     """The state of one pass over the export stream (see :func:`transfer`)."""
 
-    def __init__(self, tout: tarfile.TarFile, clamp: int | None) -> None:
+    def __init__(self, tout: Archive, clamp: int | None) -> None:
         self.tout, self.clamp = tout, clamp
         self.count = self.copied = 0
         self.present: set[str] = set()
@@ -93,24 +104,23 @@ class _Copy:
 
 def transfer(
     source: IO[bytes],
-    sink: IO[bytes],
+    sink: Archive,
     files: dict[str, str],
     *,
     mtime: int,
     clamp: int | None = None,
     progress: Callable[[int], None] | None = None,
 ) -> Transferred:
-    """Copy the tar stream ``source`` to ``sink`` minus the entries imgforge replaces and
+    """Copy the tar stream ``source`` into ``sink`` minus the entries imgforge replaces and
     what Docker's init layer adds, then append the layout. With ``clamp``
     (SOURCE_DATE_EPOCH) no entry is newer than it: ``docker export`` stamps what the
     engine adds at container creation (/etc, /dev, ...) with the time.
     ``progress`` gets the running total of file bytes copied."""
-    with (
-        tarfile.open(fileobj=source, mode="r|") as tin,
-        tarfile.open(fileobj=sink, mode="w|", format=tarfile.PAX_FORMAT) as tout,
-    ):
-        copy = _Copy(tout, clamp)
+    with tarfile.open(fileobj=source, mode="r|", bufsize=READ_SIZE) as tin:
+        copy = _Copy(sink, clamp)
         for member in tin:
+            # A stream's members are not needed again: keep memory flat at any image size.
+            tin.members.clear()  # type: ignore[attr-defined]
             name = normalise(member.name)
             if not name or replaced(name) or init_layer_leftover(member):
                 continue
@@ -141,3 +151,11 @@ class Meter:
             f"({done / 1e6:.0f} of {self.total / 1e6:.0f} MB, {rate:.0f} MB/s)",
             kind=STEP,
         )
+
+
+def transfer_tar(
+    source: IO[bytes], sink: IO[bytes], files: dict[str, str], **how: Any
+) -> Transferred:
+    """:func:`transfer` into a tar stream written to ``sink`` (tar2sqfs' input)."""
+    with tarfile.open(fileobj=sink, mode="w|", format=tarfile.PAX_FORMAT) as tout:
+        return transfer(source, tout, files, **how)

@@ -604,7 +604,9 @@ def test_manifest_records_the_sif_and_plan_notices_it_missing(
     )  # fmt: skip
     assert record["path"] == built.sif.name
     assert record["docker_image_id"] == manifest["docker_image_id"] == built.inspect["Id"]
-    assert record["tool_version"].startswith("tar2sqfs")
+    assert record["tool_version"].startswith("imgforge-squashfs ")
+    assert record["squashfs_size"] < record["size"]
+    assert set(record["cache"]) >= {"hits", "misses", "hit_bytes", "miss_bytes", "saved_seconds"}
 
     def plan() -> str:
         capsys.readouterr()

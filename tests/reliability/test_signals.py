@@ -93,8 +93,9 @@ def test_signal_during_the_image_build(
 
 
 def packing(directory: Path) -> bool:
-    """tar2sqfs has started writing the squashfs (a ``.*.sqfs.tmp`` with data)."""
-    for path in directory.glob(".*.sqfs.tmp"):
+    """The squashfs is being written into the SIF at its temporary name (a ``.*.sif.*.tmp``
+    with data)."""
+    for path in directory.glob(".*.sif.*.tmp"):
         with contextlib.suppress(FileNotFoundError):
             if path.stat().st_size > 0:
                 return True
@@ -124,7 +125,7 @@ def test_signal_during_sif_packing(
     argv = build_argv(recipe, out, "--force", singularity="native")
     proc = spawn(argv)
     try:
-        wait_for("tar2sqfs writing", lambda: packing(directory), 300, 0.05)
+        wait_for("squashfs writing", lambda: packing(directory), 300, 0.05)
         proc.send_signal(signum)
         check_interrupted(*finish(proc, timeout=60))
     finally:

@@ -253,7 +253,7 @@ def test_bad_options(
 def test_help_lists_only_the_mountable_compressions(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["build", "--help"]) == 0
     out = capsys.readouterr().out
-    assert "--compression {gzip,xz,zstd,lz4,lzo}" in out
+    assert "--compression {gzip,xz,zstd,lz4,lzo}[:LEVEL]" in out
     assert "lzma" not in out
 
 

@@ -41,3 +41,6 @@ def test_bash_completion_offers_each_commands_own_choices(
     assert complete("imgforge", "graph", "--format", "") == ["dot", "mermaid", "png", "svg", "text"]
     assert complete("imgforge", "build", "--format", "") == ["sif", "simg"]
     assert "--keep-going" in complete("imgforge", "build", "--k")
+    assert complete("imgforge", "cache", "") == ["du", "ls", "prune"]
+    assert complete("imgforge", "cache", "prune", "--a") == ["--all"]
+    assert "--no-cache" in complete("imgforge", "build", "--no-")

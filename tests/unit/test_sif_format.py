@@ -27,7 +27,7 @@ from imgforge.sif.layout import (
     normalise,
     replaced,
 )
-from imgforge.sif.transfer import transfer
+from imgforge.sif.transfer import transfer_tar
 
 DATA = Path(__file__).parents[1] / "data" / "sif"
 BUSYBOX = DATA / "busybox_amd64.sif"
@@ -525,7 +525,7 @@ def exported() -> io.BytesIO:
 
 def test_transfer_replaces_imgforge_entries_and_appends_the_layout() -> None:
     sink = io.BytesIO()
-    done = transfer(exported(), sink, FILES, mtime=5000)
+    done = transfer_tar(exported(), sink, FILES, mtime=5000)
     members = list(members_of(sink.getvalue()))
     names = [m.name for m in members]
     assert done.entries == len(members) == len(set(names))
@@ -551,7 +551,7 @@ def test_transfer_drops_what_dockers_init_layer_adds() -> None:
 
 def transfer_all() -> bytes:
     sink = io.BytesIO()
-    transfer(exported(), sink, FILES, mtime=5000)
+    transfer_tar(exported(), sink, FILES, mtime=5000)
     return sink.getvalue()
 
 
@@ -577,7 +577,7 @@ def test_transfer_keeps_the_images_own_metadata_and_moves_its_definition() -> No
 
 
 def test_transfer_reports_what_inspect_reads_of_the_image() -> None:
-    done = transfer(exported(), io.BytesIO(), FILES, mtime=5000)
+    done = transfer_tar(exported(), io.BytesIO(), FILES, mtime=5000)
     assert done.inspected == {
         ".singularity.d/runscript.help": "Help!\n\n",
         ".singularity.d/env/91-environment.sh": "export B=2\n",
@@ -590,7 +590,7 @@ def test_transfer_clamps_times_to_source_date_epoch() -> None:
     """``docker create`` stamps /etc, /dev ... with the current time: without the clamp
     two reproducible builds differ in those inodes."""
     sink = io.BytesIO()
-    transfer(exported(), sink, FILES, mtime=5000, clamp=5000)
+    transfer_tar(exported(), sink, FILES, mtime=5000, clamp=5000)
     times = {m.name: m.mtime for m in members_of(sink.getvalue())}
     assert times["dev"] == times["etc"] == 5000
     assert times["bin/sh"] == times["tmp"] == 1000  # older: untouched

@@ -72,6 +72,8 @@ printf 'SIF' > "$target"
 echo "INFO:    Build complete: $target" >&2
 """
 
+ZSTD_ARGS = "-comp zstd -Xcompression-level 3"
+
 
 def make_tool(
     directory: Path, name: str = "apptainer", *, squashfs_args: bool = True, fail: bool = False
@@ -193,14 +195,14 @@ T = Path("/b/demo/.demo.sif.tmp")
             ["/opt/bin/apptainer", "build", "--force", "--fakeroot", str(T), str(D)],
         ),
         (
-            {"fakeroot": True, "sudo": False, "mksquashfs_args": "-comp zstd"},
+            {"fakeroot": True, "sudo": False, "mksquashfs_args": ZSTD_ARGS},
             [
                 "/opt/bin/apptainer",
                 "build",
                 "--force",
                 "--fakeroot",
                 "--mksquashfs-args",
-                "-comp zstd",
+                ZSTD_ARGS,
                 str(T),
                 str(D),
             ],
@@ -231,7 +233,9 @@ def test_sudo_only_when_asked_with_1(value: str, expected: bool) -> None:
 
 def test_squashfs_option() -> None:
     assert squashfs_option("gzip") == "-comp gzip"
-    assert squashfs_option("zstd") == "-comp zstd"
+    assert squashfs_option("zstd") == "-comp zstd -Xcompression-level 3"
+    assert squashfs_option("gzip:9") == "-comp gzip"
+    assert squashfs_option("gzip:4") == "-comp gzip -Xcompression-level 4"
     with pytest.raises(BuildError, match=r"unknown squashfs compression 'gzip -noI'"):
         squashfs_option("gzip -noI")
 
@@ -308,7 +312,7 @@ def test_command_source_date_epoch_and_compression(
     request = replace(request_, source_date_epoch=0, compression="zstd")
     argv, env = SingularityCLI("apptainer", str(tool)).command(request, D, environ={})
     assert argv == [
-        str(tool), "build", "--force", "--fakeroot", "--mksquashfs-args", "-comp zstd",
+        str(tool), "build", "--force", "--fakeroot", "--mksquashfs-args", ZSTD_ARGS,
         str(request.target), str(D),
     ]  # fmt: skip
     assert env == {"SOURCE_DATE_EPOCH": "0"}

@@ -29,7 +29,7 @@ from imgforge.sif.backend import SifRequest
 from imgforge.sif.check import compare_maps
 from imgforge.sif.deep import compare_trees, tree
 from imgforge.sif.read import SifImage, parse_runscript
-from imgforge.sif.transfer import transfer
+from imgforge.sif.transfer import transfer_tar
 
 NGC = "nvcr.io/nvidia/pytorch:24.01-py3"
 
@@ -305,7 +305,7 @@ def make_sif(
         tar.addfile(info)
     base.seek(0)
     layout = io.BytesIO()
-    transfer(base, layout, files, mtime=1700000000)
+    transfer_tar(base, layout, files, mtime=1700000000)
     squashfs = path.with_suffix(".sqfs")
     subprocess.run(
         ["tar2sqfs", "--quiet", "--force", "-c", "gzip", str(squashfs)],

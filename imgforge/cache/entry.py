@@ -1,0 +1,51 @@
+"""One cache entry's bytes: a header that names its key and checksums it, then the data.
+
+An entry file is ``MAGIC`` (4 bytes), a format version (1), flags (1; bit 0: the data is
+compressed), two zero bytes, the 32-byte key, the 32-byte SHA-256 of everything else in
+the file (header fields, key and data), then the stored data. Any byte flipped, a file cut
+short or a key that isn't the one asked for fails :func:`decode`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import struct
+
+MAGIC = b"IFBC"
+VERSION = 1
+KEY_BYTES = 32
+DIGEST_BYTES = 32
+COMPRESSED = 0x01
+_FIELDS = struct.Struct("<4sBBxx")
+HEADER_BYTES = _FIELDS.size + KEY_BYTES + DIGEST_BYTES
+
+
+def _digest(fields: bytes, key: bytes, data: bytes | memoryview) -> bytes:
+    hasher = hashlib.sha256(fields)
+    hasher.update(key)
+    hasher.update(data)
+    return hasher.digest()
+
+
+def encode(key: bytes, data: bytes, *, compressed: bool) -> bytes:
+    """The whole entry file for ``data`` stored under ``key``."""
+    fields = _FIELDS.pack(MAGIC, VERSION, COMPRESSED if compressed else 0)
+    return b"".join((fields, key, _digest(fields, key, data), data))
+
+
+def decode(key: bytes, raw: bytes) -> tuple[bytes, bool] | None:
+    """(data, compressed) from an entry file's bytes, or None when they are not a whole,
+    intact entry for ``key``."""
+    if len(raw) < HEADER_BYTES:
+        return None
+    view = memoryview(raw)
+    fields = bytes(view[: _FIELDS.size])
+    magic, version, flags = _FIELDS.unpack(fields)
+    if magic != MAGIC or version != VERSION or flags & ~COMPRESSED:
+        return None
+    stored_key = view[_FIELDS.size : _FIELDS.size + KEY_BYTES]
+    digest = view[_FIELDS.size + KEY_BYTES : HEADER_BYTES]
+    data = view[HEADER_BYTES:]
+    if stored_key != key or _digest(fields, key, data) != digest:
+        return None
+    return bytes(data), bool(flags & COMPRESSED)

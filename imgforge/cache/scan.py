@@ -1,0 +1,108 @@
+"""Read the cache's file system as its index: each profile's entries, sizes and last uses."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import NamedTuple
+
+from imgforge.cache.layout import BLOCKS, PROFILE_FILE, TEMPORARY_PREFIX
+from imgforge.cache.profile import IDENT_BYTES, Profile
+
+NAME_LENGTH = 62  # hex digits of a key after its first byte (the fan-out directory)
+FAN_OUT_LENGTH = 2
+IDENT_LENGTH = 2 * IDENT_BYTES
+_HEX = frozenset("0123456789abcdef")
+
+
+class Entry(NamedTuple):
+    """One stored block: its file, its size in bytes (as stored, header included), and
+    when it was last used (its modification time, which a hit refreshes)."""
+
+    path: str
+    size: int
+    used: float
+
+
+@dataclass(frozen=True)
+class Listing:
+    """One profile directory: its entries, and writers' temporary files (a crashed
+    writer's leftovers when no build holds the cache)."""
+
+    ident: str
+    profile: Profile | None
+    entries: list[Entry]
+    temporaries: list[Entry]
+
+    @property
+    def size(self) -> int:
+        return sum(e.size for e in self.entries)
+
+    @property
+    def last_used(self) -> float | None:
+        return max((e.used for e in self.entries), default=None)
+
+
+def listings(root: Path) -> list[Listing]:
+    """Every profile directory under ``root``, sorted by ident; none when there is no cache."""
+    return [_listing(path) for path in _subdirectories(root / BLOCKS, IDENT_LENGTH)]
+
+
+def _listing(directory: Path) -> Listing:
+    entries: list[Entry] = []
+    temporaries: list[Entry] = []
+    for fan_out in fan_outs(directory):
+        for item, stat in _files(fan_out):
+            if item.name.startswith(TEMPORARY_PREFIX):
+                temporaries.append(Entry(item.path, stat.st_size, stat.st_mtime))
+            elif len(item.name) == NAME_LENGTH and _HEX.issuperset(item.name):
+                entries.append(Entry(item.path, stat.st_size, stat.st_mtime))
+    return Listing(directory.name, read_profile(directory), entries, temporaries)
+
+
+def read_profile(directory: Path) -> Profile | None:
+    """The profile ``profile.json`` says this directory's entries were made with."""
+    try:
+        return Profile.from_json(json.loads((directory / PROFILE_FILE).read_bytes()))
+    except (OSError, ValueError):
+        return None
+
+
+def fan_outs(directory: Path) -> list[Path]:
+    """A profile directory's fan-out directories (two hex digits each)."""
+    return _subdirectories(directory, FAN_OUT_LENGTH)
+
+
+def _subdirectories(directory: Path, length: int) -> list[Path]:
+    """The directories in ``directory`` named with ``length`` hex digits: only what the
+    cache made, whatever else a --cache-dir holds."""
+    try:
+        with os.scandir(directory) as items:
+            return sorted(
+                Path(i.path)
+                for i in items
+                if len(i.name) == length
+                and _HEX.issuperset(i.name)
+                and i.is_dir(follow_symlinks=False)
+            )
+    except FileNotFoundError:
+        return []
+
+
+def _files(directory: Path) -> Iterator[tuple[os.DirEntry[str], os.stat_result]]:
+    """Regular files of ``directory`` with their lstat; a file removed meanwhile is skipped."""
+    try:
+        items = os.scandir(directory)
+    except FileNotFoundError:
+        return
+    with items:
+        for item in items:
+            try:
+                stat = item.stat(follow_symlinks=False)
+            except FileNotFoundError:
+                continue
+            if item.is_file(follow_symlinks=False):
+                yield item, stat

@@ -1,0 +1,224 @@
+"""BlockCache: get and put compressed blocks by key, safely from many threads and processes."""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import json
+import os
+import threading
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from types import TracebackType
+
+from imgforge import atomic
+from imgforge.cache import entry, lock
+from imgforge.cache.evict import Removed, evict
+from imgforge.cache.layout import PROFILE_FILE, TEMPORARY_PREFIX, entry_name, profile_dir
+from imgforge.cache.profile import Profile
+from imgforge.sizes import DEFAULT_CACHE_LIMIT
+
+DEFAULT_LIMIT = DEFAULT_CACHE_LIMIT
+# How long opening waits for an `imgforge cache prune` to finish before going without.
+OPEN_TIMEOUT = 60.0
+_READ_ONLY = (errno.EACCES, errno.EPERM, errno.EROFS)
+
+
+@dataclass
+class CacheStats:
+    """What one BlockCache did. ``hit_bytes`` counts the data bytes ``get`` returned."""
+
+    hits: int = 0
+    misses: int = 0
+    hit_bytes: int = 0
+    stored: int = 0
+    stored_bytes: int = 0
+    corrupt: int = 0
+    write_errors: int = 0
+
+
+class BlockCache:
+    """Compressed squashfs blocks of one profile, by key (see the package docstring).
+    Never fails a build: an unusable cache misses everything and says why in
+    ``disabled``; a failed write stops further writes and says why in ``unwritable``."""
+
+    def __init__(
+        self,
+        root: Path,
+        profile: Profile,
+        *,
+        limit: int | None = DEFAULT_LIMIT,
+        directory: Path | None = None,
+        lock_fd: int | None = None,
+        disabled: str | None = None,
+    ) -> None:
+        self.root, self.profile, self.limit = root, profile, limit
+        self.stats = CacheStats()
+        self.disabled = None if directory is not None else disabled or "not opened"
+        self.unwritable: str | None = None
+        self.evicted: Removed | None = None  # what close() removed, when it could evict
+        self._directory, self._lock_fd = directory, lock_fd
+        self._counting = threading.Lock()
+
+    @classmethod
+    def open(cls, root: Path, profile: Profile, *, limit: int | None = DEFAULT_LIMIT) -> BlockCache:
+        """The cache under ``root`` for ``profile``, sharing ROOT/lock until close();
+        ``limit`` (bytes, None: no limit) is what close() evicts down to."""
+        try:
+            fd = lock.open_lock(_made(root))
+        except OSError as exc:
+            return cls(root, profile, limit=limit, disabled=f"{root}: {_reason(exc)}")
+        try:
+            if not lock.wait_lock(fd, lock.SHARED, timeout=OPEN_TIMEOUT):
+                lock.unlock(fd)
+                return cls(root, profile, limit=limit, disabled=f"{root}: busy being pruned")
+            directory = _profile_directory(root, profile)
+        except OSError as exc:
+            lock.unlock(fd)
+            return cls(root, profile, limit=limit, disabled=f"{root}: {_reason(exc)}")
+        return cls(root, profile, limit=limit, directory=directory, lock_fd=fd)
+
+    def get(self, key: bytes) -> tuple[bytes, bool] | None:
+        """(data, compressed) stored under ``key``, or None. A damaged entry is removed
+        and counted in ``stats.corrupt``; nothing here raises for what the disk holds."""
+        found = None if self._directory is None else self._read(self._path(key), key)
+        with self._counting:
+            if found is None:
+                self.stats.misses += 1
+            else:
+                self.stats.hits += 1
+                self.stats.hit_bytes += len(found[0])
+        return found
+
+    def put(self, key: bytes, data: bytes, *, compressed: bool) -> None:
+        """Store ``data`` under ``key`` (atomically: readers see all of it or nothing).
+        An OSError is counted in ``stats.write_errors`` and stops further puts."""
+        if self._directory is None or self.unwritable is not None:
+            return
+        path = self._path(key)
+        try:
+            _write(path, entry.encode(key, data, compressed=compressed))
+        except OSError as exc:
+            with self._counting:
+                self.stats.write_errors += 1
+                self.unwritable = f"{path.parent}: {_reason(exc)}"
+            return
+        with self._counting:
+            self.stats.stored += 1
+            self.stats.stored_bytes += len(data)
+
+    def close(self) -> None:
+        """Let go of the cache; when no other process is using it, evict the least
+        recently used entries down to the limit first."""
+        fd, self._lock_fd = self._lock_fd, None
+        self._directory = None
+        if fd is None:
+            return
+        try:
+            if self.limit is not None and lock.try_lock(fd, lock.EXCLUSIVE):
+                self.evicted = evict(self.root, self.limit)
+        except OSError:
+            pass  # housekeeping: a failed eviction leaves the cache larger, never wrong
+        finally:
+            lock.unlock(fd)
+
+    def __enter__(self) -> BlockCache:
+        return self
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        value: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def _path(self, key: bytes) -> Path:
+        if len(key) != entry.KEY_BYTES:
+            raise ValueError(f"a cache key has {entry.KEY_BYTES} bytes, not {len(key)}")
+        assert self._directory is not None
+        fan_out, name = entry_name(key)
+        return self._directory / fan_out / name
+
+    def _read(self, path: Path, key: bytes) -> tuple[bytes, bool] | None:
+        try:
+            with open(path, "rb", buffering=0) as handle:
+                found = entry.decode(key, handle.readall())
+                if found is not None:
+                    _touch(handle.fileno())
+                    return found
+                read = os.fstat(handle.fileno())
+        except OSError:  # gone (evicted, replaced), unreadable: a miss
+            return None
+        with self._counting:
+            self.stats.corrupt += 1
+        _discard(path, read)
+        return None
+
+
+def _made(root: Path) -> Path:
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+    except OSError:
+        if not root.is_dir():
+            raise
+    return root
+
+
+def _profile_directory(root: Path, profile: Profile) -> Path:
+    """The profile's directory, made with its profile.json when missing (a read-only
+    cache that has it is used for reading)."""
+    directory = _made(profile_dir(root, profile.ident()))
+    if not (directory / PROFILE_FILE).exists():
+        try:
+            atomic.write_text(directory / PROFILE_FILE, json.dumps(asdict(profile), indent=2))
+        except OSError as exc:
+            if exc.errno not in _READ_ONLY:
+                raise
+    return directory
+
+
+def _write(path: Path, blob: bytes) -> None:
+    """Write ``blob`` to a temporary file beside ``path`` (unique to this process and
+    thread), then rename it into place. No fsync: an entry torn by a crash fails its
+    checksum and is dropped on the next read."""
+    unique = f"{os.getpid()}.{threading.get_ident()}"
+    temporary = path.with_name(f"{TEMPORARY_PREFIX}{path.name}.{unique}")
+    flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC
+    try:
+        fd = os.open(temporary, flags, 0o666)
+    except FileNotFoundError:
+        path.parent.mkdir(exist_ok=True)
+        fd = os.open(temporary, flags, 0o666)
+    try:
+        try:
+            view = memoryview(blob)
+            while view:
+                view = view[os.write(fd, view) :]
+        finally:
+            os.close(fd)
+        os.replace(temporary, path)
+    except BaseException:
+        temporary.unlink(missing_ok=True)
+        raise
+
+
+def _touch(fd: int) -> None:
+    """Mark an entry used now (its mtime is its last use, for LRU eviction)."""
+    # Another user's entry in a shared cache may refuse: it just ages.
+    with contextlib.suppress(OSError):
+        os.utime(fd)
+
+
+def _discard(path: Path, read: os.stat_result) -> None:
+    """Remove a damaged entry, unless another process has just replaced it."""
+    try:
+        now = os.stat(path)
+        if (now.st_dev, now.st_ino) == (read.st_dev, read.st_ino):
+            os.unlink(path)
+    except OSError:
+        pass
+
+
+def _reason(exc: OSError) -> str:
+    return exc.strerror or str(exc)

@@ -1,0 +1,108 @@
+"""The native backend's way for the compressors imgforge's writer doesn't pack (lz4, lzo):
+stream the image's filesystem into tar2sqfs, then copy its squashfs into the SIF.
+
+The filesystem comes from the image source as a tar stream (see :mod:`imgforge.sif.transfer`);
+the SIF or .simg file around the squashfs is written by :mod:`imgforge.sif.assemble`.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+from imgforge.compressors import COMPRESSORS
+from imgforge.errors import BuildError
+from imgforge.log import STEP, Log
+from imgforge.sif.assemble import write_sif, write_simg
+from imgforge.sif.backend import SifRequest
+from imgforge.sif.source import ImageSource
+from imgforge.sif.transfer import Meter, Transferred, transfer_tar
+
+# Less free space than this after tar2sqfs failed: the disk was full.
+FULL_BELOW = 1 << 20
+
+
+def tar2sqfs_argv(tool: str, output: Path, compression: str, mtime: int) -> list[str]:
+    return [
+        tool,
+        "--quiet",
+        "--force",
+        "--no-skip",
+        "--compressor", COMPRESSORS[compression].tar2sqfs,
+        "--num-jobs", str(os.cpu_count() or 1),
+        "--defaults", f"mtime={mtime}",
+        str(output),
+    ]  # fmt: skip
+
+
+def full_disk(partial: Path) -> str:
+    """tar2sqfs reports a full disk as an "I/O error": say so when the file system of
+    its (still present) partial output has no room left."""
+    try:
+        stat = os.statvfs(partial.parent)
+    except OSError:
+        return ""
+    free = stat.f_bavail * stat.f_frsize
+    if free >= FULL_BELOW:
+        return ""
+    return f" (no space left on device: {free} bytes free in {partial.parent})"
+
+
+def make_with_tar2sqfs(tool: str, request: SifRequest, *, source: ImageSource, log: Log) -> None:
+    """Pack with tar2sqfs into a squashfs beside the target, then write the image file."""
+    squashfs = request.target.with_name(f".{request.target.name}.sqfs.tmp")
+    try:
+        image = pack(tool, request, squashfs, source=source, log=log)
+        if request.image_format == "simg":
+            write_simg(squashfs, request.target)
+        else:
+            write_sif(request, squashfs, request.target, image)
+    finally:
+        squashfs.unlink(missing_ok=True)
+
+
+def pack(
+    tool: str, request: SifRequest, squashfs: Path, *, source: ImageSource, log: Log
+) -> Transferred:
+    """Stream the image's filesystem plus the layout into tar2sqfs."""
+    mtime = request.timestamp()
+    argv = tar2sqfs_argv(tool, squashfs, request.compression, mtime)
+    log("$ docker export | imgforge layout | " + " ".join(argv), kind=STEP)
+    started = time.monotonic()
+    # stderr goes to a file: a pipe nobody reads while we write could fill and block.
+    with (
+        tempfile.TemporaryFile() as stderr,
+        subprocess.Popen(argv, stdin=subprocess.PIPE, stderr=stderr) as proc,
+    ):
+        assert proc.stdin is not None
+        try:
+            with source.filesystem() as stream:
+                done = transfer_tar(
+                    stream,
+                    proc.stdin,
+                    request.files,
+                    mtime=mtime,
+                    clamp=request.source_date_epoch,
+                    progress=Meter(source.size() or 0, log),
+                )
+            proc.stdin.close()
+        except BrokenPipeError:
+            done = Transferred(-1, {}, ())
+        except BaseException:
+            proc.kill()
+            raise
+        code = proc.wait()
+        stderr.seek(0)
+        errors = stderr.read().decode("utf-8", "replace").strip()
+    if code != 0 or done.entries < 0:
+        last = errors.splitlines()[-1] if errors else f"exit status {code}"
+        raise BuildError(f"{request.name}: tar2sqfs failed: {last}{full_disk(squashfs)}")
+    size = squashfs.stat().st_size
+    log(
+        f"packed {done.entries} entries into {size} bytes in {time.monotonic() - started:.1f}s",
+        kind=STEP,
+    )
+    return done

@@ -1,0 +1,87 @@
+"""The native backend writes the squashfs straight into the SIF at the partition's offset:
+the file is byte for byte the one assembled around a separately written squashfs, also
+when the image's own metadata makes the objects in front larger or smaller than foreseen
+(the partition is then moved within the file)."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import pytest
+from fakes import FakeImage, tar_of
+
+from imgforge.log import discard
+from imgforge.recipes.image import ImageConfig
+from imgforge.sif import format as sif
+from imgforge.sif.assemble import partition_offset, write_sif
+from imgforge.sif.backend import SifRequest
+from imgforge.sif.pack import NativeBackend
+from imgforge.sif.transfer import transfer
+from imgforge.squashfs.codec import Codec
+from imgforge.squashfs.writer import SquashfsWriter
+
+FILES = {"labels.json": "{}\n", "runscript": '#!/bin/sh\nexec "$@"\n', "Singularity": "x\n"}
+
+
+def request(target: Path, **extra: object) -> SifRequest:
+    return SifRequest(
+        name="demo:1", image_id="sha256:" + "1" * 64, config=ImageConfig(env=("A=1",)),
+        files=FILES, deffile="Bootstrap: docker\n", convert_deffile="",
+        archive=target.with_suffix(".tar"), target=target, source_date_epoch=1_700_000_000,
+        **extra,  # type: ignore[arg-type]
+    )  # fmt: skip
+
+
+def assembled(req: SifRequest, rootfs: bytes, path: Path) -> bytes:
+    """The same SIF made the long way: a squashfs file, then write_sif around a copy."""
+    squashfs = path.with_suffix(".sqfs")
+    with squashfs.open("w+b") as out:
+        writer = SquashfsWriter(out, codec=Codec.of(req.compression), mtime=req.timestamp(), jobs=2)  # type: ignore[arg-type]
+        done = transfer(
+            io.BytesIO(rootfs),
+            writer,
+            req.files,
+            mtime=req.timestamp(),
+            clamp=req.source_date_epoch,
+        )
+        writer.finish()
+        writer.close()
+    write_sif(req, squashfs, path, done)
+    return path.read_bytes()
+
+
+@pytest.mark.parametrize(
+    "own",
+    [
+        {},  # the usual case: the image has no Apptainer metadata of its own
+        {".singularity.d/runscript.help": b"Run me.\n" * 800},  # a larger inspect object
+        {"scif/apps/tool/scif/runscript.help": b"A tool.\n" * 80},  # a SCIF app's
+    ],
+    ids=["foreseen", "own-env", "apps"],
+)
+@pytest.mark.parametrize("compression", ["gzip", "zstd:5", "xz"])
+def test_in_place_equals_assembled(own: dict[str, bytes], compression: str, tmp_path: Path) -> None:
+    rootfs = tar_of({"bin/sh": b"#!fake\n", "usr/lib/big.so": bytes(range(256)) * 2000, **own})
+    target = tmp_path / "in-place.sif"
+    req = request(target, compression=compression, cache_dir=tmp_path / "cache")
+    packing = NativeBackend.create().make(
+        req, source=FakeImage("sha256:" + "1" * 64, rootfs=rootfs), log=discard
+    )
+    assert target.read_bytes() == assembled(req, rootfs, tmp_path / "assembled.sif")
+    assert packing.cache is not None and packing.cache.misses > 0
+    with target.open("rb") as handle:
+        found = sif.read(handle)
+    partition = found.descriptors[-1]
+    assert partition.datatype == sif.DATATYPE_CODES["Partition"]
+    assert target.read_bytes()[partition.offset : partition.offset + 4] == b"hsqs"
+    assert (partition.offset != partition_offset(req, None)) == (own != {})
+
+
+def test_simg_is_the_launch_line_then_the_squashfs(tmp_path: Path) -> None:
+    target = tmp_path / "x.simg"
+    req = request(target, image_format="simg")
+    NativeBackend.create().make(req, source=FakeImage("sha256:" + "1" * 64), log=discard)
+    data = target.read_bytes()
+    assert data.startswith(sif.LAUNCH_SCRIPT)
+    assert data[len(sif.LAUNCH_SCRIPT) : len(sif.LAUNCH_SCRIPT) + 4] == b"hsqs"

@@ -1,0 +1,119 @@
+"""Reusing compressed blocks from the cache is exact: an image packed with a cold, warm,
+shared or damaged cache is byte for byte the image packed without one."""
+
+from __future__ import annotations
+
+import io
+import multiprocessing
+import random
+import tarfile
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from imgforge.cache import BlockCache, Profile
+from imgforge.squashfs.codec import Codec
+from imgforge.squashfs.writer import Packed, SquashfsWriter
+
+CODEC = Codec("gzip", 1, 4096)
+PROFILE = Profile(CODEC.name, CODEC.level, CODEC.block_size, CODEC.writer)
+
+
+def archive(files: dict[str, bytes]) -> bytes:
+    out = io.BytesIO()
+    with tarfile.open(fileobj=out, mode="w", format=tarfile.PAX_FORMAT) as tar:
+        for name, data in sorted(files.items()):
+            info = tarfile.TarInfo(name)
+            info.size, info.mtime = len(data), 1_600_000_000
+            tar.addfile(info, io.BytesIO(data))
+    return out.getvalue()
+
+
+def pack(tar: bytes, target: Path, cache_root: Path | None) -> tuple[bytes, Packed]:
+    store = BlockCache.open(cache_root, PROFILE) if cache_root is not None else None
+    try:
+        with target.open("w+b") as out:
+            writer = SquashfsWriter(out, codec=CODEC, mtime=1_700_000_000, store=store, jobs=2)
+            try:
+                with tarfile.open(fileobj=io.BytesIO(tar), mode="r|") as source:
+                    for member in source:
+                        writer.addfile(member, source.extractfile(member))
+                packed = writer.finish()
+            finally:
+                writer.close()
+    finally:
+        if store is not None:
+            store.close()
+    return target.read_bytes(), packed
+
+
+def tree(seed: int, count: int = 40) -> dict[str, bytes]:
+    rng = random.Random(seed)
+    return {
+        f"d{rng.randrange(4)}/f{i}": rng.randbytes(rng.choice([10, 900, 4096, 5000, 20000]))
+        for i in range(count)
+    }
+
+
+@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(seed=st.integers(0, 1000), added=st.integers(1, 6))
+def test_reuse_output_equals_scratch(
+    seed: int, added: int, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    work = tmp_path_factory.mktemp("reuse")
+    base = tree(seed)
+    changed = {**base, **{f"d1/new{i}": random.Random(i).randbytes(7000) for i in range(added)}}
+    cold, first = pack(archive(base), work / "cold.sqfs", work / "cache")
+    warm, again = pack(archive(base), work / "warm.sqfs", work / "cache")
+    scratch, _ = pack(archive(base), work / "scratch.sqfs", None)
+    assert cold == warm == scratch
+    assert first.reuse.hits == 0 and again.reuse.misses == 0 < again.reuse.hits
+    child, grown = pack(archive(changed), work / "child.sqfs", work / "cache")
+    assert child == pack(archive(changed), work / "child-scratch.sqfs", None)[0]
+    assert grown.reuse.hits > 0 and grown.reuse.misses > 0
+
+
+@pytest.mark.parametrize("damage", ["flip", "truncate", "empty", "swap"])
+def test_a_damaged_cache_is_caught_and_the_image_is_still_exact(
+    damage: str, tmp_path: Path
+) -> None:
+    tar = archive(tree(7))
+    scratch, _ = pack(tar, tmp_path / "scratch.sqfs", None)
+    pack(tar, tmp_path / "cold.sqfs", tmp_path / "cache")
+    entries = sorted(
+        p for p in (tmp_path / "cache").rglob("*") if p.is_file() and len(p.name) == 62
+    )
+    assert entries
+    for number, path in enumerate(entries):
+        data = path.read_bytes()
+        if damage == "flip":
+            at = number * 7919 % len(data)
+            path.write_bytes(data[:at] + bytes([data[at] ^ 0x40]) + data[at + 1 :])
+        elif damage == "truncate":
+            path.write_bytes(data[: len(data) // 2])
+        elif damage == "empty":
+            path.write_bytes(b"")
+        else:  # each entry under its neighbour's name: right checksum, wrong key
+            path.write_bytes(entries[(number + 1) % len(entries)].read_bytes())
+    image, packed = pack(tar, tmp_path / "damaged.sqfs", tmp_path / "cache")
+    assert image == scratch
+    assert packed.reuse.hits == 0
+    again, repaired = pack(tar, tmp_path / "repaired.sqfs", tmp_path / "cache")
+    assert again == scratch and repaired.reuse.misses == 0
+
+
+def _pack_in_child(args: tuple[bytes, str, str]) -> bytes:
+    tar, target, cache = args
+    return pack(tar, Path(target), Path(cache))[0]
+
+
+def test_concurrent_builds_share_the_cache(tmp_path: Path) -> None:
+    tars = [archive({**tree(1), **tree(100 + n, 10)}) for n in range(4)]
+    scratch = [pack(tar, tmp_path / f"scratch{n}.sqfs", None)[0] for n, tar in enumerate(tars)]
+    jobs = [(tar, str(tmp_path / f"img{n}-{r}.sqfs"), str(tmp_path / "cache"))
+            for r in range(2) for n, tar in enumerate(tars)]  # fmt: skip
+    with multiprocessing.get_context("fork").Pool(4) as pool:
+        images = pool.map(_pack_in_child, jobs)
+    assert images == scratch + scratch
