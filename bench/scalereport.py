@@ -26,6 +26,7 @@ class Pack:
     rss: int
     disk: int
     size: int
+    reuse: str = ""  # what imgforge's manifests say the cache did
 
     @property
     def seconds(self) -> float:
@@ -135,7 +136,7 @@ def warm_row(label: str, run: SizeRun, cached: bool) -> Row:
         passed=ratio <= WARM_TARGET,
         note=f"wall {run.warm.wall:.1f} s; RSS {run.warm.rss / MB:.0f} MB; "
         f"temp disk {run.warm.disk / MB:.0f} MB; cache after both packs "
-        f"{run.cache_bytes / MB:.0f} MB",
+        f"{run.cache_bytes / MB:.0f} MB; {run.warm.reuse or 'no cache record'}",
     )
 
 
@@ -180,8 +181,8 @@ def summary_rows(
             largest.cold.seconds,
             target=target,
             passed=ratio <= DAG_TARGET,
-            note=f"wall {dag.wall:.1f} s; adds 100/10/5/50/20 MB; SIFs "
-            f"{dag.size / MB:.0f} MB in all",
+            note=f"wall {dag.wall:.1f} s; {dag.reuse or 'no cache record'}; "
+            f"adds 100/10/5/50/20 MB; SIFs {dag.size / MB:.0f} MB in all",
         )
     )
     return rows
