@@ -11,8 +11,8 @@ MB = 1e6
 WARM_TARGET = 0.10
 DAG_TARGET = 1.5
 LEVELS = {
-    "zstd": "; bare at level 3, imgforge at its own default level (tar2sqfs's 15 where the "
-    "native backend passes none)"
+    "zstd": "; bare at level 3, imgforge at its default (3 with its squashfs writer; the "
+    "tar2sqfs backend before it passed no level, so tar2sqfs's 15)"
 }
 
 
