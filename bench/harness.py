@@ -31,6 +31,14 @@ def say(message: str) -> None:
     print(f"bench: {message}", file=sys.stderr, flush=True)
 
 
+def resolved(argv: Sequence[str | os.PathLike[str]]) -> list[str]:
+    """``argv`` with its program found on PATH now: a relative PATH entry (``.venv/bin``)
+    would otherwise be looked up from the command's working directory."""
+    words = [str(a) for a in argv]
+    found = shutil.which(words[0])
+    return [os.path.abspath(found) if found else words[0], *words[1:]]
+
+
 def run(
     argv: Sequence[str | os.PathLike[str]],
     *,
@@ -39,7 +47,7 @@ def run(
     shell: bool = False,
 ) -> subprocess.CompletedProcess[str]:
     """Run a command to completion, capturing its output; raise BenchError on failure."""
-    command: str | list[str] = str(argv[0]) if shell else [str(a) for a in argv]
+    command: str | list[str] = str(argv[0]) if shell else resolved(argv)
     done = subprocess.run(
         command,
         cwd=cwd,
@@ -272,6 +280,8 @@ class Context:
     slow_reps: int
     engine: Engine
     cache: dict[str, object] = field(default_factory=dict)
+    # The base sizes (GB) the ``scale`` scenario packs (bench/scalebase.py's TAGS).
+    sizes: tuple[str, ...] = ("0.2", "1", "6")
 
     def again(self, action: Callable[[], T]) -> T:
         """``action()``; if it fails, once more when the engine answers (others may

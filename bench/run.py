@@ -1,11 +1,12 @@
 """Benchmark imgforge against the plain tools, measured in the same run.
 
-    python bench/run.py [--quick] [--scenario NAME ...] [--keep]
+    python bench/run.py [--quick] [--scenario NAME ...] [--sizes 0.2,1,6] [--keep]
 
 Builds synthetic recipes in a temporary directory on the NGC stand-in base, times the
 real ``imgforge`` CLI (interpreter start included) and the plain-tool baseline, and
-prints a markdown table of medians (also written to bench/results.md). Missed targets
-print FAIL but never change the exit code; only a crash does (exit 1).
+prints a markdown table of medians (also written to bench/results.md; a run of some
+scenarios to bench/results-NAME.md). Missed targets print FAIL but never change the exit
+code; only a crash does (exit 1).
 """
 
 from __future__ import annotations
@@ -22,7 +23,13 @@ import traceback
 from pathlib import Path
 
 from harness import PREFIX, REPO, STANDIN, BenchError, Context, Engine, Row, run, say, table
-from scenarios import SCENARIOS
+from scale import scale
+from scalereport import readme_table
+from scenarios import SCENARIOS as BASIC
+
+# `scale` last: at 6 GB it runs for most of an hour (and builds its bases the first time).
+SCENARIOS = {**BASIC, "scale": scale}
+SIZES = ("0.2", "1", "6")
 
 RESULTS = REPO / "bench" / "results.md"
 
@@ -38,9 +45,18 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="run only this scenario (repeatable; default: all)",
     )
     parser.add_argument(
+        "--sizes",
+        default=",".join(SIZES),
+        help="base sizes in GB the scale scenario packs, comma-separated (default: %(default)s)",
+    )
+    parser.add_argument(
         "--keep", action="store_true", help="keep the temporary directory and the images"
     )
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    args.sizes = tuple(s.strip() for s in args.sizes.split(",") if s.strip())
+    if not args.sizes or set(args.sizes) - set(SIZES):
+        parser.error(f"--sizes: each one of {', '.join(SIZES)}")
+    return args
 
 
 def preflight() -> None:
@@ -90,12 +106,24 @@ def run_scenarios(names: list[str], ctx: Context) -> tuple[list[Row], bool]:
     return rows, any(row.measure == "ERROR" for row in rows)
 
 
-def report(rows: list[Row], header: str) -> str:
-    """The header and the table, printed and written to bench/results.md."""
+def results_file(names: list[str]) -> Path:
+    """bench/results.md for a run of every scenario; a run of some writes its own file
+    (bench/results-scale.md), so that it never replaces the full table."""
+    if set(names) == set(SCENARIOS):
+        return RESULTS
+    return RESULTS.with_name(f"results-{'-'.join(names)}.md")
+
+
+def report(rows: list[Row], header: str, ctx: Context, path: Path) -> str:
+    """The header and the table (and the scale scenario's README table), printed and
+    written to ``path``."""
     text = f"{header}\n\n{table(rows)}"
+    found = ctx.cache.get("scale_readme")
+    if isinstance(found, tuple):
+        text += "\n## scale: the README's speed rows\n\n" + readme_table(*found)
     print("\n" + text, end="")
-    RESULTS.write_text(text)
-    say(f"table written to {RESULTS.relative_to(REPO)}")
+    path.write_text(text)
+    say(f"table written to {path.relative_to(REPO)}")
     return text
 
 
@@ -111,7 +139,7 @@ def main(argv: list[str] | None = None) -> int:
     fast, slow = (3, 1) if args.quick else (5, 3)
     workdir = Path(tempfile.mkdtemp(prefix="imgforge-bench-"))
     engine = Engine(f"{PREFIX}-{secrets.token_hex(2)}")  # concurrent runs don't collide
-    ctx = Context(workdir=workdir, fast_reps=fast, slow_reps=slow, engine=engine)
+    ctx = Context(workdir=workdir, fast_reps=fast, slow_reps=slow, engine=engine, sizes=args.sizes)
     started = dt.datetime.now()
     load_before = os.getloadavg()[0]
     where = machine()
@@ -136,7 +164,7 @@ def main(argv: list[str] | None = None) -> int:
         "ratio = imgforge / baseline (below 1: imgforge is faster or smaller). "
         "Times are wall-clock around the real commands, interpreter start included."
     )
-    report(rows, header)
+    report(rows, header, ctx, results_file(names))
     return 1 if crashed else 0
 
 
