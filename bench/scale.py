@@ -69,17 +69,18 @@ def imgforge_pack(
     xdg = {"XDG_CACHE_HOME": str(cache)}
     m = measure([*argv, "--compression", compression, *extra], cwd=work, env=xdg)
     expect_built(subprocess.CompletedProcess(argv, m.returncode, m.stdout, m.stderr), len(recipes))
-    sif_seconds, sif_bytes, hits, misses = 0.0, 0, 0, 0
+    sif_seconds, pack_seconds, sif_bytes, hits, misses = 0.0, 0.0, 0, 0, 0
     for recipe in recipes:
         manifest = json.loads((work / out / recipe.stem / "manifest.json").read_text())
         sif_seconds += float(manifest["sif"]["seconds"])
+        pack_seconds += float(manifest["sif"].get("pack_seconds") or manifest["sif"]["seconds"])
         sif_bytes += int(manifest["sif"]["size"])
         cache_record = manifest["sif"].get("cache") or {}
         hits, misses = hits + cache_record.get("hits", 0), misses + cache_record.get("misses", 0)
         (work / out / recipe.stem / manifest["sif"]["path"]).unlink(missing_ok=True)
     reuse = f"cache: {hits} of {hits + misses} blocks reused" if hits + misses else ""
     disk = max(0, m.peak_disk - sif_bytes)
-    return Pack(m.seconds, sif_seconds, m.peak_rss, disk, sif_bytes, reuse)
+    return Pack(m.seconds, sif_seconds, m.peak_rss, disk, sif_bytes, reuse, pack_seconds)
 
 
 def bare_script(container: str, image: str, output: Path, compression: str) -> str:

@@ -146,6 +146,7 @@ def make_sif_file(
         docker_image_id=image.image_id,
         seconds=made.seconds,
         squashfs_size=packing.size if packing is not None else None,
+        pack_seconds=packing.seconds if packing is not None else None,
         cache=packing.cache.to_json() if packing is not None and packing.cache else None,
     )
 

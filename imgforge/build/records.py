@@ -71,6 +71,12 @@ def _optional_int(value: object) -> int | None:
     return value if isinstance(value, int) and not isinstance(value, bool) else None
 
 
+def _optional_real(value: object) -> float | None:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    return float(value)
+
+
 def _optional_table(value: object) -> dict[str, Any] | None:
     return value if isinstance(value, dict) else None
 
@@ -89,8 +95,10 @@ class SifRecord:
     compression: str
     docker_image_id: str
     seconds: float
-    # Informational: the squashfs' size, and what the squashed-data cache did.
+    # Informational: the squashfs' size, the seconds packing it took (the rest of
+    # ``seconds`` is reading it back and its digest), what the squashed-data cache did.
     squashfs_size: int | None = None
+    pack_seconds: float | None = None
     cache: dict[str, Any] | None = None
 
     def reuse(self) -> str:
@@ -114,6 +122,7 @@ class SifRecord:
             "docker_image_id": self.docker_image_id,
             "seconds": self.seconds,
             "squashfs_size": self.squashfs_size,
+            "pack_seconds": self.pack_seconds,
             "cache": self.cache,
         }
 
@@ -132,6 +141,7 @@ class SifRecord:
             docker_image_id=fields.text(data, "docker_image_id"),
             seconds=fields.real(data, "seconds"),
             squashfs_size=_optional_int(data.get("squashfs_size")),
+            pack_seconds=_optional_real(data.get("pack_seconds")),
             cache=_optional_table(data.get("cache")),
         )
 
