@@ -6,6 +6,7 @@ import contextlib
 import errno
 import json
 import os
+import stat
 import threading
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -59,6 +60,8 @@ class BlockCache:
         self.evicted: Removed | None = None  # what close() removed, when it could evict
         self._directory, self._lock_fd = directory, lock_fd
         self._counting = threading.Lock()
+        # No entry is larger: a block is stored compressed only when that is smaller.
+        self._largest = entry.HEADER_BYTES + profile.block_size
 
     @classmethod
     def open(cls, root: Path, profile: Profile, *, limit: int | None = DEFAULT_LIMIT) -> BlockCache:
@@ -141,15 +144,28 @@ class BlockCache:
         return self._directory / fan_out / name
 
     def _read(self, path: Path, key: bytes) -> tuple[bytes, bool] | None:
+        """The entry at ``path``: only a regular file of at most an entry's size is read
+        (a symlink, FIFO or device planted in the cache is a miss, never followed, waited
+        on or read without end)."""
+        flags = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
         try:
-            with open(path, "rb", buffering=0) as handle:
-                found = entry.decode(key, handle.readall())
-                if found is not None:
-                    _touch(handle.fileno())
-                    return found
-                read = os.fstat(handle.fileno())
-        except OSError:  # gone (evicted, replaced), unreadable: a miss
+            fd = os.open(path, flags)
+        except OSError:  # gone (evicted, replaced), unreadable, a symlink: a miss
             return None
+        try:
+            read = os.fstat(fd)
+            if not stat.S_ISREG(read.st_mode) or read.st_size > self._largest:
+                found = None
+            else:
+                with open(fd, "rb", buffering=0, closefd=False) as handle:
+                    found = entry.decode(key, handle.read(self._largest + 1))
+                if found is not None:
+                    _touch(fd)
+                    return found
+        except OSError:
+            return None
+        finally:
+            os.close(fd)
         with self._counting:
             self.stats.corrupt += 1
         _discard(path, read)

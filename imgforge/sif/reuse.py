@@ -31,5 +31,5 @@ def report(reuse: Reuse, store: BlockCache | None) -> CacheUse | None:
     note = "cache not writable: new blocks were not kept" if stats.write_errors else ""
     return CacheUse(
         reuse.hits, reuse.misses, reuse.hit_bytes, reuse.miss_bytes, reuse.saved_seconds(),
-        stats.corrupt, note,
+        stats.corrupt + reuse.rejected, note,
     )  # fmt: skip

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import threading
 import time
 import zlib
 from collections import deque
@@ -45,6 +46,7 @@ class Reuse:
     miss_bytes: int = 0
     compress_seconds: float = 0.0
     workers: int = 1
+    rejected: int = 0  # cache entries whose bytes were not the block's
 
     def saved_seconds(self) -> float:
         """The compressing time the hits spared, at this build's own rate (the workers'
@@ -82,13 +84,14 @@ class DataWriter:
         self, out: IO[bytes], origin: int, start: int, codec: Codec, store: BlockStore | None,
         jobs: int,
     ) -> None:  # fmt: skip
-        self.out, self.origin, self.position = out, origin, start
+        self.origin, self.position = origin, start
         self.codec, self.store = codec, store
         self.zeros = bytes(codec.block_size)
         self.pool = ThreadPoolExecutor(max(jobs, 1), thread_name_prefix="squashfs")
         self.window = 32 * max(jobs, 1)
         self.pending: deque[Pending] = deque()
         self.reuse = Reuse(workers=max(jobs, 1))
+        self.counting = threading.Lock()
         self.fragment = bytearray()
         self.fragments: list[bytes] = []
         self.file_keys: dict[Node, list[bytes]] = {}
@@ -147,7 +150,13 @@ class DataWriter:
             return Stored(b"", True, len(raw), ZERO_KEY, False, 0.0)
         key = self._key(raw)
         if self.store is not None and (found := self.store.get(key)) is not None:
-            return Stored(found[0], found[1], len(raw), key, True, 0.0)
+            data, compressed = found
+            # A hit is used only if it holds this very block: a damaged or forged entry
+            # never reaches an image (it is compressed anew and replaced).
+            if (self.codec.decompress(data) if compressed else data) == raw:
+                return Stored(data, compressed, len(raw), key, True, 0.0)
+            with self.counting:
+                self.reuse.rejected += 1
         started = time.perf_counter()
         packed = self.codec.compress(raw)
         seconds = time.perf_counter() - started

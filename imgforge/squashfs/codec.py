@@ -94,6 +94,26 @@ class Codec:
         return lzma.compress(data, format=lzma.FORMAT_XZ, check=lzma.CHECK_CRC32, filters=filters)
 
 
+    def decompress(self, data: bytes) -> bytes | None:
+        """What ``data`` holds, at most a block; None when it is not a block this
+        compressor wrote (thread-safe)."""
+        try:
+            if self.name == "gzip":
+                inflate = zlib.decompressobj()
+                found = inflate.decompress(data, self.block_size)
+                return found if inflate.eof and not inflate.unused_data else None
+            if self.name == "zstd":
+                reader = getattr(self._local, "unzstd", None)
+                if reader is None:
+                    reader = self._local.unzstd = _zstd().ZstdDecompressor()
+                return bytes(reader.decompress(data, max_output_size=self.block_size))
+            inflate_xz = lzma.LZMADecompressor(format=lzma.FORMAT_XZ)
+            found = inflate_xz.decompress(data, self.block_size)
+            return found if inflate_xz.eof and not inflate_xz.unused_data else None
+        except (zlib.error, lzma.LZMAError, _zstd().ZstdError):
+            return None
+
+
 def _lzma_version() -> str:
     # liblzma's version is not exposed; the output of a fixed input stands in for it.
     probe = lzma.compress(b"imgforge", format=lzma.FORMAT_XZ, check=lzma.CHECK_CRC32)

@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import io
 import multiprocessing
+import os
 import random
+import zlib
 import tarfile
 from pathlib import Path
 
@@ -13,7 +15,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from imgforge.cache import BlockCache, Profile
+from imgforge.cache import BlockCache, Profile, entry
 from imgforge.squashfs.codec import Codec
 from imgforge.squashfs.writer import Packed, SquashfsWriter
 
@@ -75,7 +77,9 @@ def test_reuse_output_equals_scratch(
     assert grown.reuse.hits > 0 and grown.reuse.misses > 0
 
 
-@pytest.mark.parametrize("damage", ["flip", "truncate", "empty", "swap"])
+@pytest.mark.parametrize(
+    "damage", ["flip", "truncate", "empty", "swap", "forge", "symlink", "fifo", "huge"]
+)
 def test_a_damaged_cache_is_caught_and_the_image_is_still_exact(
     damage: str, tmp_path: Path
 ) -> None:
@@ -95,11 +99,25 @@ def test_a_damaged_cache_is_caught_and_the_image_is_still_exact(
             path.write_bytes(data[: len(data) // 2])
         elif damage == "empty":
             path.write_bytes(b"")
-        else:  # each entry under its neighbour's name: right checksum, wrong key
+        elif damage == "swap":  # each entry under its neighbour's name: wrong key inside
             path.write_bytes(entries[(number + 1) % len(entries)].read_bytes())
+        elif damage == "forge":  # a whole, checksummed entry for this key: another block
+            key = bytes.fromhex(path.parent.name + path.name)
+            forged = zlib.compress(bytes([number % 256]) * CODEC.block_size, 1)
+            path.write_bytes(entry.encode(key, forged, compressed=True))
+        elif damage == "symlink":  # never followed (to /dev/zero: read without end)
+            path.unlink()
+            path.symlink_to("/dev/zero")
+        elif damage == "fifo":  # never opened for a wait
+            path.unlink()
+            os.mkfifo(path)
+        else:  # larger than any entry
+            path.write_bytes(data * (CODEC.block_size // len(data) + 2))
     image, packed = pack(tar, tmp_path / "damaged.sqfs", tmp_path / "cache")
     assert image == scratch
     assert packed.reuse.hits == 0
+    if damage == "forge":
+        assert packed.reuse.rejected > 0
     again, repaired = pack(tar, tmp_path / "repaired.sqfs", tmp_path / "cache")
     assert again == scratch and repaired.reuse.misses == 0
 
