@@ -12,10 +12,11 @@ from __future__ import annotations
 import io
 import tarfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import IO, Any, Protocol
 
+from imgforge.errors import BuildError
 from imgforge.log import STEP, Log
 from imgforge.sif import metadata
 from imgforge.sif.layout import (
@@ -116,21 +117,56 @@ def transfer(
     (SOURCE_DATE_EPOCH) no entry is newer than it: ``docker export`` stamps what the
     engine adds at container creation (/etc, /dev, ...) with the time.
     ``progress`` gets the running total of file bytes copied."""
-    with tarfile.open(fileobj=source, mode="r|", bufsize=READ_SIZE) as tin:
+    with tarfile.open(fileobj=source, mode="r|", bufsize=READ_SIZE, tarinfo=_StrictHeader) as tin:
         copy = _Copy(sink, clamp)
-        for member in tin:
+        members = iter(tin)
+        while (member := _next(members)) is not None:
             # A stream's members are not needed again: keep memory flat at any image size.
             tin.members.clear()  # type: ignore[attr-defined]
             name = normalise(member.name)
             if not name or replaced(name) or init_layer_leftover(member):
                 continue
-            copy.image_entry(member, tin)
+            try:
+                copy.image_entry(member, tin)
+            except tarfile.ReadError as error:
+                raise BuildError(f"{DAMAGED} in {member.name!r}: {error}") from None
             if progress is not None and member.isreg():
                 progress(copy.copied)
         copy.move_definition(mtime)
         for entry in entries(files, present=copy.present, mtime=mtime):
             copy.add(entry.info, entry.fileobj())
     return Transferred(copy.count, copy.inspected, tuple(sorted(copy.apps)))
+
+
+DAMAGED = "the image's filesystem stream (docker export) is damaged"
+
+
+# What tarfile raises for a block of zeros (not in its stubs).
+_ZERO_BLOCK: type[Exception] = tarfile.EOFHeaderError  # type: ignore[attr-defined]
+
+
+class _StrictHeader(tarfile.TarInfo):
+    """A tar header read strictly: reading a stream, tarfile takes a damaged header, or a
+    stream that stops between two entries without the end-of-archive blocks, for the end
+    of the archive, and the rest of the image would be silently missing."""
+
+    @classmethod
+    def fromtarfile(cls, tarfile_: tarfile.TarFile) -> _StrictHeader:
+        try:
+            return super().fromtarfile(tarfile_)
+        except _ZERO_BLOCK:
+            raise  # the archive's own end
+        except tarfile.HeaderError as error:
+            raise BuildError(f"{DAMAGED} at byte {tarfile_.offset}: {error}") from None
+
+
+def _next(members: Iterator[tarfile.TarInfo]) -> tarfile.TarInfo | None:
+    """The next entry; a header tarfile can't read, or an impossible PAX value (a size
+    below zero, a time that is not a number), is a damaged stream."""
+    try:
+        return next(members, None)
+    except (tarfile.TarError, ValueError, OverflowError) as error:
+        raise BuildError(f"{DAMAGED}: {error}") from None
 
 
 class Meter:

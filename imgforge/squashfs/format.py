@@ -49,6 +49,10 @@ XATTR_INDEX = struct.Struct("<I")
 DIR_HEADER = struct.Struct("<III")  # count - 1, inode block start, base inode number
 DIR_ENTRY = struct.Struct("<HhHH")  # offset, inode number delta, type, name size - 1
 MAX_DIR_ENTRIES = 256
+DIR_INDEX = struct.Struct("<III")  # offset in the listing, metadata block, name size - 1
+# A directory of this many entries gets an index of its runs, so the kernel's lookup skips
+# to the right run instead of scanning from the start (squashfs-tools-ng's threshold).
+DIR_INDEX_THRESHOLD = 256
 FRAGMENT_ENTRY = struct.Struct("<QII")  # start, size word, unused
 XATTR_KEY = struct.Struct("<HH")  # type (prefix id), name size
 XATTR_VALUE = struct.Struct("<I")

@@ -69,18 +69,28 @@ class InodeWriter:
     def _directory(self, node: Node, parent: Node | None, count: int) -> bytes:
         assert node.children is not None
         block, offset = self.directories.position()
-        entries = b"".join(listing(node.children, offset))
-        size = len(entries)
-        self.directories.append(entries)
+        start = self.directories.written()
+        runs = list(listing(node.children, offset))
+        for chunk, _ in runs:
+            self.directories.append(chunk)
+        size = sum(len(chunk) for chunk, _ in runs)
+        index = b""
+        if len(node.children) >= f.DIR_INDEX_THRESHOLD:
+            at = 0
+            for chunk, first in runs:
+                where = self.directories.block_at(start + at)
+                index += f.DIR_INDEX.pack(at, where, len(first) - 1) + first
+                at += len(chunk)
         subdirectories = sum(1 for child in node.children.values() if child.children is not None)
         nlink = 2 + subdirectories
         up = parent.number if parent is not None else count + 1
         xattr = self.xattr_index(id(node))
-        if xattr == f.NO_INDEX and size + 3 <= 0xFFFF:
+        if xattr == f.NO_INDEX and size + 3 <= 0xFFFF and not index:
             return self._header(node, f.DIR) + f.DIR_INODE.pack(block, nlink, size + 3, offset, up)
-        return self._header(node, f.DIR + f.EXTENDED) + f.EXT_DIR_INODE.pack(
-            nlink, size + 3, block, up, 0, offset, xattr
+        body = f.EXT_DIR_INODE.pack(
+            nlink, size + 3, block, up, len(runs) if index else 0, offset, xattr
         )
+        return self._header(node, f.DIR + f.EXTENDED) + body + index
 
     def _other(self, node: Node) -> bytes:
         kind = basic_type(node)
@@ -107,11 +117,11 @@ class InodeWriter:
         return self._header(node, kind) + body
 
 
-def listing(children: dict[bytes, Node], offset: int) -> Iterator[bytes]:
+def listing(children: dict[bytes, Node], offset: int) -> Iterator[tuple[bytes, bytes]]:
     """A directory's entries by name, in runs behind a header: a run shares the inodes'
     metadata block, spans at most 256 entries and ±32767 inode numbers, and does not
     cross a metadata block (squashfs-tools-ng lib/sqfs/src/dir_writer.c). ``offset``: where
-    in its metadata block the listing starts."""
+    in its metadata block the listing starts. Yields each run and its first name."""
     entries = sorted(children.items())
     written = 0
     i = 0
@@ -137,5 +147,5 @@ def listing(children: dict[bytes, Node], offset: int) -> Iterator[bytes]:
             run.append(name)
         chunk = b"".join(run)
         written += len(chunk)
-        yield chunk
+        yield chunk, entries[i][0]
         i = j

@@ -25,6 +25,16 @@ class MetaWriter:
     def position(self) -> tuple[int, int]:
         return len(self.blocks), len(self.current)
 
+    def written(self) -> int:
+        """How many bytes were appended (uncompressed)."""
+        return META_SIZE * len(self.starts) + len(self.current)
+
+    def block_at(self, written: int) -> int:
+        """Where the metadata block holding uncompressed byte ``written`` starts in the
+        table (the block being filled starts where the sealed ones end)."""
+        index = written // META_SIZE
+        return self.starts[index] if index < len(self.starts) else len(self.blocks)
+
     def append(self, data: bytes) -> None:
         self.current += data
         while len(self.current) >= META_SIZE:
