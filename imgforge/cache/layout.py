@@ -42,8 +42,9 @@ def check_dir(root: Path, *, option: str = "--cache-dir", create: bool = False) 
     if os.path.lexists(root) and not root.is_dir():
         raise UsageError(f"{option}: {shown!r} exists and is not a directory")
     if root.is_dir():
-        if not os.access(root, os.R_OK | os.W_OK | os.X_OK):
-            raise UsageError(f"{option}: {shown!r} is not readable and writable by you")
+        # A read-only cache still serves what it holds (a build then keeps no new blocks).
+        if not os.access(root, os.R_OK | os.X_OK):
+            raise UsageError(f"{option}: {shown!r} is not readable by you")
         return
     parent = root.parent
     while not os.path.lexists(parent):

@@ -25,7 +25,7 @@ COLUMNS = ("IDENT", "COMPRESSOR", "LEVEL", "BLOCK", "ENTRIES", "SIZE", "LAST USE
 
 def cmd_cache(args: argparse.Namespace, out: Output) -> int:
     root = args.cache_dir if args.cache_dir is not None else default_root()
-    check_dir(root)
+    check_dir(root, option="--cache-dir" if args.cache_dir is not None else "cache directory")
     if args.cache_command == "ls":
         return _ls(root, out)
     if args.cache_command == "du":

@@ -31,6 +31,13 @@ class _Listed(tuple[str, ...]):
         return True
 
 
+def _directory_path(text: str) -> Path:
+    """A directory option's value: an empty one would silently mean the current one."""
+    if not text:
+        raise argparse.ArgumentTypeError("an empty path names no directory")
+    return Path(text)
+
+
 def _common() -> _Parser:
     common = _Parser(add_help=False)
     common.add_argument("--out", type=Path, default=Path("build"), help="artifact directory")
@@ -83,7 +90,7 @@ def _common() -> _Parser:
     )
     common.add_argument(
         "--cache-dir",
-        type=Path,
+        type=_directory_path,
         default=None,
         metavar="DIR",
         help="the squashed-data cache (default $XDG_CACHE_HOME/imgforge or ~/.cache/imgforge)",
@@ -227,7 +234,7 @@ def _cache_commands(sub: argparse._SubParsersAction[_Parser]) -> None:
     where = _Parser(add_help=False)
     where.add_argument(
         "--cache-dir",
-        type=Path,
+        type=_directory_path,
         default=None,
         metavar="DIR",
         help="the cache (default $XDG_CACHE_HOME/imgforge or ~/.cache/imgforge)",

@@ -48,12 +48,17 @@ class Reuse:
     workers: int = 1
     rejected: int = 0  # cache entries whose bytes were not the block's
 
+    sample_bytes: int = 0  # hits compressed anyway, a few, to time the compressor
+    sample_seconds: float = 0.0
+
     def saved_seconds(self) -> float:
         """The compressing time the hits spared, at this build's own rate (the workers'
         seconds shared among them)."""
-        if not self.miss_bytes:
+        timed = self.miss_bytes + self.sample_bytes
+        if not timed:
             return 0.0
-        return self.hit_bytes * self.compress_seconds / self.miss_bytes / self.workers
+        seconds = self.compress_seconds + self.sample_seconds
+        return self.hit_bytes * seconds / timed / self.workers
 
 
 @dataclass(frozen=True)
@@ -73,6 +78,7 @@ class Stored:
 
 
 ZERO_KEY = bytes(32)
+SAMPLE_BYTES = 4 << 20
 # A pending output: a file's block, the end of a file, or a fragment block.
 Pending = tuple[str, "Future[Stored] | None", Node | int]
 
@@ -154,6 +160,7 @@ class DataWriter:
             # A hit is used only if it holds this very block: a damaged or forged entry
             # never reaches an image (it is compressed anew and replaced).
             if (self.codec.decompress(data) if compressed else data) == raw:
+                self._sample(raw)
                 return Stored(data, compressed, len(raw), key, True, 0.0)
             with self.counting:
                 self.reuse.rejected += 1
@@ -165,6 +172,17 @@ class DataWriter:
         if self.store is not None:
             self.store.put(key, data, compressed=compressed)
         return Stored(data, compressed, len(raw), key, False, seconds)
+
+    def _sample(self, raw: bytes) -> None:
+        """Time compressing the first few hits, for the time the cache saves."""
+        with self.counting:
+            if self.reuse.sample_bytes >= SAMPLE_BYTES:
+                return
+            self.reuse.sample_bytes += len(raw)
+        started = time.perf_counter()
+        self.codec.compress(raw)
+        with self.counting:
+            self.reuse.sample_seconds += time.perf_counter() - started
 
     # --- the writing thread's part ----------------------------------------------------
 

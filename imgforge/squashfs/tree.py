@@ -11,6 +11,9 @@ from imgforge.errors import BuildError
 from imgforge.squashfs.format import XATTR_PREFIXES, encode_device
 
 XATTR_HEADERS = ("SCHILY.xattr.", "LIBARCHIVE.xattr.")
+XATTR_VALUE_MAX = 65536  # Linux's XATTR_SIZE_MAX
+LINK_TARGET_MAX = 4095  # a symlink's target longer than a page less one: the kernel refuses
+DEVICE_MAJOR_MAX, DEVICE_MINOR_MAX = 0xFFF, 0xFFFFF  # what squashfs' 32-bit encoding holds
 
 
 class Node:
@@ -37,7 +40,10 @@ class Node:
 
 def path_parts(name: str) -> list[bytes]:
     """A member name as path components; refuses ``..`` (a tar must not climb out)."""
-    parts = [p for p in name.encode("utf-8", "surrogateescape").split(b"/") if p not in (b"", b".")]
+    raw = name.encode("utf-8", "surrogateescape")
+    if b"\0" in raw:
+        raise BuildError(f"tar entry {name!r} has a NUL byte in its name")
+    parts = [p for p in raw.split(b"/") if p not in (b"", b".")]
     if b".." in parts:
         raise BuildError(f"tar entry {name!r} climbs out of the image with '..'")
     return parts
@@ -50,12 +56,17 @@ def xattrs_of(member: tarfile.TarInfo) -> tuple[tuple[str, bytes], ...]:
         for prefix in XATTR_HEADERS:
             if key.startswith(prefix):
                 name = key[len(prefix) :]
-                if not any(name.startswith(p) for p in XATTR_PREFIXES):
+                if not any(name.startswith(p) and name != p for p in XATTR_PREFIXES):
                     raise BuildError(
-                        f"{member.name}: extended attribute {name!r} has a namespace squashfs "
-                        "can't store (only user., trusted. and security.)"
+                        f"{member.name}: extended attribute {name!r} has no name in a namespace "
+                        "squashfs can store (user., trusted. and security.)"
                     )
                 found[name] = value.encode("utf-8", "surrogateescape")
+                if len(found[name]) > XATTR_VALUE_MAX:
+                    raise BuildError(
+                        f"{member.name}: extended attribute {name!r} has {len(found[name])} "
+                        f"bytes, more than Linux reads ({XATTR_VALUE_MAX})"
+                    )
     return tuple(sorted(found.items()))
 
 
@@ -92,6 +103,8 @@ class Tree:
         replaces a directory keeps its entries)."""
         parts = path_parts(member.name)
         if not parts:
+            if node.children is None:
+                raise BuildError(f"tar entry {member.name!r} is the root but not a directory")
             node.children = self.root.children
             self.root = node
             return
@@ -102,6 +115,8 @@ class Tree:
             old.nlink -= 1
             if old.children is not None and node.children is not None:
                 node.children = old.children
+            elif old.children is not None:
+                _unlink_all(old)
         parent.children[parts[-1]] = node
 
     def link(self, member: tarfile.TarInfo) -> None:
@@ -114,6 +129,17 @@ class Tree:
             )
         self.place(member, target)
         target.nlink += 1
+
+
+def _unlink_all(directory: Node) -> None:
+    """A directory replaced by a file: what was under it loses those names (a hard link
+    elsewhere to a file in it keeps the file, with one name fewer)."""
+    stack = [directory]
+    while stack:
+        for child in (stack.pop().children or {}).values():
+            child.nlink -= 1
+            if child.children is not None:
+                stack.append(child)
 
 
 def node_of(member: tarfile.TarInfo) -> Node:
@@ -132,6 +158,16 @@ def node_of(member: tarfile.TarInfo) -> Node:
     node.xattrs = xattrs_of(member)
     if kind == stat.S_IFLNK:
         node.target = member.linkname.encode("utf-8", "surrogateescape")
+        if not 0 < len(node.target) <= LINK_TARGET_MAX or b"\0" in node.target:
+            raise BuildError(
+                f"tar entry {member.name!r}: a symbolic link target must have 1 to "
+                f"{LINK_TARGET_MAX} bytes and no NUL byte"
+            )
     elif kind in (stat.S_IFCHR, stat.S_IFBLK):
+        if member.devmajor > DEVICE_MAJOR_MAX or member.devminor > DEVICE_MINOR_MAX:
+            raise BuildError(
+                f"tar entry {member.name!r}: device {member.devmajor}:{member.devminor} is "
+                f"beyond what squashfs stores ({DEVICE_MAJOR_MAX}:{DEVICE_MINOR_MAX})"
+            )
         node.device = encode_device(member.devmajor, member.devminor)
     return node

@@ -14,6 +14,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from imgforge.errors import BuildError
 from imgforge.squashfs.codec import Codec
 from imgforge.squashfs.writer import SquashfsWriter
 
@@ -157,3 +158,40 @@ def test_any_tree_reads_back_as_it_went_in(
     assert got == entries(archive)
     listing = subprocess.run(["unsquashfs", "-lln", str(image)], capture_output=True, text=True)
     assert listing.returncode == 0, listing.stderr
+
+
+def hostile(name: str = "x", kind: bytes = tarfile.REGTYPE, **attrs: object) -> tarfile.TarInfo:
+    info = tarfile.TarInfo(name)
+    info.type = kind
+    for key, value in attrs.items():
+        setattr(info, key, value)
+    return info
+
+
+@pytest.mark.parametrize(
+    ("member", "said"),
+    [
+        (hostile("a\0b"), "NUL byte"),
+        (hostile("../etc/passwd"), "climbs out"),
+        (hostile("."), "root but not a directory"),
+        (hostile("l", tarfile.SYMTYPE, linkname=""), "symbolic link target"),
+        (hostile("l", tarfile.SYMTYPE, linkname="x" * 5000), "symbolic link target"),
+        (hostile("d", tarfile.CHRTYPE, devmajor=5000, devminor=1), "beyond what squashfs"),
+        (hostile("d", tarfile.BLKTYPE, devmajor=1, devminor=1 << 20), "beyond what squashfs"),
+        (hostile(pax_headers={"SCHILY.xattr.user.": "v"}), "extended attribute"),
+        (hostile(pax_headers={"SCHILY.xattr.system.posix_acl_access": "v"}), "namespace"),
+        (hostile(pax_headers={"SCHILY.xattr.user.big": "v" * 70000}), "more than Linux"),
+        (hostile(uid=2**32), "out of range"),
+        (hostile("h", tarfile.LNKTYPE, linkname="missing"), "hard link"),
+    ],
+)
+def test_what_squashfs_or_linux_cannot_hold_is_refused(
+    member: tarfile.TarInfo, said: str, tmp_path: Path
+) -> None:
+    with (tmp_path / "x.sqfs").open("w+b") as out:
+        writer = SquashfsWriter(out, codec=Codec("gzip", 9, SMALL), mtime=0)
+        try:
+            with pytest.raises(BuildError, match=said):
+                writer.addfile(member, io.BytesIO(b""))
+        finally:
+            writer.close()
