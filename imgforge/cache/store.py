@@ -60,6 +60,7 @@ class BlockCache:
         self.evicted: Removed | None = None  # what close() removed, when it could evict
         self._directory, self._lock_fd = directory, lock_fd
         self._counting = threading.Lock()
+        self._private_dirs: dict[Path, bool] = {}
         # No entry is larger: a block is stored compressed only when that is smaller.
         self._largest = entry.HEADER_BYTES + profile.block_size
 
@@ -84,6 +85,14 @@ class BlockCache:
     def get(self, key: bytes) -> tuple[bytes, bool] | None:
         """(data, compressed) stored under ``key``, or None. A damaged entry is removed
         and counted in ``stats.corrupt``; nothing here raises for what the disk holds."""
+        found = self.lookup(key)
+        return None if found is None else (found[0], found[1])
+
+    def lookup(self, key: bytes) -> tuple[bytes, bool, bool] | None:
+        """:meth:`get`, and whether the entry is private: it and every directory from the
+        cache root down to it belong to this user and no one else may write them, so only
+        this user's builds (or root) can have put it there, and its checksum is all the
+        check it needs. Any other entry may hold what another user put under the key."""
         found = None if self._directory is None else self._read(self._path(key), key)
         with self._counting:
             if found is None:
@@ -136,6 +145,16 @@ class BlockCache:
     ) -> None:
         self.close()
 
+    def _private(self, directory: Path) -> bool:
+        """Whether ``directory`` and those above it up to the root are this user's alone
+        (owned, a real directory, not writable by group or others); remembered."""
+        found = self._private_dirs.get(directory)
+        if found is None:
+            top = directory == self.root or directory.parent == directory
+            found = _owned(directory) and (top or self._private(directory.parent))
+            self._private_dirs[directory] = found
+        return found
+
     def _path(self, key: bytes) -> Path:
         if len(key) != entry.KEY_BYTES:
             raise ValueError(f"a cache key has {entry.KEY_BYTES} bytes, not {len(key)}")
@@ -143,7 +162,7 @@ class BlockCache:
         fan_out, name = entry_name(key)
         return self._directory / fan_out / name
 
-    def _read(self, path: Path, key: bytes) -> tuple[bytes, bool] | None:
+    def _read(self, path: Path, key: bytes) -> tuple[bytes, bool, bool] | None:
         """The entry at ``path``: only a regular file of at most an entry's size is read
         (a symlink, FIFO or device planted in the cache is a miss, never followed, waited
         on or read without end)."""
@@ -161,7 +180,8 @@ class BlockCache:
                     found = entry.decode(key, handle.read(self._largest + 1))
                 if found is not None:
                     _touch(fd)
-                    return found
+                    mine = read.st_uid == os.geteuid() and self._private(path.parent)
+                    return found[0], found[1], mine
         except OSError:
             return None
         finally:
@@ -172,9 +192,26 @@ class BlockCache:
         return None
 
 
+# Directories the cache makes: writable by their owner only, whatever the umask (a
+# group-writable umask would make every entry one that must be decompressed to be trusted).
+PRIVATE_DIR = 0o755
+
+
+def _owned(directory: Path) -> bool:
+    try:
+        found = os.lstat(directory)
+    except OSError:
+        return False
+    return (
+        stat.S_ISDIR(found.st_mode)
+        and found.st_uid == os.geteuid()
+        and not found.st_mode & (stat.S_IWGRP | stat.S_IWOTH)
+    )
+
+
 def _made(root: Path) -> Path:
     try:
-        root.mkdir(parents=True, exist_ok=True)
+        root.mkdir(parents=True, exist_ok=True, mode=PRIVATE_DIR)
     except OSError:
         if not root.is_dir():
             raise
@@ -204,7 +241,7 @@ def _write(path: Path, blob: bytes) -> None:
     try:
         fd = os.open(temporary, flags, 0o666)
     except FileNotFoundError:
-        path.parent.mkdir(exist_ok=True)
+        path.parent.mkdir(exist_ok=True, mode=PRIVATE_DIR)
         fd = os.open(temporary, flags, 0o666)
     try:
         try:

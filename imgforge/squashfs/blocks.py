@@ -31,7 +31,9 @@ from imgforge.squashfs.tree import Node
 class BlockStore(Protocol):
     """Where compressed blocks are kept between builds (:class:`imgforge.cache.BlockCache`)."""
 
-    def get(self, key: bytes) -> tuple[bytes, bool] | None: ...
+    def lookup(self, key: bytes) -> tuple[bytes, bool, bool] | None:
+        """(data, compressed, private): private when only this user can have stored it."""
+        ...
 
     def put(self, key: bytes, data: bytes, *, compressed: bool) -> None: ...
 
@@ -155,11 +157,12 @@ class DataWriter:
         if sparse and raw == self.zeros:
             return Stored(b"", True, len(raw), ZERO_KEY, False, 0.0)
         key = self._key(raw)
-        if self.store is not None and (found := self.store.get(key)) is not None:
-            data, compressed = found
-            # A hit is used only if it holds this very block: a damaged or forged entry
-            # never reaches an image (it is compressed anew and replaced).
-            if (self.codec.decompress(data) if compressed else data) == raw:
+        if self.store is not None and (found := self.store.lookup(key)) is not None:
+            data, compressed, private = found
+            # A hit is used only if it holds this very block: an entry someone else could
+            # have written is decompressed and compared (a forged one is compressed anew
+            # and replaced); a private one was checksummed when read.
+            if private or (self.codec.decompress(data) if compressed else data) == raw:
                 self._sample(raw)
                 return Stored(data, compressed, len(raw), key, True, 0.0)
             with self.counting:

@@ -113,6 +113,8 @@ def test_a_damaged_cache_is_caught_and_the_image_is_still_exact(
             os.mkfifo(path)
         else:  # larger than any entry
             path.write_bytes(data * (CODEC.block_size // len(data) + 2))
+    if damage == "forge":  # as another user could, in a cache others may write to
+        os.chmod(tmp_path / "cache", 0o777)
     image, packed = pack(tar, tmp_path / "damaged.sqfs", tmp_path / "cache")
     assert image == scratch
     assert packed.reuse.hits == 0
@@ -135,3 +137,17 @@ def test_concurrent_builds_share_the_cache(tmp_path: Path) -> None:
     with multiprocessing.get_context("fork").Pool(4) as pool:
         images = pool.map(_pack_in_child, jobs)
     assert images == scratch + scratch
+
+
+def test_only_entries_no_one_else_could_have_written_skip_the_decompressing_check(
+    tmp_path: Path,
+) -> None:
+    root = tmp_path / "cache"
+    with BlockCache.open(root, PROFILE) as cache:
+        cache.put(bytes(32), b"block", compressed=False)
+        found = cache.lookup(bytes(32))
+        assert found is not None and found[2] is True
+    os.chmod(root, 0o775)  # a cache the group may write to: any entry may be another's
+    with BlockCache.open(root, PROFILE) as shared:
+        found = shared.lookup(bytes(32))
+        assert found is not None and found[2] is False
