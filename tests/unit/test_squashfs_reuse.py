@@ -7,8 +7,8 @@ import io
 import multiprocessing
 import os
 import random
-import zlib
 import tarfile
+import zlib
 from pathlib import Path
 
 import pytest
