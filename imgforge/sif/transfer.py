@@ -30,8 +30,9 @@ from imgforge.sif.layout import (
     replaced,
 )
 
-# Read the export stream in large pieces: tarfile's default (10 KiB) costs a call per
-# 10 KiB of a multi-gigabyte image.
+# How much tarfile reads from the stream at a time: each small read copies what is left of
+# this buffer, so larger is slower on the many small files of an image (measured: 32 KiB
+# as fast as 10 KiB, 1 MiB twice as slow on a 1 GB, 53,000-entry image).
 READ_SIZE = 32768
 
 
