@@ -1,9 +1,11 @@
 """The squashed-data cache: compressed squashfs blocks, by the key of their raw bytes, so
 that packing an image whose blocks were packed before costs only what is new.
 
-The squashfs writer asks :class:`BlockCache` for each raw block's key (blake2b-256 of the
-raw bytes, the profile mixed in); on a miss it compresses and puts. An entry holds the
-exact bytes written to the image and whether they are compressed.
+The squashfs writer asks :class:`BlockCache` for each raw block's key (SHA-256 of the
+codec's salt and the raw bytes); on a miss it compresses and puts. An entry holds the
+exact bytes written to the image and whether they are compressed. :meth:`BlockCache.lookup`
+also says whether an entry is private (only this user can have written it); the writer
+decompresses and compares any other hit before using it.
 
 Layout (the file system is the index; no database)::
 
