@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import TypeVar
+
+T = TypeVar("T")
+
 
 class Malformed(ValueError):
     """A JSON value that does not have the shape imgforge writes."""
@@ -12,6 +17,20 @@ def table(value: object) -> dict[str, object]:
     if not isinstance(value, dict) or not all(isinstance(key, str) for key in value):
         raise Malformed("not a table")
     return value
+
+
+def informed(
+    read: Callable[[dict[str, object], str], T], data: dict[str, object], key: str
+) -> T | None:
+    """An informational field read with ``read``: None where it is missing or malformed."""
+    try:
+        return read(data, key)
+    except Malformed:
+        return None
+
+
+def table_at(data: dict[str, object], key: str) -> dict[str, object]:
+    return table(_get(data, key))
 
 
 def _get(data: dict[str, object], key: str) -> object:

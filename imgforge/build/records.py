@@ -67,20 +67,6 @@ class BaseRecord:
         return cls(*(fields.text(data, key) for key in ("ref", "resolved", "image_id")))
 
 
-def _optional_int(value: object) -> int | None:
-    return value if isinstance(value, int) and not isinstance(value, bool) else None
-
-
-def _optional_real(value: object) -> float | None:
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        return None
-    return float(value)
-
-
-def _optional_table(value: object) -> dict[str, Any] | None:
-    return value if isinstance(value, dict) else None
-
-
 @dataclass(frozen=True)
 class SifRecord:
     """The Singularity image made from the built image: reused when its stat matches."""
@@ -140,9 +126,9 @@ class SifRecord:
             compression=fields.text(data, "compression"),
             docker_image_id=fields.text(data, "docker_image_id"),
             seconds=fields.real(data, "seconds"),
-            squashfs_size=_optional_int(data.get("squashfs_size")),
-            pack_seconds=_optional_real(data.get("pack_seconds")),
-            cache=_optional_table(data.get("cache")),
+            squashfs_size=fields.informed(fields.integer, data, "squashfs_size"),
+            pack_seconds=fields.informed(fields.real, data, "pack_seconds"),
+            cache=fields.informed(fields.table_at, data, "cache"),
         )
 
 
