@@ -31,6 +31,8 @@ class Options:
     base_map: Mapping[str, str] = field(default_factory=dict)
     push: str | None = None
     save: bool = False
+    # --sqsh: an enroot image beside the SIF, for every recipe built.
+    sqsh: bool = False
     wait: bool = False
     # `imgforge shell`: the recipe whose steps end in an interactive shell.
     interactive: str | None = None
@@ -40,6 +42,27 @@ class Options:
     cache_dir: Path | None = None
     cache_limit: int = DEFAULT_CACHE_LIMIT
     cache: bool = True
+
+
+@dataclass(frozen=True)
+class Outputs:
+    """The files a recipe's build writes besides the Docker image."""
+
+    sif: bool
+    sqsh: bool
+
+
+def wanted(outputs: tuple[str, ...] | None, options: Options) -> Outputs:
+    """What a recipe whose ``[build] outputs`` are ``outputs`` (None: not said) gets with
+    ``options``: a SIF unless ``--singularity none`` or its outputs leave "sif" out; an
+    enroot image with ``--sqsh`` or "sqsh" among its outputs."""
+    sif = options.singularity != "none" and lists_sif(outputs)
+    return Outputs(sif=sif, sqsh=options.sqsh or outputs is not None and "sqsh" in outputs)
+
+
+def lists_sif(outputs: tuple[str, ...] | None) -> bool:
+    """Whether ``[build] outputs`` (None: not said) leave the SIF in."""
+    return outputs is None or "sif" in outputs
 
 
 def parse_base_map(items: Iterable[str]) -> dict[str, str]:

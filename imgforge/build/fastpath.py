@@ -22,7 +22,7 @@ from imgforge.build.records import Fingerprint
 from imgforge.build.staleness import Facts, SifState, stale_reason
 from imgforge.engine.unixsocket import engine_socket, image_ids
 from imgforge.errors import ImgforgeError
-from imgforge.options import Options
+from imgforge.options import Options, wanted
 from imgforge.patterns import recipe_files
 from imgforge.recipes.artifacts import Artifacts
 from imgforge.recipes.header import RecipeHeader, read_header
@@ -86,6 +86,7 @@ def _facts(
     if base_id is None:
         return None
     artifacts = Artifacts.under(options.out.absolute(), header.name, options.image_format)
+    outputs = wanted(header.outputs, options)
     noted = recorded.fingerprint
     return Facts(
         image=recorded.image,
@@ -94,9 +95,12 @@ def _facts(
         ),
         recorded=recorded,
         image_id=ids.get(recorded.image),
-        sif=None
-        if options.singularity == "none"
-        else SifState.of(artifacts.image_file, options.image_format, options.compression),
+        sif=SifState.of(artifacts.image_file, options.image_format, options.compression)
+        if outputs.sif
+        else None,
+        sqsh=SifState.of(artifacts.sqsh_file, "sqsh", options.compression)
+        if outputs.sqsh
+        else None,
         force=options.force,
         interactive=header.name == options.interactive,
     )

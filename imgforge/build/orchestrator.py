@@ -22,7 +22,7 @@ from imgforge.build.session import Session
 from imgforge.build.sources import source_files
 from imgforge.build.status import Status, job_inputs, job_status
 from imgforge.errors import BuildError, EngineError, ImgforgeError
-from imgforge.options import Options
+from imgforge.options import Options, Outputs, lists_sif, wanted
 from imgforge.recipes.image import ImageConfig
 from imgforge.recipes.jobs import BuildJob
 from imgforge.render.job import Rendered, Sources, render_job, render_sources
@@ -100,6 +100,9 @@ class Builder:
             return "interactive"
         return self.options.strategy or job.recipe.strategy
 
+    def outputs(self, job: BuildJob) -> Outputs:
+        return wanted(job.recipe.outputs, self.options)
+
     def status(self, job: BuildJob, sources: Sources, rebuilding: set[str]) -> Status:
         return job_status(
             job,
@@ -109,7 +112,8 @@ class Builder:
             force=self.options.force,
             strategy=self.strategy(job),
             rebuilding=rebuilding,
-            want_sif=self.options.singularity != "none",
+            want_sif=self.outputs(job).sif,
+            want_sqsh=self.outputs(job).sqsh,
             compression=self.options.compression,
         )
 
@@ -152,8 +156,11 @@ class Builder:
         self.step(job.name, f"starting ({status.reason})")
         what = f"{job.recipe.path}: {job.recipe.image}"
         try:
-            with self.failures(job, what), recipe_lock(
-                job.artifacts.directory, what=what, wait=self.options.wait, say=self.say
+            with (
+                self.failures(job, what),
+                recipe_lock(
+                    job.artifacts.directory, what=what, wait=self.options.wait, say=self.say
+                ),
             ):
                 self.build_one(job, status)
         finally:
@@ -169,12 +176,13 @@ class Builder:
         self.say(f"{job.recipe.image}: up to date")
         if self.options.push or self.options.save:
             what = f"{job.recipe.path}: {job.recipe.image}"
-            with self.failures(job, what), recipe_lock(
-                job.artifacts.directory, what=job.recipe.image, wait=True, say=self.say
+            with (
+                self.failures(job, what),
+                recipe_lock(
+                    job.artifacts.directory, what=job.recipe.image, wait=True, say=self.say
+                ),
             ):
-                done = publish_missing(
-                    self.engine, job, image_id, self.options, SayLog(self.say)
-                )
+                done = publish_missing(self.engine, job, image_id, self.options, SayLog(self.say))
             for kind in done:
                 self.say(f"{job.recipe.image}: {PUBLISHED[kind]} without rebuilding")
 
@@ -247,6 +255,8 @@ class Builder:
         pending: list[tuple[Path, Path]] = []
         if produced.sif_file is not None:
             pending.append((produced.sif_file, job.artifacts.image_file))
+        if produced.sqsh_file is not None:
+            pending.append((produced.sqsh_file, job.artifacts.sqsh_file))
         try:
             # The manifest last: a crash between renames leaves it not matching the
             # files, and the next run rebuilds rather than trusts them.
@@ -268,7 +278,11 @@ class Builder:
 
     def produce(self, job: BuildJob, rendered: Rendered, status: Status) -> Produced:
         """Build the image and the Singularity image, logging to the job's build.log."""
-        bench = Workbench(self.engine, self.options, self.network, self.sif_backend(), self.say)
+        outputs = self.outputs(job)
+        backend = self.sif_backend() if lists_sif(job.recipe.outputs) else None
+        bench = Workbench(
+            self.engine, self.options, self.network, backend, self.say, sqsh=outputs.sqsh
+        )
         plan = Plan(self.strategy(job), self.base_id(job), status.fingerprint)
         self.say(f"{job.recipe.image}: building ({status.reason})")
         job.artifacts.directory.mkdir(parents=True, exist_ok=True)

@@ -68,6 +68,8 @@ class Manifest:
     commit: CommitRecord | None = None
     push: PushRecord | None = None
     saved: SavedRecord | None = None
+    # The enroot image (--sqsh): a record of the SIF's shape, format "sqsh".
+    sqsh: SifRecord | None = None
 
     def to_json(self) -> dict[str, Any]:
         data: dict[str, Any] = {
@@ -90,6 +92,7 @@ class Manifest:
             ("commit", self.commit),
             ("push", self.push),
             ("saved", self.saved),
+            ("sqsh", self.sqsh),
         ]:
             if record is not None:
                 data[key] = record.to_json()
@@ -120,6 +123,7 @@ class Manifest:
             commit=_informed(lambda: _optional(CommitRecord.from_json, data.get("commit")), None),
             push=_optional(PushRecord.from_json, data.get("push")),
             saved=_optional(SavedRecord.from_json, data.get("saved")),
+            sqsh=_optional(SifRecord.from_json, data.get("sqsh")),
         )
 
 

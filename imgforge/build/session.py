@@ -9,8 +9,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from imgforge.credentials import auth_config, for_registry, registry_of
+from imgforge.enroot.lint import refusals
 from imgforge.errors import RecipeError, UsageError
-from imgforge.options import Options, check_out
+from imgforge.options import Options, check_out, wanted
 from imgforge.recipes.fingerprint import recipe_hash
 from imgforge.recipes.graph import RecipeGraph, load_targets
 from imgforge.recipes.image import ImageConfig
@@ -122,5 +123,12 @@ def prepare(
     )
     for job in jobs:
         check(job)  # a recipe no format can carry exactly is refused before any build
+        if wanted(job.recipe.outputs, options).sqsh:
+            check_enroot(job)
     return Session(graph=graph, targets=targets, jobs=jobs), engine
 
+
+def check_enroot(job: BuildJob) -> None:
+    """What enroot can't carry of the image a recipe builds is refused for ``--sqsh``."""
+    for problem in refusals(job.config):
+        raise RecipeError(job.recipe.path, problem.key, f"--sqsh: {problem.reason}")

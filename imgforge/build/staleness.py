@@ -39,6 +39,7 @@ class Facts:
     recorded: Manifest | None  # the manifest, None if missing, malformed or edited
     image_id: str | None  # the engine's ID for ``image`` now, None if absent
     sif: SifState | None = None  # None when no Singularity image is wanted
+    sqsh: SifState | None = None  # None when no enroot image is wanted
     force: bool = False
     interactive: bool = False
     parents_rebuilding: tuple[str, ...] = ()
@@ -61,8 +62,10 @@ def stale_reason(facts: Facts) -> str | None:
         return f"image {facts.image} is missing"
     if facts.image_id != recorded.docker_image_id:
         return f"image {facts.image} is not the one recorded"
-    if facts.sif is not None:
-        return sif_problem(recorded.sif, facts.sif, facts.image_id)
+    if facts.sif is not None and (why := sif_problem(recorded.sif, facts.sif, facts.image_id)):
+        return why
+    if facts.sqsh is not None:
+        return sif_problem(recorded.sqsh, facts.sqsh, facts.image_id)
     return None
 
 

@@ -43,6 +43,7 @@ def job_status(
     strategy: str,
     rebuilding: set[str],
     want_sif: bool = False,
+    want_sqsh: bool = False,
     compression: str | None = None,
 ) -> Status:
     """Decide whether ``job`` is up to date: fingerprint, manifest and engine agree."""
@@ -55,6 +56,7 @@ def job_status(
         recorded=record.read(paths.manifest),
         image_id=image_id,
         sif=SifState.of(paths.image_file, paths.image_format, compression) if want_sif else None,
+        sqsh=SifState.of(paths.sqsh_file, "sqsh", compression) if want_sqsh else None,
         force=force,
         interactive=strategy == "interactive",
         parents_rebuilding=tuple(p for p in job.parents if p in rebuilding),

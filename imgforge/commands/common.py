@@ -40,6 +40,7 @@ def options_from(args: argparse.Namespace) -> Options:
         base_map=parse_base_map(args.base_map),
         push=args.push,
         save=args.save,
+        sqsh=args.sqsh,
         wait=args.wait,
         cache_dir=_cache_dir(args.cache_dir),
         cache_limit=_cache_limit(args.cache_limit),

@@ -81,6 +81,11 @@ def _common() -> _Parser:
         "--save", action="store_true", help="also write NAME.docker.tar (docker save)"
     )
     common.add_argument(
+        "--sqsh",
+        action="store_true",
+        help="also write NAME.sqsh, an enroot image (enroot start, Slurm's pyxis)",
+    )
+    common.add_argument(
         "--wait",
         action="store_true",
         help="wait for another imgforge building the same recipe into the same --out",

@@ -166,7 +166,8 @@ class DockerEngine:
                 rm=True,
                 forcerm=True,
                 pull=False,
-                network_mode=network, buildargs=buildargs,
+                network_mode=network,
+                buildargs=buildargs,
                 decode=True,
             )
             return follow_build(stream, log=log, what=what, cancel=self.cancel)
@@ -229,7 +230,6 @@ class DockerEngine:
             yield io.BufferedReader(ChunkReader(chunks, self.cancel), buffer_size=EXPORT_CHUNK)
         finally:
             self.remove_container(container["Id"])
-
 
     def create_container(self, spec: ContainerSpec, *, what: str) -> str:
         """Create the container ``spec`` describes (tracked until removed); return its ID."""

@@ -43,6 +43,11 @@ class Artifacts:
         return self.directory / f"{self.name}.{self.image_format}"
 
     @property
+    def sqsh_file(self) -> Path:
+        """The enroot image (``--sqsh``)."""
+        return self.directory / f"{self.name}.sqsh"
+
+    @property
     def manifest(self) -> Path:
         return self.directory / MANIFEST_FILE
 

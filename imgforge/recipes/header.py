@@ -24,6 +24,7 @@ class RecipeHeader:
     strategy: str
     files: tuple[str, ...]
     pip_requirements: tuple[str, ...]
+    outputs: tuple[str, ...] | None = None
 
     @property
     def directory(self) -> Path:
@@ -69,4 +70,9 @@ def read_header(path: Path) -> RecipeHeader:
         strategy=_text(_table(data, "build").get("strategy", DEFAULT_STRATEGY), "build.strategy"),
         files=_words(list(_table(data, "files")), "files"),
         pip_requirements=_words(_table(data, "pip").get("requirements") or [], "pip.requirements"),
+        outputs=_outputs(_table(data, "build").get("outputs")),
     )
+
+
+def _outputs(value: object) -> tuple[str, ...] | None:
+    return None if value is None else _words(value, "build.outputs")

@@ -145,5 +145,3 @@ def make_jobs(
             parents=tuple(graph.parents(recipe.name)),
         )
     return list(jobs.values())
-
-

@@ -42,6 +42,8 @@ class Recipe:
     entrypoint: str | None = None
     strategy: str = "dockerfile"
     gpus: bool = False
+    # [build] outputs as the recipe lists them; None where it doesn't say.
+    outputs: tuple[str, ...] | None = None
 
     @property
     def directory(self) -> Path:
@@ -155,6 +157,7 @@ def from_model(path: Path, model: RecipeModel) -> Recipe:
         entrypoint=model.runscript.entrypoint if model.runscript else None,
         strategy=model.build.strategy,
         gpus=model.build.gpus,
+        outputs=None if model.build.outputs is None else tuple(model.build.outputs),
     )
 
 

@@ -97,6 +97,19 @@ class BuildSection(_Section):
     gpus: bool = Field(
         default=False, description="commit strategy only: run the steps with all GPUs visible."
     )
+    outputs: list[Literal["docker", "sif", "sqsh"]] | None = Field(
+        default=None,
+        description='What the build writes: "docker" (always), "sif", "sqsh" (an enroot image).',
+    )
+
+    @model_validator(mode="after")
+    def _outputs(self) -> BuildSection:
+        if self.outputs is not None:
+            if "docker" not in self.outputs:
+                raise ValueError('outputs: "docker" is what the other outputs are made from')
+            if len(set(self.outputs)) != len(self.outputs):
+                raise ValueError("outputs: each output once")
+        return self
 
 
 class RecipeModel(_Section):

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import subprocess
 import time
 from dataclasses import dataclass
 from typing import IO
@@ -25,7 +24,7 @@ from imgforge.sif.assemble import partition_offset, write_sif_prefix
 from imgforge.sif.backend import Packing, SifRequest
 from imgforge.sif.reuse import open_store, report
 from imgforge.sif.source import ImageSource
-from imgforge.sif.tar2sqfs import make_with_tar2sqfs
+from imgforge.sif.tar2sqfs import make_with_tar2sqfs, tar2sqfs_version
 from imgforge.sif.transfer import Meter, Transferred, transfer
 from imgforge.squashfs.blocks import BlockStore
 from imgforge.squashfs.codec import Codec
@@ -61,7 +60,9 @@ class NativeBackend:
                 )
             make_with_tar2sqfs(tool, request, source=source, log=log)
             size = request.target.stat().st_size
-            return Packing(request.compression, size, time.monotonic() - started, _tar2sqfs(tool))
+            return Packing(
+                request.compression, size, time.monotonic() - started, tar2sqfs_version(tool)
+            )
         store = open_store(request, codec, log)
         try:
             with request.target.open("w+b") as out:
@@ -133,8 +134,3 @@ def move(out: IO[bytes], start: int, size: int, to: int) -> None:
         out.seek(to + at)
         out.write(data)
     out.truncate(to + size)
-
-
-def _tar2sqfs(tool: str) -> str:
-    result = subprocess.run([tool, "--version"], capture_output=True, text=True)
-    return (result.stdout.splitlines() or ["tar2sqfs"])[0]

@@ -11,7 +11,9 @@ import os
 import subprocess
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import IO
 
 from imgforge.compressors import COMPRESSORS
 from imgforge.errors import BuildError
@@ -36,6 +38,11 @@ def tar2sqfs_argv(tool: str, output: Path, compression: str, mtime: int) -> list
         "--defaults", f"mtime={mtime}",
         str(output),
     ]  # fmt: skip
+
+
+def tar2sqfs_version(tool: str) -> str:
+    result = subprocess.run([tool, "--version"], capture_output=True, text=True)
+    return (result.stdout.splitlines() or ["tar2sqfs"])[0]
 
 
 def full_disk(partial: Path) -> str:
@@ -69,8 +76,28 @@ def pack(
 ) -> Transferred:
     """Stream the image's filesystem plus the layout into tar2sqfs."""
     mtime = request.timestamp()
-    argv = tar2sqfs_argv(tool, squashfs, request.compression, mtime)
-    log("$ docker export | imgforge layout | " + " ".join(argv), kind=STEP)
+    done: list[Transferred] = []
+
+    def feed(sink: IO[bytes]) -> int:
+        with source.filesystem() as stream:
+            done.append(transfer_tar(
+                stream, sink, request.files, mtime=mtime, clamp=request.source_date_epoch,
+                progress=Meter(source.size() or 0, log),
+            ))  # fmt: skip
+        return done[0].entries
+
+    run_tar2sqfs(tool, request, squashfs, feed, log=log, what="imgforge layout")
+    return done[0]
+
+
+def run_tar2sqfs(
+    tool: str, request: SifRequest, squashfs: Path, feed: Callable[[IO[bytes]], int], *,
+    log: Log, what: str,
+) -> None:  # fmt: skip
+    """Run tar2sqfs writing ``squashfs`` while ``feed`` writes the tar stream into its input
+    (``feed`` returns the number of entries it wrote)."""
+    argv = tar2sqfs_argv(tool, squashfs, request.compression, request.timestamp())
+    log(f"$ docker export | {what} | " + " ".join(argv), kind=STEP)
     started = time.monotonic()
     # stderr goes to a file: a pipe nobody reads while we write could fill and block.
     with (
@@ -79,30 +106,21 @@ def pack(
     ):
         assert proc.stdin is not None
         try:
-            with source.filesystem() as stream:
-                done = transfer_tar(
-                    stream,
-                    proc.stdin,
-                    request.files,
-                    mtime=mtime,
-                    clamp=request.source_date_epoch,
-                    progress=Meter(source.size() or 0, log),
-                )
+            entries = feed(proc.stdin)
             proc.stdin.close()
         except BrokenPipeError:
-            done = Transferred(-1, {}, ())
+            entries = -1
         except BaseException:
             proc.kill()
             raise
         code = proc.wait()
         stderr.seek(0)
         errors = stderr.read().decode("utf-8", "replace").strip()
-    if code != 0 or done.entries < 0:
+    if code != 0 or entries < 0:
         last = errors.splitlines()[-1] if errors else f"exit status {code}"
         raise BuildError(f"{request.name}: tar2sqfs failed: {last}{full_disk(squashfs)}")
     size = squashfs.stat().st_size
     log(
-        f"packed {done.entries} entries into {size} bytes in {time.monotonic() - started:.1f}s",
+        f"packed {entries} entries into {size} bytes in {time.monotonic() - started:.1f}s",
         kind=STEP,
     )
-    return done

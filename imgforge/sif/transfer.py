@@ -118,25 +118,37 @@ def transfer(
     (SOURCE_DATE_EPOCH) no entry is newer than it: ``docker export`` stamps what the
     engine adds at container creation (/etc, /dev, ...) with the time.
     ``progress`` gets the running total of file bytes copied."""
+    copy = _Copy(sink, clamp)
+    for member, tin in read_stream(source):
+        name = normalise(member.name)
+        if not name or replaced(name) or init_layer_leftover(member):
+            continue
+        try:
+            copy.image_entry(member, tin)
+        except tarfile.ReadError as error:
+            raise damaged(member, error) from None
+        if progress is not None and member.isreg():
+            progress(copy.copied)
+    copy.move_definition(mtime)
+    for entry in entries(files, present=copy.present, mtime=mtime):
+        copy.add(entry.info, entry.fileobj())
+    return Transferred(copy.count, copy.inspected, tuple(sorted(copy.apps)))
+
+
+def read_stream(source: IO[bytes]) -> Iterator[tuple[tarfile.TarInfo, tarfile.TarFile]]:
+    """The entries of the tar stream ``source``, each with the open archive to extract its
+    data from while it is the current one; a damaged stream is a BuildError."""
     with tarfile.open(fileobj=source, mode="r|", bufsize=READ_SIZE, tarinfo=_StrictHeader) as tin:
-        copy = _Copy(sink, clamp)
         members = iter(tin)
         while (member := _next(members)) is not None:
             # A stream's members are not needed again: keep memory flat at any image size.
             tin.members.clear()  # type: ignore[attr-defined]
-            name = normalise(member.name)
-            if not name or replaced(name) or init_layer_leftover(member):
-                continue
-            try:
-                copy.image_entry(member, tin)
-            except tarfile.ReadError as error:
-                raise BuildError(f"{DAMAGED} in {member.name!r}: {error}") from None
-            if progress is not None and member.isreg():
-                progress(copy.copied)
-        copy.move_definition(mtime)
-        for entry in entries(files, present=copy.present, mtime=mtime):
-            copy.add(entry.info, entry.fileobj())
-    return Transferred(copy.count, copy.inspected, tuple(sorted(copy.apps)))
+            yield member, tin
+
+
+def damaged(member: tarfile.TarInfo, error: tarfile.ReadError) -> BuildError:
+    """What a stream that ends inside ``member``'s data is (tarfile raises ReadError)."""
+    return BuildError(f"{DAMAGED} in {member.name!r}: {error}")
 
 
 DAMAGED = "the image's filesystem stream (docker export) is damaged"

@@ -1,0 +1,104 @@
+"""What of an image enroot can't carry exactly, for ``--sqsh``: refused (the image would
+run with other values than Docker's), or warned about (the difference is harmless, or the
+runtime's own).
+
+At ``enroot start`` the image's /etc/environment goes through ``common::envsubst`` (a
+braced ``${NAME}`` becomes the *host's* value) and ``common::envfmt`` (lines that are not
+``IDENTIFIER=...`` and ``ENROOT_*`` names are dropped, a value's surrounding quotes are
+stripped), then ``load_environment`` (bin/common.h) reads it a line at a time, so a
+newline in a value starts a variable of its own. /etc/rc is shell text: the working
+directory sits between double quotes there, and the ENTRYPOINT/CMD words are read back
+with ``readarray``, one a line.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from imgforge.patterns import ENV_KEY_RE
+from imgforge.recipes.image import ImageConfig, split_env
+
+# common::envsubst: awk's match(line, /\${[A-Za-z_][A-Za-z0-9_]*}/).
+SUBSTITUTED = re.compile(r"\$\{[A-Za-z_][A-Za-z0-9_]*\}")
+# common::envfmt: s/^NAME=["'](.*)["'][[:space:]]*$/NAME=\1/.
+SURROUNDING_QUOTES = re.compile(r"[\"'].*[\"'][ \t\v\f\r]*", re.DOTALL)
+RESERVED_PREFIX = "ENROOT_"
+# Between double quotes in /etc/rc, these would be read by the shell.
+SHELL_SPECIAL_IN_QUOTES = set('"$`\\')
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One thing enroot would change: ``key`` names it (``env.NAME``, ``WorkingDir``...);
+    a refusal unless ``warning``."""
+
+    key: str
+    reason: str
+    warning: bool = False
+
+
+def env_problem(name: str, value: str) -> str | None:
+    """Why enroot can't give the container ``name`` with exactly ``value``, or None."""
+    if not ENV_KEY_RE.fullmatch(name):
+        return f"enroot drops {name!r}: only names of letters, digits and _ are kept"
+    if name.startswith(RESERVED_PREFIX):
+        return f"enroot drops {name!r}: ENROOT_* names are the runtime's own"
+    if "\n" in value:
+        return "enroot cuts the value at its newline, and the rest becomes a variable of its own"
+    if found := SUBSTITUTED.search(value):
+        return f"enroot replaces {found.group()} with the host's value when the container starts"
+    if SURROUNDING_QUOTES.fullmatch(value):
+        return "enroot strips the quotes around the value"
+    return None
+
+
+def problems(config: ImageConfig) -> list[Problem]:
+    """Every difference between the image under Docker and under enroot, refusals first."""
+    found = [
+        Problem(f"env.{name}", why)
+        for name, value in (split_env(entry) for entry in config.env)
+        if (why := env_problem(name, value))
+    ]
+    workdir = config.workdir
+    if special := "".join(sorted(SHELL_SPECIAL_IN_QUOTES & set(workdir))):
+        found.append(
+            Problem("WorkingDir", f"{workdir!r} holds {special!r}, which /etc/rc's shell reads")
+        )
+    if config.entrypoint == ("",):
+        found.append(
+            Problem("Entrypoint", 'enroot runs [""] as a command named "" (Docker runs the CMD)')
+        )
+    for key, words in (("Entrypoint", config.entrypoint), ("Cmd", config.cmd)):
+        if bad := next((w for w in words if not w.isprintable()), None):
+            found.append(
+                Problem(key, f"{bad!r} holds a character enroot can't write into /etc/rc exactly")
+            )
+    for volume in config.volumes:
+        if not volume.isprintable() or any(c.isspace() for c in volume):
+            found.append(Problem("Volumes", f"{volume!r} can't be a line of enroot's /etc/fstab"))
+    found.extend(warnings(config))
+    return found
+
+
+def warnings(config: ImageConfig) -> list[Problem]:
+    """Harmless differences: labels written on one line, the ENTRYPOINT pyxis skips."""
+    said = [
+        Problem(f"Labels.{key}", "enroot writes this label's value on one line", warning=True)
+        for key, value in config.labels
+        if "\n" in value
+    ]
+    if config.run_entrypoint():
+        said.append(
+            Problem(
+                "Entrypoint",
+                f"{' '.join(config.run_entrypoint())!r} runs under `enroot start`, but Slurm's "
+                "pyxis skips it unless srun is given --container-entrypoint",
+                warning=True,
+            )
+        )
+    return said
+
+
+def refusals(config: ImageConfig) -> list[Problem]:
+    return [p for p in problems(config) if not p.warning]

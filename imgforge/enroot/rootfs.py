@@ -1,0 +1,146 @@
+"""The root filesystem ``enroot import dockerd://`` makes of ``docker export``, as a pass
+over the export's tar entries: what it leaves out, what it changes, what it adds.
+
+enroot 4.1.2 ``docker::daemon`` extracts the export with ``tar --anchored --exclude='dev/*'
+--exclude='.dockerenv' -px`` (GNU tar without ``--xattrs``: no extended attributes), runs
+``common::fixperms`` (``chmod -R u+rX``, then ``u+w`` on directories down to depth 15),
+writes its four files (:mod:`imgforge.enroot.files`) with ``>``, so that a file already
+there keeps its mode, makes the working directory (``mkdir -p``), and packs the tree with
+``mksquashfs -all-root``: every entry owned by root.
+"""
+
+from __future__ import annotations
+
+import io
+import stat
+import tarfile
+from typing import IO, Protocol
+
+from imgforge.enroot.files import files
+from imgforge.errors import BuildError
+from imgforge.recipes.image import ImageConfig
+
+DROPPED_UNDER = "dev/"
+DROPPED = ".dockerenv"
+XATTR_HEADERS = ("SCHILY.xattr.", "LIBARCHIVE.xattr.")
+# common::fixperms: find -maxdepth 15 -type d ! -perm -u=w -exec chmod u+w.
+WRITABLE_DEPTH = 15
+NEW_FILE_MODE = 0o644  # `>` under umask 022
+NEW_DIRECTORY_MODE = 0o755  # `mkdir -p` under umask 022
+
+
+class Archive(Protocol):
+    """What takes the entries: :meth:`tarfile.TarFile.addfile`'s signature."""
+
+    def addfile(self, tarinfo: tarfile.TarInfo, fileobj: IO[bytes] | None = None) -> None: ...
+
+
+def normalise(name: str) -> str:
+    while name.startswith("./"):
+        name = name[2:]
+    return name.strip("/")
+
+
+def dropped(name: str) -> bool:
+    """What the import's tar leaves out: everything under /dev, and /.dockerenv."""
+    return name.startswith(DROPPED_UNDER) or name == DROPPED
+
+
+def fixed_mode(member: tarfile.TarInfo, name: str) -> int:
+    """``chmod u+rX``, and ``u+w`` for a directory no deeper than 15."""
+    mode = member.mode | stat.S_IRUSR
+    if member.isdir() or mode & 0o111:
+        mode |= stat.S_IXUSR
+    if member.isdir() and name.count("/") < WRITABLE_DEPTH:
+        mode |= stat.S_IWUSR
+    return mode
+
+
+class EnrootRoot:
+    """Hands ``sink`` the entries of an export as enroot's import leaves them, then
+    (:meth:`finish`) the files and directories it adds. ``mtime``: the time of what is
+    added; ``clamp`` (SOURCE_DATE_EPOCH): no entry is newer."""
+
+    def __init__(
+        self, sink: Archive, config: ImageConfig, *, mtime: int, clamp: int | None = None
+    ) -> None:
+        self.sink, self.config, self.mtime, self.clamp = sink, config, mtime, clamp
+        self.written = files(config)
+        self.kinds: dict[str, bytes] = {}
+        self.modes: dict[str, int] = {}
+        self.links: list[tarfile.TarInfo] = []  # hard links to a file the import rewrites
+        self.count = 0
+
+    def add(self, member: tarfile.TarInfo, data: IO[bytes] | None) -> None:
+        if self.clamp is not None and member.mtime > self.clamp:
+            member.mtime = self.clamp
+        self.sink.addfile(member, data)
+        self.count += 1
+
+    def addfile(self, member: tarfile.TarInfo, fileobj: IO[bytes] | None = None) -> None:
+        """One entry of the export."""
+        name = normalise(member.name)
+        if not name or dropped(name):
+            return
+        if member.islnk() and dropped(normalise(member.linkname)):
+            return  # tar can't make a link to what it left out
+        member.uid = member.gid = 0
+        member.uname = member.gname = "root"
+        if any(key.startswith(XATTR_HEADERS) for key in member.pax_headers):
+            headers = member.pax_headers.items()
+            member.pax_headers = {k: v for k, v in headers if not k.startswith(XATTR_HEADERS)}
+        if not member.issym() and not member.islnk():
+            member.mode = fixed_mode(member, name)
+        self.kinds[name] = member.type
+        if name in self.written:
+            self.rewritten(member, name)
+            return
+        if member.islnk() and normalise(member.linkname) in self.written:
+            self.links.append(member)
+            return
+        self.add(member, fileobj)
+
+    def rewritten(self, member: tarfile.TarInfo, name: str) -> None:
+        """The image's own copy of a file the import writes: only its mode is kept."""
+        if not member.isreg():
+            raise BuildError(
+                f"the image's /{name} is not a regular file: enroot's import would write through it"
+            )
+        self.modes[name] = member.mode
+
+    def finish(self) -> int:
+        """Add /etc (if missing), the four files, the links to them and the working
+        directory; return the number of entries handed on."""
+        self.directories("etc")
+        for name, text in self.written.items():
+            data = text.encode("utf-8")
+            info = self.info(name, tarfile.REGTYPE, self.modes.get(name, NEW_FILE_MODE))
+            info.size = len(data)
+            self.add(info, io.BytesIO(data))
+        for link in self.links:
+            self.add(link, None)
+        self.directories((self.config.workdir or "/").strip("/"))
+        return self.count
+
+    def directories(self, path: str) -> None:
+        """``mkdir -p /PATH``: each missing directory, up to the first that is not one."""
+        parts = [p for p in path.split("/") if p]
+        for depth in range(1, len(parts) + 1):
+            name = "/".join(parts[:depth])
+            kind = self.kinds.get(name)
+            if kind is None:
+                self.add(self.info(name, tarfile.DIRTYPE, NEW_DIRECTORY_MODE), None)
+                self.kinds[name] = tarfile.DIRTYPE
+            elif kind != tarfile.DIRTYPE:
+                if name == "etc":
+                    raise BuildError(
+                        "the image's /etc is not a directory: enroot's import writes its "
+                        "files there"
+                    )
+                return
+
+    def info(self, name: str, kind: bytes, mode: int) -> tarfile.TarInfo:
+        info = tarfile.TarInfo(name)
+        info.type, info.mode, info.mtime = kind, mode, self.mtime
+        info.uname = info.gname = "root"
+        return info

@@ -1,0 +1,115 @@
+"""The enroot image (``NAME.sqsh``): the built image's filesystem as enroot's import leaves
+it (:mod:`imgforge.enroot.rootfs`), packed from the same kind of stream as the SIF, with
+the same compressors and the same squashed-data cache, then read back.
+
+An enroot image is a bare squashfs (``enroot import`` runs ``mksquashfs``): the native
+writer packs it straight into the target; lz4 and lzo go through tar2sqfs.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import tarfile
+import time
+from typing import IO
+
+from imgforge.enroot.files import files
+from imgforge.enroot.rootfs import EnrootRoot
+from imgforge.errors import BuildError, EngineError
+from imgforge.log import STEP, Log
+from imgforge.sif.backend import Packing, SifRequest
+from imgforge.sif.reuse import open_store, report
+from imgforge.sif.source import ImageSource
+from imgforge.sif.tar2sqfs import run_tar2sqfs, tar2sqfs_version
+from imgforge.sif.transfer import Archive, Meter, damaged, read_stream
+from imgforge.squashfs.codec import Codec
+from imgforge.squashfs.writer import SquashfsWriter
+
+WHAT = "imgforge enroot-rootfs"
+
+
+def make_sqsh(request: SifRequest, *, source: ImageSource, log: Log) -> Packing:
+    """Write the enroot image of ``source`` to ``request.target`` and check it."""
+    codec = Codec.of(request.compression)
+    started = time.monotonic()
+    if codec is None:
+        tool = shutil.which("tar2sqfs")
+        if tool is None:
+            raise EngineError(
+                f"--compression {request.compression} needs tar2sqfs: "
+                "apt-get install squashfs-tools-ng"
+            )
+
+        def feed(sink: IO[bytes]) -> int:
+            with tarfile.open(fileobj=sink, mode="w|", format=tarfile.PAX_FORMAT) as tout:
+                return copy_root(request, source, tout, log)
+
+        run_tar2sqfs(tool, request, request.target, feed, log=log, what=WHAT)
+        tool_version = tar2sqfs_version(tool)
+        use = None
+        size = request.target.stat().st_size
+    else:
+        store = open_store(request, codec, log)
+        try:
+            with request.target.open("w+b") as out:
+                how = f"{codec.name} level {codec.level}, {codec.block_size // 1024} KiB blocks"
+                log(f"$ docker export | {WHAT} | imgforge squashfs ({how})", kind=STEP)
+                writer = SquashfsWriter(
+                    out, codec=codec, mtime=request.timestamp(), origin=0, store=store,
+                    jobs=os.cpu_count() or 1,
+                )  # fmt: skip
+                try:
+                    copy_root(request, source, writer, log)
+                    packed = writer.finish()
+                finally:
+                    writer.close()
+                os.fsync(out.fileno())
+        except OSError as error:
+            where = f"{request.name}: writing {request.target.name}"
+            raise BuildError(f"{where}: {error.strerror or error}") from None
+        finally:
+            if store is not None:
+                store.close()
+        use = report(packed.reuse, store)
+        size, tool_version = packed.size, codec.writer
+    seconds = time.monotonic() - started
+    log(f"packed {request.target.name}: {size} bytes in {seconds:.1f}s"
+        + (f"; {use.line()}" if use else ""), kind=STEP)  # fmt: skip
+    check(request, source, log)
+    return Packing(request.compression, size, round(seconds, 3), tool_version, use)
+
+
+def copy_root(request: SifRequest, source: ImageSource, sink: Archive, log: Log) -> int:
+    """Pass the image's filesystem through :class:`EnrootRoot` into ``sink``."""
+    mtime = request.timestamp()
+    root = EnrootRoot(sink, source.config, mtime=mtime, clamp=request.source_date_epoch)
+    meter, copied = Meter(source.size() or 0, log), 0
+    with source.filesystem() as stream:
+        for member, tin in read_stream(stream):
+            data = tin.extractfile(member) if member.isreg() else None
+            try:
+                root.addfile(member, data)
+            except tarfile.ReadError as error:
+                raise damaged(member, error) from None
+            if member.isreg():
+                copied += member.size
+                meter(copied)
+    return root.finish()
+
+
+def check(request: SifRequest, source: ImageSource, log: Log) -> None:
+    """Read enroot's four files back from the new image (``unsquashfs -cat``)."""
+    tool = shutil.which("unsquashfs")
+    if tool is None:
+        raise EngineError("checking a .sqsh needs unsquashfs: apt-get install squashfs-tools")
+    for name, text in files(source.config).items():
+        found = subprocess.run(
+            [tool, "-cat", str(request.target), name], capture_output=True
+        )  # fmt: skip
+        if found.returncode != 0 or found.stdout != text.encode("utf-8"):
+            raise BuildError(
+                f"{request.name}: {request.target.name}: /{name} does not read back as written"
+            )
+    log(f"verify: {request.target.name}: enroot's /etc files read back as written", kind=STEP)
