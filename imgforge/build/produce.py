@@ -209,6 +209,9 @@ def make_sqsh_file(
     started = time.monotonic()
     try:
         packing = make_sqsh(request, source=source, log=log)
+        for note in packing.notes:
+            log(f"enroot: {note}", kind=STEP)
+            bench.say(f"{job.recipe.image}: warning: {target.name}: {note}")
         os.chmod(pending, SQSH_MODE & ~atomic.umask())
         digest = sha256_of(pending)
     except BaseException:

@@ -24,6 +24,14 @@ SUBSTITUTED = re.compile(r"\$\{[A-Za-z_][A-Za-z0-9_]*\}")
 # common::envfmt: s/^NAME=["'](.*)["'][[:space:]]*$/NAME=\1/.
 SURROUNDING_QUOTES = re.compile(r"[\"'].*[\"'][ \t\v\f\r]*", re.DOTALL)
 RESERVED_PREFIX = "ENROOT_"
+# What `enroot start` sets over the image's value: conf/environ/10-terminal.env appends
+# TERM=${TERM} (the host's), hooks/10-home.sh appends HOME with ENROOT_MOUNT_HOME, and the
+# shell that runs /etc/rc sets PWD and SHLVL and unsets OLDPWD. (The login step of
+# enroot-switchroot.c sets HOME, SHELL, USER, LOGNAME and PATH only where the image has
+# none: setenv(..., 0).)
+ENROOT_OWNED = frozenset({"TERM", "HOME", "PWD", "SHLVL", "OLDPWD"})
+# A line of a shell profile that sets PATH.
+SETS_PATH = re.compile(rb"^[ \t]*(?:export[ \t]+)?PATH=", re.MULTILINE)
 # Between double quotes in /etc/rc, these would be read by the shell.
 SHELL_SPECIAL_IN_QUOTES = set('"$`\\')
 
@@ -88,6 +96,11 @@ def warnings(config: ImageConfig) -> list[Problem]:
         for key, value in config.labels
         if "\n" in value
     ]
+    said.extend(
+        Problem(f"env.{name}", f"`enroot start` may set {name} itself", warning=True)
+        for name, _ in (split_env(entry) for entry in config.env)
+        if name in ENROOT_OWNED
+    )
     if config.run_entrypoint():
         said.append(
             Problem(
@@ -102,3 +115,16 @@ def warnings(config: ImageConfig) -> list[Problem]:
 
 def refusals(config: ImageConfig) -> list[Problem]:
     return [p for p in problems(config) if not p.warning]
+
+
+def profile_problem(profile: bytes) -> Problem | None:
+    """The image's /etc/profile, which enroot's login shell (its default) runs before the
+    command: one that sets PATH replaces the image's PATH."""
+    if not SETS_PATH.search(profile):
+        return None
+    return Problem(
+        "env.PATH",
+        "the image's /etc/profile sets PATH, and `enroot start` runs it (a login shell): "
+        "the container gets that PATH unless ENROOT_LOGIN_SHELL=n",
+        warning=True,
+    )

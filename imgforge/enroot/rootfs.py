@@ -22,6 +22,8 @@ from imgforge.recipes.image import ImageConfig
 
 DROPPED_UNDER = "dev/"
 DROPPED = ".dockerenv"
+PROFILE = "etc/profile"
+PROFILE_MAX = 1 << 20
 XATTR_HEADERS = ("SCHILY.xattr.", "LIBARCHIVE.xattr.")
 # common::fixperms: find -maxdepth 15 -type d ! -perm -u=w -exec chmod u+w.
 WRITABLE_DEPTH = 15
@@ -69,6 +71,7 @@ class EnrootRoot:
         self.kinds: dict[str, bytes] = {}
         self.modes: dict[str, int] = {}
         self.links: list[tarfile.TarInfo] = []  # hard links to a file the import rewrites
+        self.profile = b""  # the image's /etc/profile (see imgforge.enroot.lint)
         self.count = 0
 
     def add(self, member: tarfile.TarInfo, data: IO[bytes] | None) -> None:
@@ -98,6 +101,9 @@ class EnrootRoot:
         if member.islnk() and normalise(member.linkname) in self.written:
             self.links.append(member)
             return
+        if name == PROFILE and fileobj is not None and member.size <= PROFILE_MAX:
+            self.profile = fileobj.read()
+            fileobj = io.BytesIO(self.profile)
         self.add(member, fileobj)
 
     def rewritten(self, member: tarfile.TarInfo, name: str) -> None:

@@ -99,6 +99,8 @@ class Packing:
     seconds: float
     tool: str
     cache: CacheUse | None = None
+    # What the user should know of the image made (said after the build line).
+    notes: tuple[str, ...] = ()
 
 
 class SifBackend(Protocol):

@@ -15,6 +15,7 @@ import tarfile
 import time
 from typing import IO
 
+from imgforge.enroot import lint
 from imgforge.enroot.files import files
 from imgforge.enroot.rootfs import EnrootRoot
 from imgforge.errors import BuildError, EngineError
@@ -42,11 +43,15 @@ def make_sqsh(request: SifRequest, *, source: ImageSource, log: Log) -> Packing:
                 "apt-get install squashfs-tools-ng"
             )
 
+        roots: list[EnrootRoot] = []
+
         def feed(sink: IO[bytes]) -> int:
             with tarfile.open(fileobj=sink, mode="w|", format=tarfile.PAX_FORMAT) as tout:
-                return copy_root(request, source, tout, log)
+                roots.append(copy_root(request, source, tout, log))
+            return roots[0].count
 
         run_tar2sqfs(tool, request, request.target, feed, log=log, what=WHAT)
+        root = roots[0]
         tool_version = tar2sqfs_version(tool)
         use = None
         size = request.target.stat().st_size
@@ -61,7 +66,7 @@ def make_sqsh(request: SifRequest, *, source: ImageSource, log: Log) -> Packing:
                     jobs=os.cpu_count() or 1,
                 )  # fmt: skip
                 try:
-                    copy_root(request, source, writer, log)
+                    root = copy_root(request, source, writer, log)
                     packed = writer.finish()
                 finally:
                     writer.close()
@@ -78,10 +83,12 @@ def make_sqsh(request: SifRequest, *, source: ImageSource, log: Log) -> Packing:
     log(f"packed {request.target.name}: {size} bytes in {seconds:.1f}s"
         + (f"; {use.line()}" if use else ""), kind=STEP)  # fmt: skip
     check(request, source, log)
-    return Packing(request.compression, size, round(seconds, 3), tool_version, use)
+    said = lint.profile_problem(root.profile)
+    notes = (f"{said.key}: {said.reason}",) if said else ()
+    return Packing(request.compression, size, round(seconds, 3), tool_version, use, notes)
 
 
-def copy_root(request: SifRequest, source: ImageSource, sink: Archive, log: Log) -> int:
+def copy_root(request: SifRequest, source: ImageSource, sink: Archive, log: Log) -> EnrootRoot:
     """Pass the image's filesystem through :class:`EnrootRoot` into ``sink``."""
     mtime = request.timestamp()
     root = EnrootRoot(sink, source.config, mtime=mtime, clamp=request.source_date_epoch)
@@ -96,7 +103,8 @@ def copy_root(request: SifRequest, source: ImageSource, sink: Archive, log: Log)
             if member.isreg():
                 copied += member.size
                 meter(copied)
-    return root.finish()
+    root.finish()
+    return root
 
 
 def check(request: SifRequest, source: ImageSource, log: Log) -> None:
