@@ -124,11 +124,23 @@ def prepare(
     for job in jobs:
         check(job)  # a recipe no format can carry exactly is refused before any build
         if wanted(job.recipe.outputs, options).sqsh:
-            check_enroot(job)
+            check_enroot(job, options)
     return Session(graph=graph, targets=targets, jobs=jobs), engine
 
 
-def check_enroot(job: BuildJob) -> None:
+# The compressors of enroot images that `enroot create` can't unpack: unsquashfs 4.5.1
+# (Debian 12, Ubuntu 22.04) fails on tar2sqfs 1.2's lz4 images ("failed to read id table
+# block"), and enroot unpacks images with unsquashfs.
+NOT_FOR_ENROOT = ("lz4",)
+
+
+def check_enroot(job: BuildJob, options: Options) -> None:
     """What enroot can't carry of the image a recipe builds is refused for ``--sqsh``."""
+    if options.compression.partition(":")[0] in NOT_FOR_ENROOT:
+        raise UsageError(
+            f"--compression {options.compression}: {job.recipe.name}'s enroot image would "
+            "not unpack with unsquashfs, which `enroot create` runs; use lzo (enroot's "
+            "default), gzip, xz or zstd"
+        )
     for problem in refusals(job.config):
         raise RecipeError(job.recipe.path, problem.key, f"--sqsh: {problem.reason}")
