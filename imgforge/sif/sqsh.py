@@ -20,7 +20,7 @@ from imgforge.enroot.files import files
 from imgforge.enroot.rootfs import EnrootRoot
 from imgforge.errors import BuildError, EngineError
 from imgforge.log import STEP, Log
-from imgforge.sif.backend import Packing, SifRequest
+from imgforge.sif.backend import CacheUse, Packing, SifRequest
 from imgforge.sif.reuse import open_store, report
 from imgforge.sif.source import ImageSource
 from imgforge.sif.tar2sqfs import run_tar2sqfs, tar2sqfs_version
@@ -36,56 +36,63 @@ def make_sqsh(request: SifRequest, *, source: ImageSource, log: Log) -> Packing:
     codec = Codec.of(request.compression)
     started = time.monotonic()
     if codec is None:
-        tool = shutil.which("tar2sqfs")
-        if tool is None:
-            raise EngineError(
-                f"--compression {request.compression} needs tar2sqfs: "
-                "apt-get install squashfs-tools-ng"
-            )
-
-        roots: list[EnrootRoot] = []
-
-        def feed(sink: IO[bytes]) -> int:
-            with tarfile.open(fileobj=sink, mode="w|", format=tarfile.PAX_FORMAT) as tout:
-                roots.append(copy_root(request, source, tout, log))
-            return roots[0].count
-
-        run_tar2sqfs(tool, request, request.target, feed, log=log, what=WHAT)
-        root = roots[0]
-        tool_version = tar2sqfs_version(tool)
-        use = None
-        size = request.target.stat().st_size
+        root, size, tool, use = with_tar2sqfs(request, source, log)
     else:
-        store = open_store(request, codec, log)
-        try:
-            with request.target.open("w+b") as out:
-                how = f"{codec.name} level {codec.level}, {codec.block_size // 1024} KiB blocks"
-                log(f"$ docker export | {WHAT} | imgforge squashfs ({how})", kind=STEP)
-                writer = SquashfsWriter(
-                    out, codec=codec, mtime=request.timestamp(), origin=0, store=store,
-                    jobs=os.cpu_count() or 1,
-                )  # fmt: skip
-                try:
-                    root = copy_root(request, source, writer, log)
-                    packed = writer.finish()
-                finally:
-                    writer.close()
-                os.fsync(out.fileno())
-        except OSError as error:
-            where = f"{request.name}: writing {request.target.name}"
-            raise BuildError(f"{where}: {error.strerror or error}") from None
-        finally:
-            if store is not None:
-                store.close()
-        use = report(packed.reuse, store)
-        size, tool_version = packed.size, codec.writer
+        root, size, tool, use = with_writer(request, codec, source, log)
     seconds = time.monotonic() - started
     log(f"packed {request.target.name}: {size} bytes in {seconds:.1f}s"
         + (f"; {use.line()}" if use else ""), kind=STEP)  # fmt: skip
     check(request, source, log)
     said = lint.profile_problem(root.profile)
     notes = (f"{said.key}: {said.reason}",) if said else ()
-    return Packing(request.compression, size, round(seconds, 3), tool_version, use, notes)
+    return Packing(request.compression, size, round(seconds, 3), tool, use, notes)
+
+
+Made = tuple[EnrootRoot, int, str, CacheUse | None]
+
+
+def with_writer(request: SifRequest, codec: Codec, source: ImageSource, log: Log) -> Made:
+    """Pack with imgforge's squashfs writer and the block cache."""
+    store = open_store(request, codec, log)
+    try:
+        with request.target.open("w+b") as out:
+            how = f"{codec.name} level {codec.level}, {codec.block_size // 1024} KiB blocks"
+            log(f"$ docker export | {WHAT} | imgforge squashfs ({how})", kind=STEP)
+            writer = SquashfsWriter(
+                out, codec=codec, mtime=request.timestamp(), origin=0, store=store,
+                jobs=os.cpu_count() or 1,
+            )  # fmt: skip
+            try:
+                root = copy_root(request, source, writer, log)
+                packed = writer.finish()
+            finally:
+                writer.close()
+            os.fsync(out.fileno())
+    except OSError as error:
+        where = f"{request.name}: writing {request.target.name}"
+        raise BuildError(f"{where}: {error.strerror or error}") from None
+    finally:
+        if store is not None:
+            store.close()
+    return root, packed.size, codec.writer, report(packed.reuse, store)
+
+
+def with_tar2sqfs(request: SifRequest, source: ImageSource, log: Log) -> Made:
+    """Pack with tar2sqfs (the compressors imgforge's writer doesn't have)."""
+    tool = shutil.which("tar2sqfs")
+    if tool is None:
+        raise EngineError(
+            f"--compression {request.compression} needs tar2sqfs: apt-get install squashfs-tools-ng"
+        )
+    roots: list[EnrootRoot] = []
+
+    def feed(sink: IO[bytes]) -> int:
+        with tarfile.open(fileobj=sink, mode="w|", format=tarfile.PAX_FORMAT) as tout:
+            roots.append(copy_root(request, source, tout, log))
+        return roots[0].count
+
+    run_tar2sqfs(tool, request, request.target, feed, log=log, what=WHAT)
+    return roots[0], request.target.stat().st_size, tar2sqfs_version(tool), None
 
 
 def copy_root(request: SifRequest, source: ImageSource, sink: Archive, log: Log) -> EnrootRoot:
