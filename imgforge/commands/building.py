@@ -56,6 +56,7 @@ def cmd_build(args: argparse.Namespace, out: Output) -> int:
         {
             "built": [images[n] for n in summary.built],
             "sif": sif_records(session, summary.built),
+            "sqsh": sif_records(session, summary.built, kind="sqsh"),
             "up_to_date": [images[n] for n in summary.skipped],
             "failed": [images[n] for n in summary.failed],
             "not_attempted": [images[n] for n in summary.not_attempted],
@@ -67,15 +68,17 @@ def cmd_build(args: argparse.Namespace, out: Output) -> int:
     return max((e.exit_code for e in summary.errors), default=0)
 
 
-def sif_records(session: Session, built: tuple[str, ...]) -> dict[str, Any]:
-    """The SIF record (size, seconds, compression, cache use) of each recipe built."""
+def sif_records(session: Session, built: tuple[str, ...], kind: str = "sif") -> dict[str, Any]:
+    """The SIF (or, ``kind="sqsh"``, enroot image) record of each recipe built: size,
+    seconds, compression, cache use."""
     from imgforge.build import record
 
     found: dict[str, Any] = {}
     for job in session.jobs:
         manifest = record.read(job.artifacts.manifest) if job.name in built else None
-        if manifest is not None and manifest.sif is not None:
-            found[job.recipe.image] = manifest.sif.to_json()
+        made = getattr(manifest, kind) if manifest is not None else None
+        if made is not None:
+            found[job.recipe.image] = made.to_json()
     return found
 
 
