@@ -26,9 +26,10 @@ from harness import PREFIX, REPO, STANDIN, BenchError, Context, Engine, Row, run
 from scale import scale
 from scalereport import readme_table
 from scenarios import SCENARIOS as BASIC
+from sqshbench import sqsh
 
 # `scale` last: at 6 GB it runs for most of an hour (and builds its bases the first time).
-SCENARIOS = {**BASIC, "scale": scale}
+SCENARIOS = {**BASIC, "sqsh": sqsh, "scale": scale}
 SIZES = ("0.2", "1", "6")
 
 RESULTS = REPO / "bench" / "results.md"
@@ -47,7 +48,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--sizes",
         default=",".join(SIZES),
-        help="base sizes in GB the scale scenario packs, comma-separated (default: %(default)s)",
+        help="base sizes in GB (scale and sqsh scenarios), comma-separated (default: %(default)s)",
     )
     parser.add_argument(
         "--keep", action="store_true", help="keep the temporary directory and the images"
