@@ -156,11 +156,8 @@ class Builder:
         self.step(job.name, f"starting ({status.reason})")
         what = f"{job.recipe.path}: {job.recipe.image}"
         try:
-            with (
-                self.failures(job, what),
-                recipe_lock(
-                    job.artifacts.directory, what=what, wait=self.options.wait, say=self.say
-                ),
+            with self.failures(job, what), recipe_lock(
+                job.artifacts.directory, what=what, wait=self.options.wait, say=self.say
             ):
                 self.build_one(job, status)
         finally:
@@ -176,13 +173,12 @@ class Builder:
         self.say(f"{job.recipe.image}: up to date")
         if self.options.push or self.options.save:
             what = f"{job.recipe.path}: {job.recipe.image}"
-            with (
-                self.failures(job, what),
-                recipe_lock(
-                    job.artifacts.directory, what=job.recipe.image, wait=True, say=self.say
-                ),
+            with self.failures(job, what), recipe_lock(
+                job.artifacts.directory, what=job.recipe.image, wait=True, say=self.say
             ):
-                done = publish_missing(self.engine, job, image_id, self.options, SayLog(self.say))
+                done = publish_missing(
+                    self.engine, job, image_id, self.options, SayLog(self.say)
+                )
             for kind in done:
                 self.say(f"{job.recipe.image}: {PUBLISHED[kind]} without rebuilding")
 

@@ -19,6 +19,7 @@ if TYPE_CHECKING:
     from imgforge.engine.protocol import Engine
 
 
+
 def saved_path(job: BuildJob) -> Path:
     return job.artifacts.directory / f"{job.name}.docker.tar"
 
@@ -28,7 +29,9 @@ def push_repository(job: BuildJob, registry: str) -> str:
     return f"{registry.rstrip('/')}/{job.recipe.name}"
 
 
-def push_image(engine: Engine, job: BuildJob, image_id: str, registry: str, log: Log) -> PushRecord:
+def push_image(
+    engine: Engine, job: BuildJob, image_id: str, registry: str, log: Log
+) -> PushRecord:
     """Tag the image ``REGISTRY/NAME:TAG`` and push it; the record names it by digest.
 
     Credentials come from the environment or Docker's credential store and travel in

@@ -82,7 +82,9 @@ def commit_run(engine: Engine, run: CommitRun, log: Log) -> tuple[str, list[str]
         if status != 0:
             where = f" at {step}" if step else ""
             output = f": {last}" if last else ""
-            raise BuildError(f"{run.what}: the build script failed (exit {status}){where}{output}")
+            raise BuildError(
+                f"{run.what}: the build script failed (exit {status}){where}{output}"
+            )
         if engine.cancel.is_set():
             raise BuildError(f"{run.what}: interrupted")
         changes = engine.changes(container) if run.interactive else []

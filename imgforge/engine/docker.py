@@ -166,8 +166,7 @@ class DockerEngine:
                 rm=True,
                 forcerm=True,
                 pull=False,
-                network_mode=network,
-                buildargs=buildargs,
+                network_mode=network, buildargs=buildargs,
                 decode=True,
             )
             return follow_build(stream, log=log, what=what, cancel=self.cancel)
@@ -230,6 +229,7 @@ class DockerEngine:
             yield io.BufferedReader(ChunkReader(chunks, self.cancel), buffer_size=EXPORT_CHUNK)
         finally:
             self.remove_container(container["Id"])
+
 
     def create_container(self, spec: ContainerSpec, *, what: str) -> str:
         """Create the container ``spec`` describes (tracked until removed); return its ID."""

@@ -88,7 +88,6 @@ def requirement_paths(recipe: Recipe) -> list[tuple[str, str]]:
         for index, source in enumerate(recipe.pip_requirements)
     ]
 
-
 def walk_kept(recipe: Recipe, key: str, source: str) -> list[Entry]:
     """The entries below ``source`` that ``.dockerignore`` keeps: what a copy brings in."""
     return walk_source(
@@ -119,9 +118,7 @@ def def_files(recipe: Recipe, copies: list[CopyStep]) -> list[tuple[str, str]]:
         for piece in pieces:
             if not PATH_RE.fullmatch(piece):
                 raise RecipeError(
-                    recipe.path,
-                    key,
-                    f"{shown(piece)} would be a %files line of the .def, "
+                    recipe.path, key, f"{shown(piece)} would be a %files line of the .def, "
                     "where only letters, digits and . _ @ + , = / - are allowed",
                 )
             below = piece if root == "." else piece[len(root) + 1 :]
@@ -147,10 +144,7 @@ def _cover(root: str, kept: set[str], every: dict[str, bool], owner: Path, key: 
             pieces.append(name)
             continue
         if name in kept and every[name] and not any(any_kept[c] for c in children[name]):
-            raise RecipeError(
-                owner,
-                key,
-                f"{shown(name)} is empty after {IGNORE_FILE}, which a .def's %files can't copy",
-            )
+            raise RecipeError(owner, key, f"{shown(name)} is empty after {IGNORE_FILE}, "
+                              "which a .def's %files can't copy")
         pending.extend(c for c in children[name] if any_kept[c])
     return sorted(pieces, key=lambda n: n.split("/"))

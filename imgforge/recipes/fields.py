@@ -50,7 +50,9 @@ def _base(value: str) -> str:
     if value.startswith(RECIPE_PREFIX):
         _name(value[len(RECIPE_PREFIX) :])
     elif why := reference.why_not_reference(value):
-        raise ValueError(f"{value!r} is neither a Docker image reference ({why}) nor recipe:NAME")
+        raise ValueError(
+            f"{value!r} is neither a Docker image reference ({why}) nor recipe:NAME"
+        )
     return value
 
 

@@ -67,7 +67,6 @@ def _read_line(line: str) -> str:
             pattern = pattern[1:]
     return "!" + pattern if invert else pattern
 
-
 @dataclass(frozen=True)
 class Ignore:
     """The ``.dockerignore`` of one recipe directory."""

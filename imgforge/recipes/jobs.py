@@ -145,3 +145,5 @@ def make_jobs(
             parents=tuple(graph.parents(recipe.name)),
         )
     return list(jobs.values())
+
+

@@ -21,7 +21,6 @@ BUILD_LABELS = (
 )
 DEFFILE_LABEL = "org.label-schema.usage.singularity.deffile."
 
-
 def is_build_label(key: str) -> bool:
     """Whether a SIF build (Apptainer's, SingularityCE's or imgforge's) writes ``key``."""
     return key in BUILD_LABELS or key.startswith(DEFFILE_LABEL)

@@ -41,7 +41,6 @@ def go_clean(path: str) -> str:
     cleaned = ("/" if rooted else "") + "/".join(parts)
     return cleaned or "."
 
-
 def check_syntax(pattern: str) -> None:
     """Go ``filepath.Match``'s syntax check (``matchChunk``/``getEsc``), which
     ``patternmatcher.New`` runs on every pattern."""

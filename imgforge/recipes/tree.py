@@ -200,8 +200,7 @@ def _below(
             st = child.stat(follow_symlinks=False)
             if stat.S_ISLNK(st.st_mode):
                 raise RecipeError(
-                    owner,
-                    key,
+                    owner, key,
                     f"{shown(inside)} is a symbolic link inside a copied directory (Docker "
                     "copies the link, Apptainer's %files what it points to): copy its "
                     "target instead",

@@ -143,7 +143,9 @@ def context(job: BuildJob) -> dict[str, Any]:
         # Repeated after the runtime's own PATH fix-up (Apptainer appends its default
         # directories missing from the 10- file's PATH), so without PATH.
         "sorted_env": sorted(e for e in config.script_env() if e[0] != "PATH"),
-        "skipped_env": [(n, why_not_carried(n)) for n, _ in config.env_pairs() if n not in written],
+        "skipped_env": [
+            (n, why_not_carried(n)) for n, _ in config.env_pairs() if n not in written
+        ],
         "workdir": job.base.config.workdir or "/",
         "entrypoint": list(config.run_entrypoint()),
         "cmd": list(config.cmd),

@@ -38,3 +38,4 @@ def chooser(requested: str) -> Callable[[], SifBackend | None]:
     """:func:`choose` for ``requested``, called when first needed and remembered: a
     missing tool fails the first build that makes an image, not a run with none to make."""
     return functools.cache(lambda: choose(requested))
+

@@ -135,7 +135,9 @@ def read(handle: BinaryIO) -> SIF:
         raise SIFFormatError("no SIF_MAGIC at offset 32")
     if fields[2] != VERSION:
         raise SIFFormatError(f"unsupported SIF version {fields[2]!r}")
-    header = Header(_cstr(fields[0]), _cstr(fields[3]), uuid.UUID(bytes=fields[4]), *fields[5:])
+    header = Header(
+        _cstr(fields[0]), _cstr(fields[3]), uuid.UUID(bytes=fields[4]), *fields[5:]
+    )
     handle.seek(header.descriptors_offset)
     table = handle.read(header.descriptors_total * DESCRIPTOR.size)
     if len(table) < header.descriptors_total * DESCRIPTOR.size:

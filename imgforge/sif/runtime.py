@@ -113,34 +113,18 @@ DOUBLE_ESCAPES = (
 # Known quirks: (flavour, first affected version, first fixed version or None, text). From the
 # runtimes' source and trackers (docs/APPTAINER.md lists which versions were run for real).
 QUIRKS: tuple[tuple[str, tuple[int, int, int], tuple[int, int, int] | None, str], ...] = (
-    (
-        "singularity",
-        (3, 0, 0),
-        (3, 6, 0),
-        "env scripts are sourced by /bin/sh without clearing the host environment, and the "
-        "Docker-style runscript is run by /bin/sh (arguments evaluated); host values can win",
-    ),
+    ("singularity", (3, 0, 0), (3, 6, 0),
+     "env scripts are sourced by /bin/sh without clearing the host environment, and the "
+     "Docker-style runscript is run by /bin/sh (arguments evaluated); host values can win"),
     ("singularity", (3, 1, 0), None, DOUBLE_ESCAPES.format("")),
-    (
-        "apptainer",
-        (1, 0, 0),
-        (1, 5, 0),
-        DOUBLE_ESCAPES.format(" and runs `cmd` in them (apptainer#3328)"),
-    ),
-    (
-        "apptainer",
-        (1, 0, 0),
-        (1, 3, 5),
-        "an image Env name that is not a shell name stops the container from starting "
-        "(apptainer#2576); imgforge skips such names",
-    ),
-    (
-        "apptainer",
-        (1, 3, 4),
-        (1, 3, 5),
-        "localimage and sandbox builds overwrite the runscript and 90-environment.sh "
-        "(apptainer#2561): a recipe:NAME .def build loses its parent's runscript",
-    ),
+    ("apptainer", (1, 0, 0), (1, 5, 0),
+     DOUBLE_ESCAPES.format(" and runs `cmd` in them (apptainer#3328)")),
+    ("apptainer", (1, 0, 0), (1, 3, 5),
+     "an image Env name that is not a shell name stops the container from starting "
+     "(apptainer#2576); imgforge skips such names"),
+    ("apptainer", (1, 3, 4), (1, 3, 5),
+     "localimage and sandbox builds overwrite the runscript and 90-environment.sh "
+     "(apptainer#2561): a recipe:NAME .def build loses its parent's runscript"),
     ("singularity-ce", (3, 6, 0), (4, 4, 0), DOUBLE_ESCAPES.format("")),
 )
 

@@ -93,6 +93,7 @@ class Codec:
         filters = [{"id": lzma.FILTER_LZMA2, "preset": XZ_PRESET, "dict_size": self.block_size}]
         return lzma.compress(data, format=lzma.FORMAT_XZ, check=lzma.CHECK_CRC32, filters=filters)
 
+
     def decompress(self, data: bytes) -> bytes | None:
         """What ``data`` holds, at most a block; None when it is not a block this
         compressor wrote (thread-safe)."""
