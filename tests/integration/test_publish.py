@@ -28,6 +28,7 @@ from imgforge.cli import main
 from imgforge.errors import BuildError
 from imgforge.log import Lines
 from imgforge.registry import oci
+from imgforge.registry.artifact import SifFile, publish_sif
 from imgforge.registry.client import CA_BUNDLE_VARIABLES, connect
 from imgforge.registry.oci import Platform
 
@@ -465,3 +466,58 @@ def test_a_registry_off_loopback_is_trusted_through_the_ca_bundle_named(
         monkeypatch.setenv("SSL_CERT_FILE", str(cert))
         with connect(address, None, insecure=False, log=Lines()) as remote:
             assert remote.put_blob("tls-check", b"{}") == oci.digest_of(b"{}")
+
+
+def test_beside_an_image_of_another_architecture_each_client_takes_its_own(
+    pushed: tuple[Path, dict], registry: str, tmp_path: Path
+) -> None:
+    """The index for an arm64 image (here the built image, declared arm64 in the index):
+    `docker pull --platform linux/arm64` gives the image, `apptainer pull --arch arm64`
+    the SIF, and Docker on amd64 finds nothing of its platform (the SIF is not taken)."""
+    root, manifest = pushed
+    client = docker.from_env()
+    repository = f"{registry}/itest-push-arm64"
+    client.api.tag(manifest["docker_image_id"], repository, "1")
+    image_digest = oci.digest_of(
+        requests.get(
+            f"http://{registry}/v2/itest-push/manifests/{manifest['push']['digest']}",
+            headers={"Accept": oci.DOCKER_MANIFEST},
+            timeout=30,
+        ).content
+    )
+    client.images.push(repository, "1")
+    sif = built_sif(root)
+    artifact = SifFile(sif, sif.name, manifest["sif"]["sha256"], sif.stat().st_size)
+    with connect(registry, None, insecure=True, log=Lines()) as remote:
+        publish_sif(
+            remote,
+            repository="itest-push-arm64",
+            tag="1",
+            sif=artifact,
+            image_digest=image_digest,
+            platform=Platform("linux", "arm64", "v8"),
+            log=Lines(),
+        )
+    try:
+        client.images.remove(f"{repository}:1", force=True)
+        said = client.api.pull(repository, tag="1", stream=True, decode=True)
+        assert "no matching manifest" in " ".join(str(c.get("error", "")) for c in said)
+        assert (
+            client.images.pull(repository, tag="1", platform="linux/arm64").id
+            == (manifest["docker_image_id"])
+        )
+        if RUNTIME is None:
+            pytest.skip(NO_APPTAINER)
+        pulled = tmp_path / "pulled.sif"
+        subprocess.run(
+            [RUNTIME.path, "pull", "--arch", "arm64", "--no-https", str(pulled)]
+            + [f"oras://{repository}:1"],
+            env={**os.environ, "APPTAINER_CACHEDIR": str(tmp_path / "cache")},
+            check=True,
+            capture_output=True,
+            timeout=600,
+        )
+        assert filecmp.cmp(pulled, sif, shallow=False)
+    finally:
+        with contextlib.suppress(docker.errors.ImageNotFound):
+            client.images.remove(f"{repository}:1", force=True)
