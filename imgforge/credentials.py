@@ -30,7 +30,10 @@ def registry_of(reference: str) -> str:
 
 def is_local(registry: str) -> bool:
     """A registry on this machine, which Docker and Apptainer may reach over plain HTTP."""
-    host = registry.rsplit(":", 1)[0] if not registry.startswith("[") else registry
+    if registry.startswith("["):  # [::1] or [::1]:5000
+        host = registry[: registry.find("]") + 1]
+    else:
+        host = registry.rsplit(":", 1)[0]
     return host in LOCAL_HOSTS or host.startswith("127.")
 
 

@@ -24,6 +24,7 @@ from imgforge.build.records import (
     Timings,
     Tools,
 )
+from imgforge.build.sifpush import push_sif
 from imgforge.build.status import job_inputs
 from imgforge.build.strategies import STRATEGIES
 from imgforge.engine.image import EngineImage
@@ -174,6 +175,7 @@ def produce(
     sqsh_file = None
     try:
         sqsh_file, sqsh = make_sqsh_file(bench, job, image, rendered.sif, log=log)
+        push = push_sif(job, push, sif_file, sif, inspected=image.inspected, log=log)
         saved = save_image(bench.engine, job, image.image_id) if options.save else None
         timings = Timings(round(time.monotonic() - started, 3), round(image.seconds, 3))
         manifest = manifest_of(

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 from imgforge.build import record
 from imgforge.build.record import Manifest
 from imgforge.build.records import PushRecord, SavedRecord
+from imgforge.build.sifpush import needs_sif_push, push_sif
 from imgforge.credentials import auth_config, for_registry
 from imgforge.log import Log
 from imgforge.options import Options
@@ -83,13 +84,19 @@ def needs_save(job: BuildJob, recorded: Manifest | None, options: Options) -> bo
 def publish_missing(
     engine: Engine, job: BuildJob, image_id: str, options: Options, log: Log
 ) -> list[str]:
-    """For an up-to-date image: push and save what these options ask for and the manifest
-    lacks (no rebuild), and record it; returns what was done ("push", "saved")."""
+    """For an up-to-date image: push (the image, the SIF beside it) and save what these
+    options ask for and the manifest lacks (no rebuild), and record it; returns what was
+    done ("push", "saved")."""
     recorded = record.read(job.artifacts.manifest)
     push = saved = None
     if needs_push(recorded, options):
         assert options.push is not None
         push = push_image(engine, job, image_id, options.push, log)
+    pushed = push or (recorded.push if recorded is not None and options.push else None)
+    sif = recorded.sif if recorded is not None else None
+    if needs_sif_push(pushed, sif, singularity=options.singularity):
+        inspected = engine.inspect(image_id) or {}
+        push = push_sif(job, pushed, job.artifacts.image_file, sif, inspected=inspected, log=log)
     if needs_save(job, recorded, options):
         saved = save_image(engine, job, image_id)
     if recorded is not None and (push or saved):

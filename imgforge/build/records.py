@@ -242,26 +242,42 @@ class CommitRecord:
 
 @dataclass(frozen=True)
 class PushRecord:
-    """Where ``--push`` put the image, by tag and by digest."""
+    """Where ``--push`` put the image, by tag and by digest; with a SIF, the digests of
+    the SIF's manifest and of the index at the tag that holds both (absent from
+    manifests written before SIFs were published, and where no SIF was)."""
 
     registry: str
     reference: str
     digest: str
     by_digest: str
+    sif_digest: str | None = None
+    index_digest: str | None = None
+
+    @property
+    def repository(self) -> str:
+        return self.by_digest.partition("@")[0]
 
     def to_json(self) -> dict[str, Any]:
-        return {
+        data = {
             "registry": self.registry,
             "reference": self.reference,
             "digest": self.digest,
             "by_digest": self.by_digest,
         }
+        if self.sif_digest is not None and self.index_digest is not None:
+            data["sif_digest"] = self.sif_digest
+            data["index_digest"] = self.index_digest
+        return data
 
     @classmethod
     def from_json(cls, value: object) -> PushRecord:
         data = table(value)
         keys = ("registry", "reference", "digest", "by_digest")
-        return cls(*(fields.text(data, key) for key in keys))
+        sif = [fields.text(data, key) if key in data else None for key in SIF_PUSH_KEYS]
+        return cls(*(fields.text(data, key) for key in keys), *sif)
+
+
+SIF_PUSH_KEYS = ("sif_digest", "index_digest")
 
 
 @dataclass(frozen=True)

@@ -37,7 +37,15 @@ def test_registry_of(reference: str, registry: str) -> None:
 
 @pytest.mark.parametrize(
     ("registry", "local"),
-    [("localhost:5000", True), ("127.0.0.1:80", True), ("nvcr.io", False), ("[::1]", True)],
+    [
+        ("localhost:5000", True),
+        ("127.0.0.1:80", True),
+        ("nvcr.io", False),
+        ("[::1]", True),
+        ("[::1]:5000", True),
+        ("[fd00::2]:5000", False),
+        ("example.org:5000", False),
+    ],
 )
 def test_is_local(registry: str, local: bool) -> None:
     assert is_local(registry) is local
