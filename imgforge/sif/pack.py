@@ -17,12 +17,12 @@ import time
 from dataclasses import dataclass
 from typing import IO
 
-from imgforge.errors import BuildError, EngineError
+from imgforge.errors import EngineError
 from imgforge.log import STEP, Log
 from imgforge.sif import format as sif
 from imgforge.sif.assemble import partition_offset, write_sif_prefix
 from imgforge.sif.backend import Packing, SifRequest
-from imgforge.sif.reuse import open_store, report
+from imgforge.sif.reuse import packing_into, report
 from imgforge.sif.source import ImageSource
 from imgforge.sif.tar2sqfs import make_with_tar2sqfs, tar2sqfs_version
 from imgforge.sif.transfer import Meter, Transferred, transfer
@@ -63,17 +63,8 @@ class NativeBackend:
             return Packing(
                 request.compression, size, time.monotonic() - started, tar2sqfs_version(tool)
             )
-        store = open_store(request, codec, log)
-        try:
-            with request.target.open("w+b") as out:
-                packed = self._write(out, request, codec, store, source=source, log=log)
-                os.fsync(out.fileno())
-        except OSError as error:
-            where = f"{request.name}: writing {request.target.name}"
-            raise BuildError(f"{where}: {error.strerror or error}") from None
-        finally:
-            if store is not None:
-                store.close()
+        with packing_into(request, codec, log) as (out, store):
+            packed = self._write(out, request, codec, store, source=source, log=log)
         seconds = time.monotonic() - started
         use = report(packed.reuse, store)
         log(f"packed {packed.inodes} inodes into {packed.size} bytes in {seconds:.1f}s"

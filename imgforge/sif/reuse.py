@@ -1,9 +1,15 @@
 """The native backend's use of the squashed-data cache: open it for one image's codec,
-and say what it did."""
+with the file the image is packed into, and say what it did."""
 
 from __future__ import annotations
 
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import IO
+
 from imgforge.cache import DEFAULT_LIMIT, BlockCache, Profile
+from imgforge.errors import BuildError
 from imgforge.log import STEP, Log
 from imgforge.sif.backend import CacheUse, SifRequest
 from imgforge.squashfs.blocks import Reuse
@@ -33,3 +39,22 @@ def report(reuse: Reuse, store: BlockCache | None) -> CacheUse | None:
         reuse.hits, reuse.misses, reuse.hit_bytes, reuse.miss_bytes, reuse.saved_seconds(),
         stats.corrupt + reuse.rejected, note,
     )  # fmt: skip
+
+
+@contextmanager
+def packing_into(
+    request: SifRequest, codec: Codec, log: Log
+) -> Iterator[tuple[IO[bytes], BlockCache | None]]:
+    """``request.target`` open for writing and the cache for ``codec``; the file is synced
+    at the end, the cache closed whatever happens, and a failure to write is one line."""
+    store = open_store(request, codec, log)
+    try:
+        with request.target.open("w+b") as out:
+            yield out, store
+            os.fsync(out.fileno())
+    except OSError as error:
+        where = f"{request.name}: writing {request.target.name}"
+        raise BuildError(f"{where}: {error.strerror or error}") from None
+    finally:
+        if store is not None:
+            store.close()

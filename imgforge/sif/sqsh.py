@@ -21,7 +21,7 @@ from imgforge.enroot.rootfs import EnrootRoot
 from imgforge.errors import BuildError, EngineError
 from imgforge.log import STEP, Log
 from imgforge.sif.backend import CacheUse, Packing, SifRequest
-from imgforge.sif.reuse import open_store, report
+from imgforge.sif.reuse import packing_into, report
 from imgforge.sif.source import ImageSource
 from imgforge.sif.tar2sqfs import run_tar2sqfs, tar2sqfs_version
 from imgforge.sif.transfer import Archive, Meter, damaged, read_stream
@@ -53,27 +53,18 @@ Made = tuple[EnrootRoot, int, str, CacheUse | None]
 
 def with_writer(request: SifRequest, codec: Codec, source: ImageSource, log: Log) -> Made:
     """Pack with imgforge's squashfs writer and the block cache."""
-    store = open_store(request, codec, log)
-    try:
-        with request.target.open("w+b") as out:
-            how = f"{codec.name} level {codec.level}, {codec.block_size // 1024} KiB blocks"
-            log(f"$ docker export | {WHAT} | imgforge squashfs ({how})", kind=STEP)
-            writer = SquashfsWriter(
-                out, codec=codec, mtime=request.timestamp(), origin=0, store=store,
-                jobs=os.cpu_count() or 1,
-            )  # fmt: skip
-            try:
-                root = copy_root(request, source, writer, log)
-                packed = writer.finish()
-            finally:
-                writer.close()
-            os.fsync(out.fileno())
-    except OSError as error:
-        where = f"{request.name}: writing {request.target.name}"
-        raise BuildError(f"{where}: {error.strerror or error}") from None
-    finally:
-        if store is not None:
-            store.close()
+    with packing_into(request, codec, log) as (out, store):
+        how = f"{codec.name} level {codec.level}, {codec.block_size // 1024} KiB blocks"
+        log(f"$ docker export | {WHAT} | imgforge squashfs ({how})", kind=STEP)
+        writer = SquashfsWriter(
+            out, codec=codec, mtime=request.timestamp(), origin=0, store=store,
+            jobs=os.cpu_count() or 1,
+        )  # fmt: skip
+        try:
+            root = copy_root(request, source, writer, log)
+            packed = writer.finish()
+        finally:
+            writer.close()
     return root, packed.size, codec.writer, report(packed.reuse, store)
 
 
