@@ -244,6 +244,7 @@ class Builder:
     def build_one(self, job: BuildJob, status: Status) -> None:
         """Build ``job`` and move its artifacts into place together."""
         rendered = self.render(job)
+        previous = record.read(job.artifacts.manifest)
         produced = self.produce(job, rendered, status)
         # (temporary, final) pairs: every artifact is written beside its final name and
         # renamed only once all are written and the tag has moved, so a failure at any
@@ -266,6 +267,9 @@ class Builder:
         finally:
             for temporary, _ in pending:
                 temporary.unlink(missing_ok=True)
+        if produced.sqsh_file is None and previous is not None and previous.sqsh is not None:
+            # An enroot image of the image this build replaced: never left to be run.
+            job.artifacts.sqsh_file.unlink(missing_ok=True)
         self.image_ids[job.name] = produced.image_id
         elapsed = produced.manifest.timings.total_seconds
         sif = produced.manifest.sif

@@ -29,7 +29,7 @@ from imgforge.build.status import job_inputs
 from imgforge.build.strategies import STRATEGIES
 from imgforge.engine.image import EngineImage
 from imgforge.enroot import lint
-from imgforge.errors import BuildError
+from imgforge.errors import BuildError, ImageDataError, RecipeError
 from imgforge.log import STEP, Log
 from imgforge.options import Options
 from imgforge.recipes.image import ImageConfig
@@ -210,7 +210,10 @@ def make_sqsh_file(
     )
     started = time.monotonic()
     try:
-        packing = make_sqsh(request, source=source, log=log)
+        try:
+            packing = make_sqsh(request, source=source, log=log)
+        except ImageDataError as exc:  # what the image holds, said against the recipe
+            raise RecipeError(job.recipe.path, exc.key, f"--sqsh: {exc.reason}") from None
         for note in packing.notes:
             log(f"enroot: {note}", kind=STEP)
             bench.say(f"{job.recipe.image}: warning: {target.name}: {note}")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -10,7 +11,7 @@ from typing import TYPE_CHECKING
 
 from imgforge.credentials import auth_config, for_registry, registry_of
 from imgforge.enroot.lint import refusals
-from imgforge.errors import RecipeError, UsageError
+from imgforge.errors import EngineError, RecipeError, UsageError
 from imgforge.options import Options, check_out, wanted
 from imgforge.recipes.fingerprint import recipe_hash
 from imgforge.recipes.graph import RecipeGraph, load_targets
@@ -18,6 +19,7 @@ from imgforge.recipes.image import ImageConfig
 from imgforge.recipes.jobs import BaseImage, BuildJob, make_jobs, resolve_base
 from imgforge.recipes.model import Recipe, load_project
 from imgforge.render import check
+from imgforge.squashfs.codec import Codec
 
 if TYPE_CHECKING:
     from imgforge.engine.protocol import Engine
@@ -135,8 +137,16 @@ NOT_FOR_ENROOT = ("lz4",)
 
 
 def check_enroot(job: BuildJob, options: Options) -> None:
-    """What enroot can't carry of the image a recipe builds is refused for ``--sqsh``."""
-    if options.compression.partition(":")[0] in NOT_FOR_ENROOT:
+    """What enroot can't carry of the image a recipe builds is refused for ``--sqsh``, and
+    the tools an enroot image needs are there before anything is built."""
+    compressor = options.compression.partition(":")[0]
+    needed = ["unsquashfs"] + (["tar2sqfs"] if Codec.of(options.compression) is None else [])
+    if missing := [tool for tool in needed if shutil.which(tool) is None]:
+        raise EngineError(
+            f"--sqsh needs {' and '.join(missing)}: apt-get install squashfs-tools "
+            "squashfs-tools-ng"
+        )
+    if compressor in NOT_FOR_ENROOT:
         raise UsageError(
             f"--compression {options.compression}: {job.recipe.name}'s enroot image would "
             "not unpack with unsquashfs, which `enroot create` runs; use lzo (enroot's "

@@ -44,11 +44,12 @@ class DockerEngine:
             (self.active.add if running else self.active.discard)(container)
 
     def remove_container(self, container: str) -> None:
-        """Remove a container imgforge created, whatever state it is in."""
+        """Remove a container imgforge created, whatever state it is in, with the anonymous
+        volumes the engine made for its image's VOLUMEs (nothing else uses them)."""
         from docker.errors import APIError, NotFound
 
         try:
-            self.api.remove_container(container, force=True)
+            self.api.remove_container(container, force=True, v=True)
         except NotFound:
             pass
         except APIError as exc:

@@ -21,8 +21,9 @@ from imgforge.recipes.image import ImageConfig, split_env
 
 # common::envsubst: awk's match(line, /\${[A-Za-z_][A-Za-z0-9_]*}/).
 SUBSTITUTED = re.compile(r"\$\{[A-Za-z_][A-Za-z0-9_]*\}")
-# common::envfmt: s/^NAME=["'](.*)["'][[:space:]]*$/NAME=\1/.
-SURROUNDING_QUOTES = re.compile(r"[\"'].*[\"'][ \t\v\f\r]*", re.DOTALL)
+# common::envfmt: s/^NAME=["'](.*)["'][[:space:]]*$/NAME=\1/, where [[:space:]] is any
+# white space of the locale enroot runs in (in a UTF-8 one, U+2003 too): Python's \s.
+SURROUNDING_QUOTES = re.compile(r"[\"'].*[\"']\s*", re.DOTALL)
 RESERVED_PREFIX = "ENROOT_"
 # What `enroot start` sets over the image's value: conf/environ/10-terminal.env appends
 # TERM=${TERM} (the host's), hooks/10-home.sh appends HOME with ENROOT_MOUNT_HOME, and the
@@ -30,8 +31,8 @@ RESERVED_PREFIX = "ENROOT_"
 # enroot-switchroot.c sets HOME, SHELL, USER, LOGNAME and PATH only where the image has
 # none: setenv(..., 0).)
 ENROOT_OWNED = frozenset({"TERM", "HOME", "PWD", "SHLVL", "OLDPWD"})
-# A line of a shell profile that sets PATH.
-SETS_PATH = re.compile(rb"^[ \t]*(?:export[ \t]+)?PATH=", re.MULTILINE)
+# A line of a shell profile that sets a variable (NAME=..., export NAME=...).
+ASSIGNED = re.compile(rb"^[ \t]*(?:export[ \t]+)?([A-Za-z_][A-Za-z0-9_]*)=", re.MULTILINE)
 # Between double quotes in /etc/rc, these would be read by the shell.
 SHELL_SPECIAL_IN_QUOTES = set('"$`\\')
 
@@ -73,6 +74,12 @@ def problems(config: ImageConfig) -> list[Problem]:
         found.append(
             Problem("WorkingDir", f"{workdir!r} holds {special!r}, which /etc/rc's shell reads")
         )
+    if workdir != workdir.strip(" \t"):
+        found.append(
+            Problem(
+                "WorkingDir", f"{workdir!r}: enroot's import drops its leading and trailing blanks"
+            )
+        )
     if config.entrypoint == ("",):
         found.append(
             Problem("Entrypoint", 'enroot runs [""] as a command named "" (Docker runs the CMD)')
@@ -82,10 +89,26 @@ def problems(config: ImageConfig) -> list[Problem]:
             found.append(
                 Problem(key, f"{bad!r} holds a character enroot can't write into /etc/rc exactly")
             )
-    for volume in config.volumes:
+    found.extend(volume_problems(config.volumes))
+    found.extend(warnings(config))
+    return found
+
+
+def volume_problems(volumes: tuple[str, ...]) -> list[Problem]:
+    """Volumes enroot's /etc/fstab can't mount where Docker does: a line holds one path
+    without blanks; enroot mounts a relative one nowhere and substitutes ``${NAME}``."""
+    found = []
+    for volume in volumes:
         if not volume.isprintable() or any(c.isspace() for c in volume):
             found.append(Problem("Volumes", f"{volume!r} can't be a line of enroot's /etc/fstab"))
-    found.extend(warnings(config))
+        elif not volume.startswith("/"):
+            found.append(Problem("Volumes", f"{volume!r} is not absolute: enroot can't mount it"))
+        elif match := SUBSTITUTED.search(volume):
+            found.append(
+                Problem(
+                    "Volumes", f"{volume!r}: enroot replaces {match.group()} with the host's value"
+                )
+            )
     return found
 
 
@@ -117,14 +140,30 @@ def refusals(config: ImageConfig) -> list[Problem]:
     return [p for p in problems(config) if not p.warning]
 
 
-def profile_problem(profile: bytes) -> Problem | None:
-    """The image's /etc/profile, which enroot's login shell (its default) runs before the
-    command: one that sets PATH replaces the image's PATH."""
-    if not SETS_PATH.search(profile):
-        return None
-    return Problem(
-        "env.PATH",
-        "the image's /etc/profile sets PATH, and `enroot start` runs it (a login shell): "
-        "the container gets that PATH unless ENROOT_LOGIN_SHELL=n",
-        warning=True,
-    )
+def profile_problems(profiles: dict[str, bytes | None], config: ImageConfig) -> list[Problem]:
+    """What the image's login scripts (/etc/profile and /etc/profile.d/*.sh, by path, or
+    None for one that is a link imgforge can't follow) set of the image's Env: enroot's
+    login shell (its default) runs them before the command, so their values replace
+    the image's."""
+    names = {split_env(entry)[0] for entry in config.env}
+    found = []
+    for path, text in sorted(profiles.items()):
+        if text is None:
+            found.append(Problem(f"/{path}", LINKED_PROFILE, warning=True))
+            continue
+        for name in sorted(names & {m.decode() for m in ASSIGNED.findall(text)}):
+            found.append(
+                Problem(
+                    f"env.{name}",
+                    f"the image's /{path} sets {name}, and `enroot start` runs it (a login "
+                    f"shell): the container gets that value unless ENROOT_LOGIN_SHELL=n",
+                    warning=True,
+                )
+            )
+    return found
+
+
+LINKED_PROFILE = (
+    "a link: `enroot start` runs it (a login shell), and what it sets replaces the image's "
+    "values unless ENROOT_LOGIN_SHELL=n"
+)

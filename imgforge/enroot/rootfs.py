@@ -17,12 +17,14 @@ import tarfile
 from typing import IO, Protocol
 
 from imgforge.enroot.files import files
-from imgforge.errors import BuildError
+from imgforge.errors import ImageDataError
 from imgforge.recipes.image import ImageConfig
 
 DROPPED_UNDER = "dev/"
 DROPPED = ".dockerenv"
+# The login scripts enroot's default login shell runs (see imgforge.enroot.lint).
 PROFILE = "etc/profile"
+PROFILE_DIRECTORY = "etc/profile.d/"
 PROFILE_MAX = 1 << 20
 XATTR_HEADERS = ("SCHILY.xattr.", "LIBARCHIVE.xattr.")
 # common::fixperms: find -maxdepth 15 -type d ! -perm -u=w -exec chmod u+w.
@@ -48,6 +50,10 @@ def dropped(name: str) -> bool:
     return name.startswith(DROPPED_UNDER) or name == DROPPED
 
 
+def is_profile(name: str) -> bool:
+    return name == PROFILE or name.startswith(PROFILE_DIRECTORY) and name.endswith(".sh")
+
+
 def fixed_mode(member: tarfile.TarInfo, name: str) -> int:
     """``chmod u+rX``, and ``u+w`` for a directory no deeper than 15."""
     mode = member.mode | stat.S_IRUSR
@@ -71,7 +77,8 @@ class EnrootRoot:
         self.kinds: dict[str, bytes] = {}
         self.modes: dict[str, int] = {}
         self.links: list[tarfile.TarInfo] = []  # hard links to a file the import rewrites
-        self.profile = b""  # the image's /etc/profile (see imgforge.enroot.lint)
+        # The image's login scripts by path; None for a link (imgforge.enroot.lint).
+        self.profiles: dict[str, bytes | None] = {}
         self.count = 0
 
     def add(self, member: tarfile.TarInfo, data: IO[bytes] | None) -> None:
@@ -101,18 +108,36 @@ class EnrootRoot:
         if member.islnk() and normalise(member.linkname) in self.written:
             self.links.append(member)
             return
-        if name == PROFILE and fileobj is not None and member.size <= PROFILE_MAX:
-            self.profile = fileobj.read()
-            fileobj = io.BytesIO(self.profile)
+        if is_profile(name):
+            fileobj = self.keep_profile(name, member, fileobj)
         self.add(member, fileobj)
 
+    def keep_profile(
+        self, name: str, member: tarfile.TarInfo, fileobj: IO[bytes] | None
+    ) -> IO[bytes] | None:
+        """Read a login script on its way through (a link: None)."""
+        if member.issym() or member.islnk():
+            self.profiles[name] = None
+        elif fileobj is not None and member.size <= PROFILE_MAX:
+            data = fileobj.read()
+            self.profiles[name] = data
+            return io.BytesIO(data)
+        return fileobj
+
     def rewritten(self, member: tarfile.TarInfo, name: str) -> None:
-        """The image's own copy of a file the import writes: only its mode is kept."""
-        if not member.isreg():
-            raise BuildError(
-                f"the image's /{name} is not a regular file: enroot's import would write through it"
-            )
-        self.modes[name] = member.mode
+        """The image's own copy of a file the import writes: only its mode is kept. A link
+        is refused: enroot writes through it (into its target, or both names of a hard
+        link), which imgforge doesn't do."""
+        if member.islnk():
+            why = f"a hard link to /{normalise(member.linkname)}: enroot's import rewrites both"
+        elif member.issym():
+            why = f"a symlink to {member.linkname}: enroot's import writes through it"
+        elif not member.isreg():
+            why = "not a regular file: enroot's import would write through it"
+        else:
+            self.modes[name] = member.mode
+            return
+        raise ImageDataError("the image", f"/{name}", f"is {why}; imgforge can't make that image")
 
     def finish(self) -> int:
         """Add /etc (if missing), the four files, the links to them and the working
@@ -129,20 +154,28 @@ class EnrootRoot:
         return self.count
 
     def directories(self, path: str) -> None:
-        """``mkdir -p /PATH``: each missing directory, up to the first that is not one."""
-        parts = [p for p in path.split("/") if p]
-        for depth in range(1, len(parts) + 1):
-            name = "/".join(parts[:depth])
+        """``mkdir -p /PATH``: each missing directory, up to the first that is not one
+        (``..`` and ``.`` taken as mkdir takes them, one component after the other)."""
+        parts: list[str] = []
+        for part in path.split("/"):
+            if part in ("", "."):
+                continue
+            if part == "..":
+                if parts:
+                    parts.pop()
+                continue
+            parts.append(part)
+            name = "/".join(parts)
             kind = self.kinds.get(name)
             if kind is None:
                 self.add(self.info(name, tarfile.DIRTYPE, NEW_DIRECTORY_MODE), None)
                 self.kinds[name] = tarfile.DIRTYPE
             elif kind != tarfile.DIRTYPE:
                 if name == "etc":
-                    raise BuildError(
-                        "the image's /etc is not a directory: enroot's import writes its "
-                        "files there"
-                    )
+                    raise ImageDataError(
+                        "the image", "/etc",
+                        "is not a directory, and enroot's import writes its files there",
+                    )  # fmt: skip
                 return
 
     def info(self, name: str, kind: bytes, mode: int) -> tarfile.TarInfo:

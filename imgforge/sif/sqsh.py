@@ -43,8 +43,8 @@ def make_sqsh(request: SifRequest, *, source: ImageSource, log: Log) -> Packing:
     log(f"packed {request.target.name}: {size} bytes in {seconds:.1f}s"
         + (f"; {use.line()}" if use else ""), kind=STEP)  # fmt: skip
     check(request, source, log)
-    said = lint.profile_problem(root.profile)
-    notes = (f"{said.key}: {said.reason}",) if said else ()
+    said = lint.profile_problems(root.profiles, source.config)
+    notes = tuple(f"{problem.key}: {problem.reason}" for problem in said)
     return Packing(request.compression, size, round(seconds, 3), tool, use, notes)
 
 

@@ -7,6 +7,7 @@ the SIF or .simg file around the squashfs is written by :mod:`imgforge.sif.assem
 
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
 import tempfile
@@ -108,8 +109,10 @@ def run_tar2sqfs(
         try:
             entries = feed(proc.stdin)
             proc.stdin.close()
-        except BrokenPipeError:
+        except BrokenPipeError:  # tar2sqfs stopped: its own message says why
             entries = -1
+            with contextlib.suppress(BrokenPipeError):
+                proc.stdin.close()
         except BaseException:
             proc.kill()
             raise

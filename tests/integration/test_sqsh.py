@@ -7,6 +7,7 @@ tests/enroot."""
 from __future__ import annotations
 
 import contextlib
+import io
 import json
 import shutil
 import subprocess
@@ -187,3 +188,45 @@ def _cleanup() -> Iterator[None]:
 
 def test_tools_are_here() -> None:
     assert shutil.which("unsquashfs") and shutil.which("mksquashfs")
+
+
+def test_volumes_leave_no_engine_volume_and_a_dotted_workdir_is_made(
+    tmp_path: Path, standin_image: str
+) -> None:
+    """A base with a VOLUME (each export's container gets an anonymous volume, removed with
+    it) and a WORKDIR with `..` (made as `mkdir -p` makes it)."""
+    client = docker.from_env()
+    base = "itest-sqsh-volume:1"
+    dockerfile = f'FROM {STANDIN}\nVOLUME ["/vdata"]\nWORKDIR /wa/../wb/\n'
+    client.images.build(fileobj=io.BytesIO(dockerfile.encode()), tag=base, rm=True)
+    recipe = tmp_path / "itest-sqsh-volume.toml"
+    recipe.write_text(f'base = "{base}"\n')
+    volumes = {v.name for v in client.volumes.list()}
+    try:
+        argv = ["build", str(recipe), "--out", str(tmp_path / "out"), "--sqsh"]
+        assert main([*argv, "--singularity", "native"]) == 0
+    finally:
+        for image in (base, "itest-sqsh-volume:latest"):
+            with contextlib.suppress(docker.errors.ImageNotFound):
+                client.images.remove(image, force=True)
+    assert {v.name for v in client.volumes.list()} == volumes
+    sqsh = tmp_path / "out" / "itest-sqsh-volume" / "itest-sqsh-volume.sqsh"
+    names = {line.split(None, 5)[-1] for line in listing(sqsh)}
+    assert "squashfs-root/wb" in names and "squashfs-root/wa" in names
+
+
+def test_a_rebuild_without_sqsh_removes_the_old_one(tmp_path: Path, standin_image: str) -> None:
+    recipe = tmp_path / "itest-sqsh-stale.toml"
+    out = tmp_path / "out"
+    argv = ["build", str(recipe), "--out", str(out), "--singularity", "none"]
+    sqsh = out / "itest-sqsh-stale" / "itest-sqsh-stale.sqsh"
+    try:
+        recipe.write_text(f'base = "{STANDIN}"\n[env]\nV = "1"\n')
+        assert main([*argv, "--sqsh"]) == 0 and sqsh.is_file()
+        recipe.write_text(f'base = "{STANDIN}"\n[env]\nV = "2"\n')
+        assert main(argv) == 0
+    finally:
+        with contextlib.suppress(docker.errors.ImageNotFound):
+            docker.from_env().images.remove("itest-sqsh-stale:latest", force=True)
+    assert not sqsh.exists()
+    assert "sqsh" not in json.loads((out / "itest-sqsh-stale" / "manifest.json").read_text())

@@ -16,10 +16,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from imgforge.enroot.files import files, rc
-from imgforge.enroot.lint import env_problem, problems, profile_problem, refusals
+from imgforge.enroot.lint import env_problem, problems, profile_problems, refusals
 from imgforge.enroot.quote import bash_quote
 from imgforge.enroot.rootfs import EnrootRoot
-from imgforge.errors import BuildError
+from imgforge.errors import ImageDataError
 from imgforge.recipes.image import ImageConfig
 
 # An image config with every kind of value enroot's import treats specially, and the four
@@ -130,10 +130,28 @@ def test_workdir_entrypoint_and_volumes_enroot_cant_write_are_refused() -> None:
     assert {p.key for p in refusals(bad)} == {"WorkingDir", "Entrypoint", "Cmd", "Volumes"}
 
 
-def test_a_profile_that_sets_path_is_said() -> None:
-    assert profile_problem(b'if x; then\n  PATH="/usr/bin"\nfi\nexport PATH\n') is not None
-    assert profile_problem(b"export PATH=/x\n") is not None
-    assert profile_problem(b"# PATH=/x\necho $PATH\n") is None
+def test_login_scripts_that_set_an_image_variable_are_said() -> None:
+    config = ImageConfig(env=("PATH=/opt/x/bin:/bin", "CUDA_HOME=/usr/local/cuda"))
+    profiles: dict[str, bytes | None] = {
+        "etc/profile": b'if x; then\n  PATH="/usr/bin"\nfi\nexport PATH\n',
+        "etc/profile.d/site.sh": b"export CUDA_HOME=/opt/cuda\nexport OTHER=1\n",
+        "etc/profile.d/linked.sh": None,
+    }
+    said = {(p.key, p.warning) for p in profile_problems(profiles, config)}
+    assert said == {("env.PATH", True), ("env.CUDA_HOME", True), ("/etc/profile.d/linked.sh", True)}
+    assert profile_problems({"etc/profile": b"# PATH=/x\necho $PATH\n"}, config) == []
+
+
+def test_more_of_what_enroot_changes_is_refused() -> None:
+    bad = ImageConfig(
+        workdir="/ws ", volumes=("data", "/x${HOME}", "/ok"), env=('Q="x"\u2003', "R=x\u2003")
+    )
+    assert {(p.key, p.reason.split(":")[0]) for p in refusals(bad)} == {
+        ("WorkingDir", "'/ws '"),
+        ("Volumes", "'data' is not absolute"),
+        ("Volumes", "'/x${HOME}'"),
+        ("env.Q", "enroot strips the quotes around the value"),
+    }
 
 
 WORDS = st.lists(st.text(st.characters(codec="utf-8").filter(str.isprintable), max_size=8))
@@ -237,14 +255,31 @@ def test_deep_directories_get_no_write_bit_past_depth_fifteen() -> None:
     assert sink.entries[deep][0].mode == 0o555
 
 
-@pytest.mark.parametrize("kind", [tarfile.SYMTYPE, tarfile.DIRTYPE])
-def test_an_etc_file_enroot_would_write_through_is_refused(kind: bytes) -> None:
-    with pytest.raises(BuildError, match="/etc/rc is not a regular file"):
-        export((member("etc/rc", kind, linkname="/etc/passwd"), b""))
+@pytest.mark.parametrize(
+    ("kind", "said"),
+    [
+        (tarfile.SYMTYPE, "is a symlink to rc.d/rc: enroot's import writes through it"),
+        (tarfile.LNKTYPE, "is a hard link to /rc.d/rc: enroot's import rewrites both"),
+        (tarfile.DIRTYPE, "is not a regular file"),
+    ],
+)
+def test_an_etc_file_enroot_would_write_through_is_refused(kind: bytes, said: str) -> None:
+    with pytest.raises(ImageDataError, match="/etc/rc") as raised:
+        export((member("rc.d/rc"), b""), (member("etc/rc", kind, linkname="rc.d/rc"), b""))
+    assert raised.value.key == "/etc/rc" and raised.value.reason.startswith(said)
+
+
+def test_the_working_directory_is_made_as_mkdir_p_makes_it() -> None:
+    sink = Sink()
+    root = EnrootRoot(sink, ImageConfig(workdir="/wa/../wb/./c/"), mtime=7)
+    root.addfile(member("etc/", tarfile.DIRTYPE, 0o755), None)
+    root.finish()
+    assert {"wa", "wb", "wb/c"} <= set(sink.entries)
+    assert not any(".." in name.split("/") for name in sink.entries)
 
 
 def test_an_etc_that_is_not_a_directory_is_refused() -> None:
-    with pytest.raises(BuildError, match="/etc is not a directory"):
+    with pytest.raises(ImageDataError, match="/etc: is not a directory"):
         export((member("etc", tarfile.SYMTYPE, linkname="/private/etc"), b""))
 
 
