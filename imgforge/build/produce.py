@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime as dt
-import os
 import platform
 import time
 from collections.abc import Callable
@@ -11,7 +10,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from imgforge import __version__, atomic
+from imgforge import __version__
 from imgforge.build.publish import push_image, save_image
 from imgforge.build.record import Manifest
 from imgforge.build.records import (
@@ -25,18 +24,17 @@ from imgforge.build.records import (
     Tools,
 )
 from imgforge.build.sifpush import push_sif
+from imgforge.build.sqshfile import make_sqsh_file
 from imgforge.build.status import job_inputs
 from imgforge.build.strategies import STRATEGIES
 from imgforge.engine.image import EngineImage
-from imgforge.enroot import lint
-from imgforge.errors import BuildError, ImageDataError, RecipeError
-from imgforge.log import STEP, Log
+from imgforge.errors import BuildError
+from imgforge.log import Log
 from imgforge.options import Options
 from imgforge.recipes.image import ImageConfig
 from imgforge.recipes.jobs import BuildJob
 from imgforge.sif.backend import SifBackend
-from imgforge.sif.make import make_sif, sha256_of, sif_request
-from imgforge.sif.sqsh import make_sqsh
+from imgforge.sif.make import make_sif
 from imgforge.sif.texts import SifTexts
 
 if TYPE_CHECKING:
@@ -44,9 +42,6 @@ if TYPE_CHECKING:
     from imgforge.render.job import Rendered
 
 Say = Callable[[str], None]
-# An enroot image is read by enroot and pyxis, never run as a program: 0644 under umask 022,
-# as mksquashfs leaves it.
-SQSH_MODE = 0o644
 
 
 @dataclass(frozen=True)
@@ -172,9 +167,13 @@ def produce(
         push = push_image(bench.engine, job, image.image_id, options.push, log)
     pushed = push.reference if push is not None else None
     sif_file, sif = make_sif_file(bench, job, image, rendered.sif, pushed=pushed, log=log)
-    sqsh_file = None
+    sqsh_file = sqsh = None
     try:
-        sqsh_file, sqsh = make_sqsh_file(bench, job, image, rendered.sif, log=log)
+        if bench.sqsh:
+            sqsh_file, sqsh = make_sqsh_file(
+                job, rendered.sif, source=EngineImage(bench.engine, image.image_id, image.config),
+                compression=options.compression, cache=bench.cache, say=bench.say, log=log,
+            )  # fmt: skip
         push = push_sif(job, push, sif_file, sif, inspected=image.inspected, log=log)
         saved = save_image(bench.engine, job, image.image_id) if options.save else None
         timings = Timings(round(time.monotonic() - started, 3), round(image.seconds, 3))
@@ -187,57 +186,6 @@ def produce(
                 made.unlink(missing_ok=True)
         raise
     return Produced(image.image_id, replace(manifest, sqsh=sqsh), sif_file, sqsh_file)
-
-
-def make_sqsh_file(
-    bench: Workbench, job: BuildJob, image: Image, texts: SifTexts, *, log: Log
-) -> tuple[Path | None, SifRecord | None]:
-    """The enroot image of ``image`` at a temporary name and its record (``--sqsh``)."""
-    if not bench.sqsh:
-        return None, None
-    target = job.artifacts.sqsh_file
-    bench.say(f"{job.recipe.image}: making {target.name}")
-    for problem in lint.problems(image.config):
-        log(f"enroot: {problem.key}: {problem.reason}", kind=STEP)
-        bench.say(f"{job.recipe.image}: warning: {target.name}: {problem.key}: {problem.reason}")
-    pending = job.artifacts.temporary(target.name)
-    source = EngineImage(bench.engine, image.image_id, image.config)
-    request = replace(
-        sif_request(job, texts, image_id=image.image_id, config=image.config, target=pending),
-        compression=bench.options.compression,
-        cache_dir=bench.cache[0] if bench.cache else None,
-        cache_limit=bench.cache[1] if bench.cache else None,
-    )
-    started = time.monotonic()
-    try:
-        try:
-            packing = make_sqsh(request, source=source, log=log)
-        except ImageDataError as exc:  # what the image holds, said against the recipe
-            raise RecipeError(job.recipe.path, exc.key, f"--sqsh: {exc.reason}") from None
-        for note in packing.notes:
-            log(f"enroot: {note}", kind=STEP)
-            bench.say(f"{job.recipe.image}: warning: {target.name}: {note}")
-        os.chmod(pending, SQSH_MODE & ~atomic.umask())
-        digest = sha256_of(pending)
-    except BaseException:
-        pending.unlink(missing_ok=True)
-        raise
-    stat = pending.stat()
-    return pending, SifRecord(
-        path=target.name,
-        format="sqsh",
-        sha256=digest,
-        size=stat.st_size,
-        mtime_ns=stat.st_mtime_ns,
-        backend="native",
-        tool_version=packing.tool,
-        compression=packing.compression,
-        docker_image_id=image.image_id,
-        seconds=round(time.monotonic() - started, 3),
-        squashfs_size=packing.size,
-        pack_seconds=packing.seconds,
-        cache=packing.cache.to_json() if packing.cache else None,
-    )
 
 
 def manifest_of(
