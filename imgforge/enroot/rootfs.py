@@ -14,11 +14,12 @@ from __future__ import annotations
 import io
 import stat
 import tarfile
-from typing import IO, Protocol
+from typing import IO
 
 from imgforge.enroot.files import files
 from imgforge.errors import ImageDataError
 from imgforge.recipes.image import ImageConfig
+from imgforge.squashfs.members import Archive, normalise
 
 DROPPED_UNDER = "dev/"
 DROPPED = ".dockerenv"
@@ -31,18 +32,6 @@ XATTR_HEADERS = ("SCHILY.xattr.", "LIBARCHIVE.xattr.")
 WRITABLE_DEPTH = 15
 NEW_FILE_MODE = 0o644  # `>` under umask 022
 NEW_DIRECTORY_MODE = 0o755  # `mkdir -p` under umask 022
-
-
-class Archive(Protocol):
-    """What takes the entries: :meth:`tarfile.TarFile.addfile`'s signature."""
-
-    def addfile(self, tarinfo: tarfile.TarInfo, fileobj: IO[bytes] | None = None) -> None: ...
-
-
-def normalise(name: str) -> str:
-    while name.startswith("./"):
-        name = name[2:]
-    return name.strip("/")
 
 
 def dropped(name: str) -> bool:

@@ -15,10 +15,10 @@ from imgforge.sif.layout import (
     SYMLINKS,
     history_path,
     init_layer_leftover,
-    normalise,
     replaced,
 )
 from imgforge.sif.read import SifImage
+from imgforge.squashfs.members import normalise
 
 APPS_BASE = ".singularity.d/env/94-appsbase.sh"
 

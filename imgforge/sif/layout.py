@@ -7,6 +7,8 @@ import tarfile
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 
+from imgforge.squashfs.members import normalise
+
 METADATA_DIR = ".singularity.d"
 # Legacy links Apptainer creates in every image (makeSymlinks).
 SYMLINKS = {
@@ -54,13 +56,6 @@ DIRECTORIES = (
 INIT_LAYER_FILES = (".dockerenv", "dev/console", "etc/hostname")
 INIT_LAYER_DIRECTORIES = ("dev/pts", "dev/shm")
 INIT_LAYER_MTAB = ("etc/mtab", "/proc/mounts")
-
-
-def normalise(name: str) -> str:
-    """A tar member name without leading ``./`` or ``/`` and trailing ``/``."""
-    while name.startswith("./"):
-        name = name[2:]
-    return name.strip("/")
 
 
 def replaced(name: str) -> bool:

@@ -24,8 +24,9 @@ from imgforge.sif.backend import CacheUse, Packing, SifRequest
 from imgforge.sif.reuse import packing_into, report
 from imgforge.sif.source import ImageSource
 from imgforge.sif.tar2sqfs import run_tar2sqfs, tar2sqfs_version
-from imgforge.sif.transfer import Archive, Meter, damaged, read_stream
+from imgforge.sif.transfer import Meter, damaged, read_stream
 from imgforge.squashfs.codec import Codec
+from imgforge.squashfs.members import Archive
 from imgforge.squashfs.writer import SquashfsWriter
 
 WHAT = "imgforge enroot-rootfs"

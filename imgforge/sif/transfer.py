@@ -14,7 +14,7 @@ import tarfile
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import IO, Any, Protocol
+from typing import IO, Any
 
 from imgforge.errors import BuildError
 from imgforge.log import STEP, Log
@@ -26,20 +26,14 @@ from imgforge.sif.layout import (
     entries,
     history_path,
     init_layer_leftover,
-    normalise,
     replaced,
 )
+from imgforge.squashfs.members import Archive, normalise
 
 # How much tarfile reads from the stream at a time: each small read copies what is left of
 # this buffer, so larger is slower on the many small files of an image (measured: 32 KiB
 # as fast as 10 KiB, 1 MiB twice as slow on a 1 GB, 53,000-entry image).
 READ_SIZE = 32768
-
-
-class Archive(Protocol):
-    """What takes the entries: :meth:`tarfile.TarFile.addfile`'s signature."""
-
-    def addfile(self, tarinfo: tarfile.TarInfo, fileobj: IO[bytes] | None = None) -> None: ...
 
 
 @dataclass(frozen=True)
