@@ -104,6 +104,7 @@ class Builder:
         return wanted(job.recipe.outputs, self.options)
 
     def status(self, job: BuildJob, sources: Sources, rebuilding: set[str]) -> Status:
+        outputs = self.outputs(job)
         return job_status(
             job,
             sources.digest,
@@ -112,8 +113,8 @@ class Builder:
             force=self.options.force,
             strategy=self.strategy(job),
             rebuilding=rebuilding,
-            want_sif=self.outputs(job).sif,
-            want_sqsh=self.outputs(job).sqsh,
+            want_sif=outputs.sif,
+            want_sqsh=outputs.sqsh,
             compression=self.options.compression,
         )
 
