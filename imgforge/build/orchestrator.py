@@ -104,7 +104,6 @@ class Builder:
         return wanted(job.recipe.outputs, self.options)
 
     def status(self, job: BuildJob, sources: Sources, rebuilding: set[str]) -> Status:
-        outputs = self.outputs(job)
         return job_status(
             job,
             sources.digest,
@@ -113,8 +112,7 @@ class Builder:
             force=self.options.force,
             strategy=self.strategy(job),
             rebuilding=rebuilding,
-            want_sif=outputs.sif,
-            want_sqsh=outputs.sqsh,
+            outputs=self.outputs(job),
             compression=self.options.compression,
         )
 

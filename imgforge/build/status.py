@@ -10,7 +10,7 @@ from imgforge.build import record
 from imgforge.build.inputs import input_record
 from imgforge.build.records import Fingerprint, Inputs
 from imgforge.build.staleness import Facts, SifState, stale_reason
-from imgforge.options import Options
+from imgforge.options import Options, Outputs
 
 if TYPE_CHECKING:
     from imgforge.recipes.jobs import BuildJob
@@ -42,8 +42,7 @@ def job_status(
     force: bool,
     strategy: str,
     rebuilding: set[str],
-    want_sif: bool = False,
-    want_sqsh: bool = False,
+    outputs: Outputs,
     compression: str | None = None,
 ) -> Status:
     """Decide whether ``job`` is up to date: fingerprint, manifest and engine agree."""
@@ -55,8 +54,8 @@ def job_status(
         fingerprint=fingerprint,
         recorded=record.read(paths.manifest),
         image_id=image_id,
-        sif=SifState.of(paths.image_file, paths.image_format, compression) if want_sif else None,
-        sqsh=SifState.of(paths.sqsh_file, "sqsh", compression) if want_sqsh else None,
+        sif=SifState.of(paths.image_file, paths.image_format, compression) if outputs.sif else None,
+        sqsh=SifState.of(paths.sqsh_file, "sqsh", compression) if outputs.sqsh else None,
         force=force,
         interactive=strategy == "interactive",
         parents_rebuilding=tuple(p for p in job.parents if p in rebuilding),
