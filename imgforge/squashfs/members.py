@@ -18,3 +18,42 @@ def normalise(name: str) -> str:
     while name.startswith("./"):
         name = name[2:]
     return name.strip("/")
+
+
+class OnDisk:
+    """A regular file's data as a file of an image layer on this machine, which does not
+    change while the layer exists: a file object reading it from the start, with what the
+    block cache's layer index needs to know the file again without reading it.
+
+    ``layer`` names the layer directory, ``name`` the path within it, and ``stamp`` is
+    (inode, size, mtime ns, ctime ns) as :func:`os.lstat` gave them: writing to a file
+    changes its ctime, which no one but the clock can set back."""
+
+    __slots__ = ("path", "layer", "name", "stamp", "_file", "_left")
+
+    def __init__(self, path: str, layer: str, name: str, stamp: tuple[int, int, int, int]):
+        self.path, self.layer, self.name, self.stamp = path, layer, name, stamp
+        self._file: IO[bytes] | None = None
+        self._left = stamp[1]
+
+    def read(self, size: int = -1) -> bytes:
+        """Up to ``size`` bytes (all that is left when negative); the file is closed once
+        its size has been read."""
+        if self._file is None:
+            self._file = open(self.path, "rb")  # noqa: SIM115 - closed at the end of the data
+        data = self._file.read(size)
+        self._left -= len(data)
+        if self._left <= 0 or not data or size < 0:
+            self.close()
+        return data
+
+    def block(self, index: int, size: int) -> bytes:
+        """The ``index``-th block of ``size`` bytes, read on its own (from any thread)."""
+        with open(self.path, "rb") as handle:
+            handle.seek(index * size)
+            return handle.read(size)
+
+    def close(self) -> None:
+        if self._file is not None:
+            self._file.close()
+            self._file = None
