@@ -77,6 +77,13 @@ class BuildError(ImgforgeError):
     exit_code = 1
 
 
+class LayersUnreadable(ImgforgeError):
+    """An image's layers on this machine hold something imgforge can't read exactly as
+    ``docker export`` would give it: the image is read through the engine instead."""
+
+    exit_code = 1
+
+
 def is_system_error(exc: BaseException) -> TypeGuard[OSError]:
     """An operating-system error with an errno (a full disk, a read-only directory), which
     the system words; an OSError without one (jinja's TemplateNotFound) is a bug."""

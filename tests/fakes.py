@@ -17,6 +17,7 @@ from imgforge.engine.protocol import ContainerSpec, Engine
 from imgforge.errors import BuildError
 from imgforge.log import STEP, Log
 from imgforge.recipes.image import ImageConfig
+from imgforge.squashfs.members import Member
 
 
 def tar_of(files: Mapping[str, bytes]) -> bytes:
@@ -55,6 +56,9 @@ class FakeImage:
 
     def size(self) -> int | None:
         return len(self.rootfs)
+
+    def layers(self) -> Iterator[Member] | None:
+        return None
 
     def docker_archive(self, path: Path) -> None:
         self.archived.append(path)

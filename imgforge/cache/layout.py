@@ -9,6 +9,7 @@ from pathlib import Path
 from imgforge.errors import UsageError
 
 BLOCKS = "blocks"
+LAYERS = "layers"
 LOCK = "lock"
 PROFILE_FILE = "profile.json"
 # A writer's temporary file starts with this; nothing else in the cache does.
@@ -27,6 +28,10 @@ def default_root(environ: Mapping[str, str] = os.environ) -> Path:
 
 def profile_dir(root: Path, ident: str) -> Path:
     return root / BLOCKS / ident
+
+
+def layers_dir(root: Path, ident: str) -> Path:
+    return root / LAYERS / ident
 
 
 def entry_name(key: bytes) -> tuple[str, str]:

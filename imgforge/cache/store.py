@@ -109,7 +109,7 @@ class BlockCache:
             return
         path = self._path(key)
         try:
-            _write(path, entry.encode(key, data, compressed=compressed))
+            write_atomically(path, entry.encode(key, data, compressed=compressed))
         except OSError as exc:
             with self._counting:
                 self.stats.write_errors += 1
@@ -145,13 +145,13 @@ class BlockCache:
     ) -> None:
         self.close()
 
-    def _private(self, directory: Path) -> bool:
+    def private(self, directory: Path) -> bool:
         """Whether ``directory`` and those above it up to the root are this user's alone
         (owned, a real directory, not writable by group or others); remembered."""
         found = self._private_dirs.get(directory)
         if found is None:
             top = directory == self.root or directory.parent == directory
-            found = _owned(directory) and (top or self._private(directory.parent))
+            found = _owned(directory) and (top or self.private(directory.parent))
             self._private_dirs[directory] = found
         return found
 
@@ -180,7 +180,7 @@ class BlockCache:
                     found = entry.decode(key, handle.read(self._largest + 1))
                 if found is not None:
                     _touch(fd)
-                    mine = read.st_uid == os.geteuid() and self._private(path.parent)
+                    mine = read.st_uid == os.geteuid() and self.private(path.parent)
                     return found[0], found[1], mine
         except OSError:
             return None
@@ -231,7 +231,7 @@ def _profile_directory(root: Path, profile: Profile) -> Path:
     return directory
 
 
-def _write(path: Path, blob: bytes) -> None:
+def write_atomically(path: Path, blob: bytes) -> None:
     """Write ``blob`` to a temporary file beside ``path`` (unique to this process and
     thread), then rename it into place. No fsync: an entry torn by a crash fails its
     checksum and is dropped on the next read."""

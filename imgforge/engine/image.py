@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
@@ -9,6 +10,7 @@ from typing import IO
 
 from imgforge.engine.protocol import Engine
 from imgforge.recipes.image import ImageConfig
+from imgforge.squashfs.members import Member
 
 
 @dataclass(frozen=True)
@@ -21,6 +23,9 @@ class EngineImage:
 
     def filesystem(self) -> AbstractContextManager[IO[bytes]]:
         return self.engine.exported(self.image_id)
+
+    def layers(self) -> Iterator[Member] | None:
+        return None
 
     def size(self) -> int | None:
         found = self.engine.inspect(self.image_id) or {}

@@ -14,10 +14,13 @@ from __future__ import annotations
 import os
 import shutil
 import time
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import IO
 
-from imgforge.errors import EngineError
+from imgforge.cache import BlockCache
+from imgforge.cache.layers import LayerIndex
+from imgforge.errors import EngineError, LayersUnreadable
 from imgforge.log import STEP, Log
 from imgforge.sif import format as sif
 from imgforge.sif.assemble import partition_offset, write_sif_prefix
@@ -25,9 +28,9 @@ from imgforge.sif.backend import Packing, SifRequest
 from imgforge.sif.reuse import packing_into, report
 from imgforge.sif.source import ImageSource
 from imgforge.sif.tar2sqfs import make_with_tar2sqfs, tar2sqfs_version
-from imgforge.sif.transfer import Meter, Transferred, transfer
-from imgforge.squashfs.blocks import BlockStore
+from imgforge.sif.transfer import Meter, Transferred, stream_members, transfer
 from imgforge.squashfs.codec import Codec
+from imgforge.squashfs.members import Member
 from imgforge.squashfs.writer import Packed, SquashfsWriter
 
 MOVE_CHUNK = 1 << 24
@@ -72,34 +75,73 @@ class NativeBackend:
         return Packing(request.compression, packed.size, round(seconds, 3), codec.writer, use)
 
     def _write(
-        self, out: IO[bytes], request: SifRequest, codec: Codec, store: BlockStore | None, *,
+        self, out: IO[bytes], request: SifRequest, codec: Codec, store: BlockCache | None, *,
         source: ImageSource, log: Log,
     ) -> Packed:  # fmt: skip
         simg = request.image_format == "simg"
         origin = len(sif.LAUNCH_SCRIPT) if simg else partition_offset(request, None)
-        jobs = os.cpu_count() or 1
-        mtime = request.timestamp()
-        writer = SquashfsWriter(
-            out, codec=codec, mtime=mtime, origin=origin, store=store, jobs=jobs
-        )
-        how = f"{codec.name} level {codec.level}, {codec.block_size // 1024} KiB blocks"
-        log(
-            f"$ docker export | imgforge layout | imgforge squashfs ({how}, {jobs} jobs)", kind=STEP
-        )
+        index = None if store is None else LayerIndex(store)
+        pack = _Pack(out, origin, request, codec, store, index, log)
+        layers = source.layers()
         try:
-            with source.filesystem() as stream:
-                done = transfer(stream, writer, request.files, mtime=mtime,
-                                clamp=request.source_date_epoch,
-                                progress=Meter(source.size() or 0, log))  # fmt: skip
-            packed = writer.finish()
-        finally:
-            writer.close()
+            packed, done = pack.run(source, layers)
+        except LayersUnreadable as why:
+            log(f"image layers: {why}; reading docker export instead", kind=STEP)
+            packed, done = pack.run(source, None)
+        if index is not None:
+            if index.used:
+                log(f"layer index: {index.used} files' blocks known without reading", kind=STEP)
+            index.save()
         if simg:
             out.seek(0)
             out.write(sif.LAUNCH_SCRIPT)
             return packed
         place(out, request, done, packed, origin)
         return packed
+
+
+@dataclass(frozen=True)
+class _Pack:
+    """One pass of an image's entries into the squashfs at ``origin`` of ``out``."""
+
+    out: IO[bytes]
+    origin: int
+    request: SifRequest
+    codec: Codec
+    store: BlockCache | None
+    index: LayerIndex | None
+    log: Log
+
+    def run(
+        self, source: ImageSource, layers: Iterator[Member] | None
+    ) -> tuple[Packed, Transferred]:
+        """Pack ``layers`` (the image read in place), or the image's export stream when None."""
+        jobs = os.cpu_count() or 1
+        mtime = self.request.timestamp()
+        self.out.seek(0)
+        self.out.truncate()
+        writer = SquashfsWriter(self.out, codec=self.codec, mtime=mtime, origin=self.origin,
+                                store=self.store, jobs=jobs, index=self.index)  # fmt: skip
+        codec = self.codec
+        how = f"{codec.name} level {codec.level}, {codec.block_size // 1024} KiB blocks"
+        reader = "docker export" if layers is None else "imgforge image layers"
+        self.log(f"$ {reader} | imgforge layout | imgforge squashfs ({how}, {jobs} jobs)",
+                 kind=STEP)  # fmt: skip
+        meter = Meter(source.size() or 0, self.log)
+
+        def into(members: Iterable[Member]) -> Transferred:
+            return transfer(members, writer, self.request.files, mtime=mtime,
+                            clamp=self.request.source_date_epoch, progress=meter)  # fmt: skip
+
+        try:
+            if layers is not None:
+                done = into(layers)
+            else:
+                with source.filesystem() as stream:
+                    done = into(stream_members(stream))
+            return writer.finish(), done
+        finally:
+            writer.close()
 
 
 def place(

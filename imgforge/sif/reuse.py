@@ -12,8 +12,8 @@ from imgforge.cache import DEFAULT_LIMIT, BlockCache, Profile
 from imgforge.errors import BuildError
 from imgforge.log import STEP, Log
 from imgforge.sif.backend import CacheUse, SifRequest
-from imgforge.squashfs.blocks import Reuse
 from imgforge.squashfs.codec import Codec
+from imgforge.squashfs.stored import Reuse
 
 
 def open_store(request: SifRequest, codec: Codec, log: Log) -> BlockCache | None:

@@ -1,13 +1,16 @@
 """What a Singularity-image backend reads of a built image (a Protocol): its config, its
-filesystem as one tar stream, its size, and its layers as a ``docker save`` archive."""
+filesystem as one tar stream or read from its layers in place, its size, and its layers as a
+``docker save`` archive."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import IO, Protocol
 
 from imgforge.recipes.image import ImageConfig
+from imgforge.squashfs.members import Member
 
 
 class ImageSource(Protocol):
@@ -29,6 +32,15 @@ class ImageSource(Protocol):
 
     def filesystem(self) -> AbstractContextManager[IO[bytes]]:
         """The image's flattened filesystem as a tar stream, open while in the context."""
+        ...
+
+    def layers(self) -> Iterator[Member] | None:
+        """The same entries as :meth:`filesystem`, in its order, read from the image's
+        layers where they lie on this machine, each regular file's data an
+        :class:`~imgforge.squashfs.members.OnDisk` (so that files the cache's layer index
+        knows are not read); None where the layers can't be read here. An entry that
+        can't be given exactly raises :class:`~imgforge.errors.LayersUnreadable` midway:
+        the caller starts again from :meth:`filesystem`."""
         ...
 
     def size(self) -> int | None:

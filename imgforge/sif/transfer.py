@@ -12,7 +12,7 @@ from __future__ import annotations
 import io
 import tarfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import IO, Any
 
@@ -28,7 +28,7 @@ from imgforge.sif.layout import (
     init_layer_leftover,
     replaced,
 )
-from imgforge.squashfs.members import Archive, normalise
+from imgforge.squashfs.members import Archive, Member, normalise
 
 # How much tarfile reads from the stream at a time: each small read copies what is left of
 # this buffer, so larger is slower on the many small files of an image (measured: 32 KiB
@@ -64,9 +64,8 @@ class _Copy:
         self.tout.addfile(member, data)
         self.count += 1
 
-    def image_entry(self, member: tarfile.TarInfo, tin: tarfile.TarFile) -> None:
+    def image_entry(self, member: tarfile.TarInfo, handle: IO[bytes] | None) -> None:
         name = normalise(member.name)
-        handle = tin.extractfile(member) if member.isreg() else None
         if name == DEFINITION or member.islnk() and normalise(member.linkname) == DEFINITION:
             self.moved.append((member, handle.read() if handle is not None else b""))
             return
@@ -99,7 +98,7 @@ class _Copy:
 
 
 def transfer(
-    source: IO[bytes],
+    source: Iterable[Member],
     sink: Archive,
     files: dict[str, str],
     *,
@@ -107,18 +106,19 @@ def transfer(
     clamp: int | None = None,
     progress: Callable[[int], None] | None = None,
 ) -> Transferred:
-    """Copy the tar stream ``source`` into ``sink`` minus the entries imgforge replaces and
+    """Copy the image's entries ``source`` (:func:`stream_members` of ``docker export``, or
+    the image's layers read in place) into ``sink`` minus the entries imgforge replaces and
     what Docker's init layer adds, then append the layout. With ``clamp``
     (SOURCE_DATE_EPOCH) no entry is newer than it: ``docker export`` stamps what the
     engine adds at container creation (/etc, /dev, ...) with the time.
     ``progress`` gets the running total of file bytes copied."""
     copy = _Copy(sink, clamp)
-    for member, tin in read_stream(source):
+    for member, handle in source:
         name = normalise(member.name)
         if not name or replaced(name) or init_layer_leftover(member):
             continue
         try:
-            copy.image_entry(member, tin)
+            copy.image_entry(member, handle)
         except tarfile.ReadError as error:
             raise damaged(member, error) from None
         if progress is not None and member.isreg():
@@ -138,6 +138,13 @@ def read_stream(source: IO[bytes]) -> Iterator[tuple[tarfile.TarInfo, tarfile.Ta
             # A stream's members are not needed again: keep memory flat at any image size.
             tin.members.clear()  # type: ignore[attr-defined]
             yield member, tin
+
+
+def stream_members(source: IO[bytes]) -> Iterator[Member]:
+    """The entries of the tar stream ``source``, each with its data (None but for regular
+    files), readable while it is the current one."""
+    for member, tin in read_stream(source):
+        yield member, tin.extractfile(member) if member.isreg() else None
 
 
 def damaged(member: tarfile.TarInfo, error: tarfile.ReadError) -> BuildError:
@@ -201,4 +208,4 @@ def transfer_tar(
 ) -> Transferred:
     """:func:`transfer` into a tar stream written to ``sink`` (tar2sqfs' input)."""
     with tarfile.open(fileobj=sink, mode="w|", format=tarfile.PAX_FORMAT) as tout:
-        return transfer(source, tout, files, **how)
+        return transfer(stream_members(source), tout, files, **how)

@@ -20,66 +20,15 @@ import zlib
 from collections import deque
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass
-from typing import IO, Protocol
+from typing import IO
 
+from imgforge.errors import BuildError
 from imgforge.squashfs.codec import Codec
-from imgforge.squashfs.format import BLOCK_UNCOMPRESSED, FRAGMENT_ENTRY
+from imgforge.squashfs.format import FRAGMENT_ENTRY
+from imgforge.squashfs.members import OnDisk
+from imgforge.squashfs.stored import ZERO_KEY, BlockStore, FileIndex, Reuse, Stored
 from imgforge.squashfs.tree import Node
 
-
-class BlockStore(Protocol):
-    """Where compressed blocks are kept between builds (:class:`imgforge.cache.BlockCache`)."""
-
-    def lookup(self, key: bytes) -> tuple[bytes, bool, bool] | None:
-        """(data, compressed, private): private when only this user can have stored it."""
-        ...
-
-    def put(self, key: bytes, data: bytes, *, compressed: bool) -> None: ...
-
-
-@dataclass
-class Reuse:
-    """What the cache saved: blocks found and compressed, and the seconds compressing took."""
-
-    hits: int = 0
-    misses: int = 0
-    hit_bytes: int = 0
-    miss_bytes: int = 0
-    compress_seconds: float = 0.0
-    workers: int = 1
-    rejected: int = 0  # cache entries whose bytes were not the block's
-
-    sample_bytes: int = 0  # hits compressed anyway, a few, to time the compressor
-    sample_seconds: float = 0.0
-
-    def saved_seconds(self) -> float:
-        """The compressing time the hits spared, at this build's own rate (the workers'
-        seconds shared among them)."""
-        timed = self.miss_bytes + self.sample_bytes
-        if not timed:
-            return 0.0
-        seconds = self.compress_seconds + self.sample_seconds
-        return self.hit_bytes * seconds / timed / self.workers
-
-
-@dataclass(frozen=True)
-class Stored:
-    """One block as written: its bytes, whether compressed, and its raw size."""
-
-    data: bytes
-    compressed: bool
-    raw: int
-    key: bytes
-    hit: bool
-    seconds: float
-
-    @property
-    def word(self) -> int:
-        return len(self.data) | (0 if self.compressed else BLOCK_UNCOMPRESSED)
-
-
-ZERO_KEY = bytes(32)
 SAMPLE_BYTES = 4 << 20
 # A pending output: a file's block, the end of a file, or a fragment block.
 Pending = tuple[str, "Future[Stored] | None", Node | int]
@@ -90,10 +39,12 @@ class DataWriter:
 
     def __init__(
         self, out: IO[bytes], origin: int, start: int, codec: Codec, store: BlockStore | None,
-        jobs: int,
+        jobs: int, index: FileIndex | None = None,
     ) -> None:  # fmt: skip
         self.origin, self.position = origin, start
         self.codec, self.store = codec, store
+        self.index = index if store is not None else None
+        self.learning: dict[Node, OnDisk] = {}
         self.zeros = bytes(codec.block_size)
         self.pool = ThreadPoolExecutor(max(jobs, 1), thread_name_prefix="squashfs")
         self.window = 32 * max(jobs, 1)
@@ -115,19 +66,35 @@ class DataWriter:
 
     # --- what the tree hands over -----------------------------------------------------
 
-    def add_file(self, node: Node, read: Callable[[int], bytes]) -> None:
-        """Queue the file's data: full blocks now, the tail into a fragment."""
+    def add_file(
+        self, node: Node, read: Callable[[int], bytes], file: OnDisk | None = None
+    ) -> None:
+        """Queue the file's data: full blocks now, the tail into a fragment. A ``file`` of
+        an image layer whose block keys the index knows is not read but for its tail."""
         bs = self.codec.block_size
-        left = node.size
-        if left >= bs:
+        count, left = divmod(node.size, bs)
+        known = self._known(file, count)
+        if count:
             self.file_keys[node] = []
-            while left >= bs:
-                block = _read_exactly(read, bs)
-                self._queue("block", self.pool.submit(self._block, block, True), node)
-                left -= bs
+            if file is not None and self.index is not None and known is None:
+                self.learning[node] = file
+            for index in range(count):
+                if known is not None and file is not None:
+                    future = self.pool.submit(self._known_block, known[index], file, index)
+                else:
+                    future = self.pool.submit(self._block, _read_exactly(read, bs), True)
+                self._queue("block", future, node)
             self._queue("end", None, node)
         if left:
-            self._add_tail(node, _read_exactly(read, left))
+            tail = _read_exactly(read, left) if known is None else _part(file, count, bs, left)
+            self._add_tail(node, tail)
+
+    def _known(self, file: OnDisk | None, count: int) -> list[bytes] | None:
+        """The index's keys for ``file``'s ``count`` full blocks, if it knows them all."""
+        if file is None or self.index is None or not count:
+            return None
+        keys = self.index.known(file.layer, file.name, file.stamp)
+        return keys if keys is not None and len(keys) == count else None
 
     def finish(self) -> tuple[int, bytes]:
         """Flush the last fragment, wait for every block; returns the end of the data and
@@ -175,6 +142,20 @@ class DataWriter:
         if self.store is not None:
             self.store.put(key, data, compressed=compressed)
         return Stored(data, compressed, len(raw), key, False, seconds)
+
+    def _known_block(self, key: bytes, file: OnDisk, index: int) -> Stored:
+        """Block ``index`` of ``file``, whose key the layer index gave: copied from the
+        cache when it holds the key privately (checksummed when read), else read."""
+        bs = self.codec.block_size
+        if key == ZERO_KEY:
+            return Stored(b"", True, bs, ZERO_KEY, False, 0.0)
+        assert self.store is not None
+        found = self.store.lookup(key)
+        if found is None or not found[2]:
+            return self._block(_part(file, index, bs, bs), True)
+        if self.reuse.sample_bytes < SAMPLE_BYTES:
+            self._sample(_part(file, index, bs, bs))
+        return Stored(found[0], found[1], bs, key, True, 0.0)
 
     def _sample(self, raw: bytes) -> None:
         """Time compressing the first few hits, for the time the cache saves."""
@@ -233,6 +214,8 @@ class DataWriter:
     def _end_file(self, node: Node) -> None:
         """A file's blocks are written: store it once if an equal file came before."""
         keys = self.file_keys.pop(node)
+        if (file := self.learning.pop(node, None)) is not None and self.index is not None:
+            self.index.learn(file.layer, file.name, file.stamp, keys)
         digest = hashlib.blake2b(b"".join(keys), digest_size=32).digest()
         if (seen := self.files.get(digest)) is not None and seen[1] == list(node.blocks):
             self.position = node.start
@@ -273,6 +256,16 @@ def _write_at(fd: int, data: bytes, offset: int) -> None:
     while view:
         done = os.pwrite(fd, view, offset)
         view, offset = view[done:], offset + done
+
+
+def _part(file: OnDisk | None, index: int, block_size: int, size: int) -> bytes:
+    """The ``index``-th block of a layer's file, which must have ``size`` bytes: a file
+    that changed under the pack is an error, never a block of other bytes."""
+    assert file is not None
+    data = file.block(index, block_size)
+    if len(data) != size:
+        raise BuildError(f"{file.path}: the file changed while it was packed")
+    return data
 
 
 def _read_exactly(read: Callable[[int], bytes], size: int) -> bytes:

@@ -4,13 +4,18 @@ takes them (the writer here, a tar stream for tar2sqfs, a pass that changes them
 from __future__ import annotations
 
 import tarfile
-from typing import IO, Protocol
+from typing import IO, Protocol, cast
 
 
 class Archive(Protocol):
     """What takes the entries: :meth:`tarfile.TarFile.addfile`'s signature."""
 
     def addfile(self, tarinfo: tarfile.TarInfo, fileobj: IO[bytes] | None = None) -> None: ...
+
+
+# One entry of an image's filesystem: its header, and its data (a regular file's) to read:
+# a tar stream's, or an OnDisk (which reads as a file does: see on_disk).
+Member = tuple[tarfile.TarInfo, "IO[bytes] | None"]
 
 
 def normalise(name: str) -> str:
@@ -57,3 +62,8 @@ class OnDisk:
         if self._file is not None:
             self._file.close()
             self._file = None
+
+
+def on_disk(file: OnDisk) -> IO[bytes]:
+    """``file`` where a file object is taken: it has the ``read`` they use."""
+    return cast("IO[bytes]", file)

@@ -16,10 +16,12 @@ from typing import IO
 
 from imgforge.errors import BuildError
 from imgforge.squashfs import format as f
-from imgforge.squashfs.blocks import BlockStore, DataWriter, Reuse
+from imgforge.squashfs.blocks import DataWriter
 from imgforge.squashfs.codec import Codec
 from imgforge.squashfs.inodes import InodeWriter, post_order
+from imgforge.squashfs.members import OnDisk
 from imgforge.squashfs.meta import HEADER, MetaWriter, lookup_table
+from imgforge.squashfs.stored import BlockStore, FileIndex, Reuse
 from imgforge.squashfs.tables import IdTable, XattrTable
 from imgforge.squashfs.tree import Tree, node_of
 
@@ -40,13 +42,13 @@ class SquashfsWriter:
 
     def __init__(
         self, out: IO[bytes], *, codec: Codec, mtime: int, origin: int = 0,
-        store: BlockStore | None = None, jobs: int = 1,
+        store: BlockStore | None = None, jobs: int = 1, index: FileIndex | None = None,
     ) -> None:  # fmt: skip
         self.out, self.origin, self.codec, self.mtime = out, origin, codec, mtime
         self.options = codec.options()
         start = f.SUPERBLOCK.size + (HEADER.size + len(self.options) if self.options else 0)
         self.tree = Tree(mtime)
-        self.data = DataWriter(out, origin, start, codec, store, jobs)
+        self.data = DataWriter(out, origin, start, codec, store, jobs, index)
 
     def addfile(self, member: tarfile.TarInfo, fileobj: IO[bytes] | None = None) -> None:
         """Add one tar member (its data from ``fileobj``, as tarfile's own addfile)."""
@@ -63,7 +65,8 @@ class SquashfsWriter:
                 raise BuildError(f"tar entry {member.name!r} has {member.size} bytes but no data")
             node.size = member.size
             try:
-                self.data.add_file(node, fileobj.read)
+                on_disk = fileobj if isinstance(fileobj, OnDisk) else None
+                self.data.add_file(node, fileobj.read, on_disk)
             except EOFError as error:
                 raise BuildError(f"tar entry {member.name!r}: {error}") from None
 

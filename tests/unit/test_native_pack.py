@@ -17,7 +17,7 @@ from imgforge.sif import format as sif
 from imgforge.sif.assemble import partition_offset, write_sif
 from imgforge.sif.backend import SifRequest
 from imgforge.sif.pack import NativeBackend
-from imgforge.sif.transfer import transfer
+from imgforge.sif.transfer import stream_members, transfer
 from imgforge.squashfs.codec import Codec
 from imgforge.squashfs.writer import SquashfsWriter
 
@@ -39,7 +39,7 @@ def assembled(req: SifRequest, rootfs: bytes, path: Path) -> bytes:
     with squashfs.open("w+b") as out:
         writer = SquashfsWriter(out, codec=Codec.of(req.compression), mtime=req.timestamp(), jobs=2)  # type: ignore[arg-type]
         done = transfer(
-            io.BytesIO(rootfs),
+            stream_members(io.BytesIO(rootfs)),
             writer,
             req.files,
             mtime=req.timestamp(),
