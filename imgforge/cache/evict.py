@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from imgforge.cache import lock
-from imgforge.cache.layout import BLOCKS, PROFILE_FILE, profile_dir
+from imgforge.cache.layout import BLOCKS, LAYERS, PROFILE_FILE, profile_dir
 from imgforge.cache.scan import Entry, fan_outs, listings
 from imgforge.errors import ImgforgeError
 
@@ -44,7 +44,28 @@ def evict(root: Path, limit: int) -> Removed:
         _remove(entry)
         total -= entry.size
         removed, removed_size = removed + 1, removed_size + entry.size
+    if removed:
+        oldest = min((e.used for e in entries[removed:]), default=None)
+        _evict_indexes(root, oldest)
     return Removed(removed, removed_size, len(entries) - removed, total)
+
+
+def _evict_indexes(root: Path, oldest: float | None) -> None:
+    """Remove layer indexes last used before the oldest block kept (None: all of them):
+    what they name is mostly gone."""
+    for index in _index_files(root):
+        if oldest is None or index.used < oldest:
+            _remove(index)
+
+
+def _index_files(root: Path) -> list[Entry]:
+    found = []
+    for directory in (root / LAYERS).glob("*"):
+        for path in directory.glob("*"):
+            with contextlib.suppress(OSError):
+                if path.is_file() and not path.is_symlink():
+                    found.append(Entry(str(path), path.stat().st_size, path.stat().st_mtime))
+    return found
 
 
 def _age(entry: Entry) -> tuple[float, str]:
@@ -70,6 +91,10 @@ def clear(root: Path) -> Removed:
         _remove(Entry(str(directory / PROFILE_FILE), 0, 0))
         _remove_directory(directory)
     _remove_directory(root / BLOCKS)
+    _evict_indexes(root, None)
+    for directory in (root / LAYERS).glob("*"):
+        _remove_directory(directory)
+    _remove_directory(root / LAYERS)
     entries = sum(len(listing.entries) for listing in found)
     return Removed(entries, sum(listing.size for listing in found), 0, 0)
 

@@ -107,6 +107,8 @@ class LayerIndex:
                 return {}
             with open(fd, "rb", buffering=0, closefd=False) as handle:
                 decoded = entry.decode(_key(layer), handle.read(INDEX_MAX + 1))
+            if decoded is not None:
+                os.utime(fd)  # its last use, for eviction
         except OSError:
             return {}
         finally:

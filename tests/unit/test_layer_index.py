@@ -208,3 +208,16 @@ def test_property_warm_equals_scratch(tmp_path_factory: pytest.TempPathFactory,
         path.write_bytes(os.urandom(sizes[number]))
     scratch, _ = pack(root / "scratch2", stream_members(layer), None)
     assert pack(root / "warm", layer_members(layer), cache)[0] == scratch
+
+
+def test_prune_removes_the_indexes(tmp_path: Path) -> None:
+    from imgforge.cache import prune
+
+    layer = make_layer(tmp_path, SIZES)
+    cache = tmp_path / "cache"
+    pack(tmp_path / "cold", layer_members(layer), cache)
+    assert index_files(cache)
+    prune(cache, limit=10**12)  # nothing evicted: the index stays
+    assert index_files(cache)
+    prune(cache, limit=None)
+    assert not (cache / "layers").exists()
