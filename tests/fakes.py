@@ -127,6 +127,9 @@ class FakeEngine:
     def inspect(self, ref: str) -> dict[str, Any] | None:
         return self.images.get(self.tags.get(ref, ref))
 
+    def layers(self, image_id: str) -> list[str] | None:
+        return None
+
     def image_id(self, ref: str) -> str | None:
         found = self.inspect(ref)
         return None if found is None else str(found["Id"])

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import IO, Any, overload
 
 from imgforge.engine.guard import check_path_value, guard
+from imgforge.engine.local import readable_layers
 from imgforge.engine.protocol import ContainerSpec
 from imgforge.engine.stream import (
     ChunkReader,
@@ -113,6 +114,10 @@ class DockerEngine:
         except (ImageNotFound, NotFound):
             return None
         return result
+
+    def layers(self, image_id: str) -> list[str] | None:
+        """The image's layer directories, top first, where they can be read here."""
+        return readable_layers(self.api, self.inspect(image_id))
 
     def image_id(self, ref: str) -> str | None:
         found = self.inspect(ref)

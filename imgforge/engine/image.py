@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 
+from imgforge.engine.local import members
 from imgforge.engine.protocol import Engine
 from imgforge.recipes.image import ImageConfig
 from imgforge.squashfs.members import Member
@@ -25,7 +27,8 @@ class EngineImage:
         return self.engine.exported(self.image_id)
 
     def layers(self) -> Iterator[Member] | None:
-        return None
+        found = self.engine.layers(self.image_id)
+        return None if found is None else members(found, now=int(time.time()))
 
     def size(self) -> int | None:
         found = self.engine.inspect(self.image_id) or {}

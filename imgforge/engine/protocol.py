@@ -60,6 +60,11 @@ class Engine(Protocol):
         """``docker image inspect``, or None if there is no such image."""
         ...
 
+    def layers(self, image_id: str) -> list[str] | None:
+        """The image's layer directories on this machine, top first, where imgforge can
+        read them as the image's files (see :mod:`imgforge.engine.local`); else None."""
+        ...
+
     def image_id(self, ref: str) -> str | None:
         """The ID of image ``ref``, or None if there is no such image."""
         ...

@@ -14,21 +14,22 @@ from __future__ import annotations
 import os
 import shutil
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import IO
 
 from imgforge.cache import BlockCache
 from imgforge.cache.layers import LayerIndex
-from imgforge.errors import EngineError, LayersUnreadable
+from imgforge.errors import EngineError
 from imgforge.log import STEP, Log
 from imgforge.sif import format as sif
 from imgforge.sif.assemble import partition_offset, write_sif_prefix
 from imgforge.sif.backend import Packing, SifRequest
+from imgforge.sif.reading import read_image, said
 from imgforge.sif.reuse import packing_into, report
 from imgforge.sif.source import ImageSource
 from imgforge.sif.tar2sqfs import make_with_tar2sqfs, tar2sqfs_version
-from imgforge.sif.transfer import Meter, Transferred, stream_members, transfer
+from imgforge.sif.transfer import Meter, Transferred, transfer
 from imgforge.squashfs.codec import Codec
 from imgforge.squashfs.members import Member
 from imgforge.squashfs.writer import Packed, SquashfsWriter
@@ -81,17 +82,9 @@ class NativeBackend:
         simg = request.image_format == "simg"
         origin = len(sif.LAUNCH_SCRIPT) if simg else partition_offset(request, None)
         index = None if store is None else LayerIndex(store)
-        pack = _Pack(out, origin, request, codec, store, index, log)
-        layers = source.layers()
-        try:
-            packed, done = pack.run(source, layers)
-        except LayersUnreadable as why:
-            log(f"image layers: {why}; reading docker export instead", kind=STEP)
-            packed, done = pack.run(source, None)
-        if index is not None:
-            if index.used:
-                log(f"layer index: {index.used} files' blocks known without reading", kind=STEP)
-            index.save()
+        pack = _Pack(out, origin, request, codec, store, index, log, source.size() or 0)
+        packed, done = read_image(source, pack.run, log)
+        said(index, log)
         if simg:
             out.seek(0)
             out.write(sif.LAUNCH_SCRIPT)
@@ -111,11 +104,10 @@ class _Pack:
     store: BlockCache | None
     index: LayerIndex | None
     log: Log
+    size: int
 
-    def run(
-        self, source: ImageSource, layers: Iterator[Member] | None
-    ) -> tuple[Packed, Transferred]:
-        """Pack ``layers`` (the image read in place), or the image's export stream when None."""
+    def run(self, members: Iterable[Member], reader: str) -> tuple[Packed, Transferred]:
+        """Pack ``members`` (read by ``reader``), the file started afresh."""
         jobs = os.cpu_count() or 1
         mtime = self.request.timestamp()
         self.out.seek(0)
@@ -124,21 +116,12 @@ class _Pack:
                                 store=self.store, jobs=jobs, index=self.index)  # fmt: skip
         codec = self.codec
         how = f"{codec.name} level {codec.level}, {codec.block_size // 1024} KiB blocks"
-        reader = "docker export" if layers is None else "imgforge image layers"
         self.log(f"$ {reader} | imgforge layout | imgforge squashfs ({how}, {jobs} jobs)",
                  kind=STEP)  # fmt: skip
-        meter = Meter(source.size() or 0, self.log)
-
-        def into(members: Iterable[Member]) -> Transferred:
-            return transfer(members, writer, self.request.files, mtime=mtime,
-                            clamp=self.request.source_date_epoch, progress=meter)  # fmt: skip
-
         try:
-            if layers is not None:
-                done = into(layers)
-            else:
-                with source.filesystem() as stream:
-                    done = into(stream_members(stream))
+            done = transfer(members, writer, self.request.files, mtime=mtime,
+                            clamp=self.request.source_date_epoch,
+                            progress=Meter(self.size, self.log))  # fmt: skip
             return writer.finish(), done
         finally:
             writer.close()

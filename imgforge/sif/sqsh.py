@@ -13,21 +13,24 @@ import shutil
 import subprocess
 import tarfile
 import time
+from collections.abc import Iterable
 from typing import IO
 
+from imgforge.cache.layers import LayerIndex
 from imgforge.enroot import lint
 from imgforge.enroot.files import files
 from imgforge.enroot.rootfs import EnrootRoot
 from imgforge.errors import BuildError, EngineError
 from imgforge.log import STEP, Log
 from imgforge.sif.backend import CacheUse, Packing, SifRequest
+from imgforge.sif.reading import read_image, said
 from imgforge.sif.reuse import packing_into, report
 from imgforge.sif.source import ImageSource
 from imgforge.sif.tar2sqfs import run_tar2sqfs, tar2sqfs_version
-from imgforge.sif.transfer import Meter, damaged, read_stream
+from imgforge.sif.transfer import Meter, damaged, stream_members
 from imgforge.squashfs.codec import Codec
-from imgforge.squashfs.members import Archive
-from imgforge.squashfs.writer import SquashfsWriter
+from imgforge.squashfs.members import Archive, Member
+from imgforge.squashfs.writer import Packed, SquashfsWriter
 
 WHAT = "imgforge enroot-rootfs"
 
@@ -53,19 +56,26 @@ Made = tuple[EnrootRoot, int, str, CacheUse | None]
 
 
 def with_writer(request: SifRequest, codec: Codec, source: ImageSource, log: Log) -> Made:
-    """Pack with imgforge's squashfs writer and the block cache."""
+    """Pack with imgforge's squashfs writer, the block cache and the layer index."""
     with packing_into(request, codec, log) as (out, store):
         how = f"{codec.name} level {codec.level}, {codec.block_size // 1024} KiB blocks"
-        log(f"$ docker export | {WHAT} | imgforge squashfs ({how})", kind=STEP)
-        writer = SquashfsWriter(
-            out, codec=codec, mtime=request.timestamp(), origin=0, store=store,
-            jobs=os.cpu_count() or 1,
-        )  # fmt: skip
-        try:
-            root = copy_root(request, source, writer, log)
-            packed = writer.finish()
-        finally:
-            writer.close()
+        index = None if store is None else LayerIndex(store)
+
+        def pack(members: Iterable[Member], reader: str) -> tuple[EnrootRoot, Packed]:
+            log(f"$ {reader} | {WHAT} | imgforge squashfs ({how})", kind=STEP)
+            out.seek(0)
+            out.truncate()
+            writer = SquashfsWriter(
+                out, codec=codec, mtime=request.timestamp(), origin=0, store=store,
+                jobs=os.cpu_count() or 1, index=index,
+            )  # fmt: skip
+            try:
+                return copy_root(request, source, members, writer, log), writer.finish()
+            finally:
+                writer.close()
+
+        root, packed = read_image(source, pack, log)
+        said(index, log)
     return root, packed.size, codec.writer, report(packed.reuse, store)
 
 
@@ -79,29 +89,32 @@ def with_tar2sqfs(request: SifRequest, source: ImageSource, log: Log) -> Made:
     roots: list[EnrootRoot] = []
 
     def feed(sink: IO[bytes]) -> int:
-        with tarfile.open(fileobj=sink, mode="w|", format=tarfile.PAX_FORMAT) as tout:
-            roots.append(copy_root(request, source, tout, log))
+        with (
+            tarfile.open(fileobj=sink, mode="w|", format=tarfile.PAX_FORMAT) as tout,
+            source.filesystem() as stream,
+        ):
+            roots.append(copy_root(request, source, stream_members(stream), tout, log))
         return roots[0].count
 
     run_tar2sqfs(tool, request, request.target, feed, log=log, what=WHAT)
     return roots[0], request.target.stat().st_size, tar2sqfs_version(tool), None
 
 
-def copy_root(request: SifRequest, source: ImageSource, sink: Archive, log: Log) -> EnrootRoot:
-    """Pass the image's filesystem through :class:`EnrootRoot` into ``sink``."""
+def copy_root(
+    request: SifRequest, source: ImageSource, members: Iterable[Member], sink: Archive, log: Log
+) -> EnrootRoot:
+    """Pass the image's entries through :class:`EnrootRoot` into ``sink``."""
     mtime = request.timestamp()
     root = EnrootRoot(sink, source.config, mtime=mtime, clamp=request.source_date_epoch)
     meter, copied = Meter(source.size() or 0, log), 0
-    with source.filesystem() as stream:
-        for member, tin in read_stream(stream):
-            data = tin.extractfile(member) if member.isreg() else None
-            try:
-                root.addfile(member, data)
-            except tarfile.ReadError as error:
-                raise damaged(member, error) from None
-            if member.isreg():
-                copied += member.size
-                meter(copied)
+    for member, data in members:
+        try:
+            root.addfile(member, data)
+        except tarfile.ReadError as error:
+            raise damaged(member, error) from None
+        if member.isreg():
+            copied += member.size
+            meter(copied)
     root.finish()
     return root
 

@@ -221,3 +221,32 @@ def test_prune_removes_the_indexes(tmp_path: Path) -> None:
     assert index_files(cache)
     prune(cache, limit=None)
     assert not (cache / "layers").exists()
+
+
+def test_concurrent_packs_leave_one_whole_index(tmp_path: Path) -> None:
+    """Packs saving the same layer's index at once: each rename is whole, and the last
+    one is what the next pack reads."""
+    import threading
+
+    layer = make_layer(tmp_path, SIZES)
+    cache = tmp_path / "cache"
+    scratch, _ = pack(tmp_path / "scratch", stream_members(layer), None)
+    errors: list[BaseException] = []
+
+    def one(number: int) -> None:
+        try:
+            made, _ = pack(tmp_path / f"out{number}", layer_members(layer), cache)
+            assert made == scratch
+        except BaseException as error:  # noqa: BLE001 - reported below
+            errors.append(error)
+
+    threads = [threading.Thread(target=one, args=(n,)) for n in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert not errors
+    (saved,) = index_files(cache)
+    assert not [p for p in saved.parent.iterdir() if p.name.startswith(".")]
+    warm, used = pack(tmp_path / "warm", layer_members(layer), cache)
+    assert warm == scratch and used == sum(1 for size in SIZES if size >= BS)

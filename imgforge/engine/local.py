@@ -1,0 +1,34 @@
+"""Whether an engine's image layers can be read in place: the engine runs on this machine
+(its unix socket), as root without user-namespace remapping (the files' owners are the
+image's own), with the overlay2 storage driver, and imgforge may read its directories."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+from imgforge.engine.overlay import layer_dirs, overlay_members
+from imgforge.squashfs.members import Member, on_disk
+
+LOCAL_URL = "http+docker://localhost"  # the docker SDK's base URL for a unix socket
+REMAPPED = ("name=userns", "name=rootless")
+
+
+def readable_layers(api: Any, inspected: Mapping[str, Any] | None) -> list[str] | None:
+    """The image's layer directories, top first, when they can be read here; else None."""
+    if inspected is None or getattr(api, "base_url", None) != LOCAL_URL:
+        return None
+    try:
+        info = api.info()
+    except Exception:  # an engine that can't say: read the export instead
+        return None
+    options = info.get("SecurityOptions") or []
+    if info.get("Driver") != "overlay2" or any(o.startswith(REMAPPED) for o in options):
+        return None
+    return layer_dirs(dict(inspected))
+
+
+def members(layers: list[str], now: int) -> Iterator[Member]:
+    """The image's entries read from ``layers`` (see :func:`overlay_members`)."""
+    for info, file in overlay_members(layers, now=now):
+        yield info, None if file is None else on_disk(file)
