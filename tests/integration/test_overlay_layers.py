@@ -127,12 +127,18 @@ def build(client: docker.DockerClient, steps: list[str | bytes], name: str = "bu
     return tag
 
 
-def load(client: docker.DockerClient, layers: list[bytes], workdir: str = "") -> str:
+def load(
+    client: docker.DockerClient,
+    layers: list[bytes],
+    workdir: str = "",
+    volumes: tuple[str, ...] = (),
+) -> str:
     """An image loaded from ``layers`` (tar archives in the image-layer format: ``.wh.``
     whiteouts, xattrs in PAX headers), as a pull would apply them; returns its tag."""
     tag = f"{PREFIX}/loaded:{uuid.uuid4().hex[:12]}"
     config = {
-        "architecture": "amd64", "os": "linux", "config": {"WorkingDir": workdir},
+        "architecture": "amd64", "os": "linux",
+        "config": {"WorkingDir": workdir, "Volumes": {volume: {} for volume in volumes}},
         "rootfs": {"type": "layers", "diff_ids": [f"sha256:{sha256(layer)}" for layer in layers]},
         "history": [{"created_by": f"layer {index}"} for index in range(len(layers))],
     }  # fmt: skip
@@ -342,13 +348,15 @@ def test_loaded_layers_read_as_their_export(
     client: docker.DockerClient, engine: DockerEngine
 ) -> None:
     """Layers as a pull applies them: whiteout and opaque markers, a revision 3 file
-    capability (a build would have made it revision 2), attributes moby does not export;
-    and a unix socket in a layer, which the export leaves out."""
+    capability (a build would have made it revision 2), attributes moby does not export,
+    /etc a link and /dev a file (the init layer's setup unlinks both), volumes; and a unix
+    socket in a layer, which the export leaves out."""
     first = archive(
         ("keep", "dir", None), ("keep/f", "file", b"f"), ("gone", "dir", None),
         ("gone/x", "file", b"x"), ("opq", "dir", None), ("opq/a", "file", b"a"),
         ("v3", "file", b"v3"), ("v3link", "link", "v3"), ("user", "file", b"u"),
         ("n\udcff", "dir", None), ("n\udcff/f", "file", b"raw name"),
+        ("etc", "sym", "/elsewhere"), ("dev", "file", b"a file"),
         v3=(0o4755, 0, 0, {"security.capability": CAP_V3}),
         v3link=(0o4755, 0, 0, {"security.capability": CAP_V3}),
         user=(0o644, 0, 0, {"user.a": b"1", "trusted.other": b"2"}),
@@ -357,7 +365,7 @@ def test_loaded_layers_read_as_their_export(
         (".wh.gone", "file", b""), ("opq", "dir", None), ("opq/.wh..wh..opq", "file", b""),
         ("opq/b", "file", b"b"), ("keep/.wh.f", "file", b""), ("keep/g", "file", b"g"),
     )  # fmt: skip
-    image = load(client, [first, second], workdir="/keep")
+    image = load(client, [first, second], workdir="/keep", volumes=("/keep", "/vol"))
     top = (layer_dirs(client.api.inspect_image(image)) or [""])[0]
     with socket.socket(socket.AF_UNIX) as sock:  # no build or load makes one in a layer
         sock.bind(os.path.join(top, "s"))
@@ -368,6 +376,7 @@ def test_loaded_layers_read_as_their_export(
     caps = export["v3"][10]["SCHILY.xattr.security.capability"]
     assert caps.encode("utf-8", "surrogateescape") == CAP_V3[:3] + b"\x02" + CAP_V3[4:20]
     assert "s" not in export and "gone" not in export and "opq/a" not in export
+    assert export["etc"][1] == export["dev"][1] == tarfile.DIRTYPE and "vol" not in export
 
 
 def test_a_working_directory_that_docker_create_makes_is_refused(
