@@ -65,7 +65,7 @@ def layer_dirs(inspected: Mapping[str, Any]) -> list[str] | None:
 
 
 def _is_layer_dir(path: str) -> bool:
-    if not path.startswith("/") or "\0" in path or os.path.normpath(path) != path:
+    if not path.startswith("/") or "\0" in path or "//" in path or os.path.normpath(path) != path:
         return False
     parts = path.split("/")
     if len(parts) < 4 or parts[-1] != "diff" or parts[-3] != "overlay2":
