@@ -8,13 +8,14 @@
 # host networking. Either way it installs, when missing, the rootfs tools
 # (debootstrap, squashfs) that the NGC stand-in and the SIF builds use, and what the
 # registry tests run (docker-registry; htpasswd from apache2-utils and openssl for its
-# password file and certificate).
+# password file and certificate), and the static busybox the overlay layer tests build
+# images FROM scratch with.
 set -euo pipefail
 
 readonly LOG=/var/log/imgforge-dockerd.log
 readonly PIDFILE=/var/run/docker.pid
 readonly WAIT_SECONDS=60
-readonly TOOL_PACKAGES=(debootstrap squashfs-tools squashfs-tools-ng siftool docker-registry apache2-utils openssl graphviz)
+readonly TOOL_PACKAGES=(debootstrap squashfs-tools squashfs-tools-ng siftool docker-registry apache2-utils openssl graphviz busybox-static)
 
 say() { printf 'ensure-engine: %s\n' "$*"; }
 die() { printf 'ensure-engine: error: %s\n' "$*" >&2; exit 1; }
