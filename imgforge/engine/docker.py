@@ -115,8 +115,7 @@ class DockerEngine:
             return None
         return result
 
-    def layers(self, image_id: str) -> list[str] | None:
-        """The image's layer directories, top first, where they can be read here."""
+    def layers(self, image_id: str) -> list[str] | None:  # see Engine.layers
         return readable_layers(self.api, self.inspect(image_id))
 
     def image_id(self, ref: str) -> str | None:
@@ -152,15 +151,9 @@ class DockerEngine:
         return found
 
     def build(
-        self,
-        context: IO[bytes],
-        *,
-        dockerfile: str,
-        network: str | None,
-        log: Log,
-        what: str,
+        self, context: IO[bytes], *, dockerfile: str, network: str | None, log: Log, what: str,
         buildargs: dict[str, str] | None = None,
-    ) -> str:
+    ) -> str:  # fmt: skip
         """Build from a tar context; return the image ID. Untagged until it succeeds."""
         from docker.errors import APIError
 

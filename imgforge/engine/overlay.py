@@ -25,7 +25,7 @@ from typing import Any
 
 from imgforge.engine.exportheader import CAPABILITY, PAX_CAPABILITY, file_header
 from imgforge.engine.initlayer import INIT_LAYER, InitNode, init_member
-from imgforge.errors import EngineError
+from imgforge.errors import LayersUnreadable
 from imgforge.squashfs.members import OnDisk
 
 OPAQUE = "trusted.overlay.opaque"
@@ -36,11 +36,6 @@ _LAYER_ID = re.compile(r"[0-9a-f]{64}")
 _REMAPPED_ROOT = re.compile(r"[0-9]+\.[0-9]+")
 
 __all__ = ["PAX_CAPABILITY", "LayersUnreadable", "layer_dirs", "overlay_members"]
-
-
-class LayersUnreadable(EngineError):
-    """The layer directories hold something that can't be read here exactly as
-    ``docker export`` shows it (or can't be read at all): export the image instead."""
 
 
 def layer_dirs(inspected: Mapping[str, Any]) -> list[str] | None:
