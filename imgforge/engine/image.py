@@ -28,7 +28,9 @@ class EngineImage:
 
     def layers(self) -> Iterator[Member] | None:
         found = self.engine.layers(self.image_id)
-        return None if found is None else members(found, now=int(time.time()))
+        if found is None:
+            return None
+        return members(found, now=int(time.time()), workdir=self.config.workdir)
 
     def size(self) -> int | None:
         found = self.engine.inspect(self.image_id) or {}

@@ -28,7 +28,7 @@ def readable_layers(api: Any, inspected: Mapping[str, Any] | None) -> list[str] 
     return layer_dirs(dict(inspected))
 
 
-def members(layers: list[str], now: int) -> Iterator[Member]:
+def members(layers: list[str], *, now: int, workdir: str) -> Iterator[Member]:
     """The image's entries read from ``layers`` (see :func:`overlay_members`)."""
-    for info, file in overlay_members(layers, now=now):
+    for info, file in overlay_members(layers, now=now, workdir=workdir):
         yield info, None if file is None else on_disk(file)

@@ -43,12 +43,16 @@ class OnDisk:
 
     def read(self, size: int = -1) -> bytes:
         """Up to ``size`` bytes (all that is left when negative); the file is closed once
-        its size has been read."""
+        its size has been read, and reads nothing more after that."""
+        if self._left <= 0:
+            return b""
         if self._file is None:
             self._file = open(self.path, "rb")  # noqa: SIM115 - closed at the end of the data
         data = self._file.read(size)
         self._left -= len(data)
-        if self._left <= 0 or not data or size < 0:
+        if not data or size < 0:
+            self._left = 0
+        if self._left <= 0:
             self.close()
         return data
 
