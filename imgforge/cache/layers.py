@@ -131,7 +131,7 @@ def _decode(layer: str, data: bytes) -> dict[str, tuple[Stamp, list[bytes]]]:
     wrong key there can only make the block cache miss: blocks are found by their key)."""
     try:
         loaded: Any = json.loads(data.decode("utf-8", "surrogateescape"))
-    except ValueError:
+    except (ValueError, RecursionError):  # not JSON, or nested deeper than the parser goes
         return {}
     if not isinstance(loaded, dict) or loaded.get("layer") != layer:
         return {}

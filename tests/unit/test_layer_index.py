@@ -163,6 +163,23 @@ def test_a_damaged_or_foreign_index_is_not_used(tmp_path: Path) -> None:
     assert (warm, used) == (scratch, 0)
 
 
+def test_an_index_nested_too_deep_for_the_parser_is_not_used(tmp_path: Path) -> None:
+    """Whole and checksummed, but JSON nested deeper than the parser recurses: a damaged
+    index like any other, never a failed build."""
+    from imgforge.cache import entry
+    from imgforge.cache.layers import _key
+
+    layer = make_layer(tmp_path, SIZES)
+    cache = tmp_path / "cache"
+    scratch, _ = pack(tmp_path / "scratch", stream_members(layer), None)
+    pack(tmp_path / "cold", layer_members(layer), cache)
+    (saved,) = index_files(cache)
+    nested = b"[" * 200_000 + b"]" * 200_000
+    saved.write_bytes(entry.encode(_key(str(layer)), nested, compressed=False))
+    warm, used = pack(tmp_path / "nested", layer_members(layer), cache)
+    assert (warm, used) == (scratch, 0)
+
+
 def test_blocks_gone_from_the_cache_are_read(tmp_path: Path) -> None:
     layer = make_layer(tmp_path, SIZES)
     cache = tmp_path / "cache"
