@@ -108,7 +108,10 @@ class LayerIndex:
             with open(fd, "rb", buffering=0, closefd=False) as handle:
                 decoded = entry.decode(_key(layer), handle.read(INDEX_MAX + 1))
             if decoded is not None:
-                os.utime(fd)  # its last use, for eviction
+                # Its last use, for eviction; a read-only cache can't keep it, and serves
+                # the index all the same.
+                with contextlib.suppress(OSError):
+                    os.utime(fd)
         except OSError:
             return {}
         finally:

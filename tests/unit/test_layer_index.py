@@ -180,6 +180,26 @@ def test_an_index_nested_too_deep_for_the_parser_is_not_used(tmp_path: Path) -> 
     assert (warm, used) == (scratch, 0)
 
 
+def test_a_read_only_cache_still_serves_the_index(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A cache that can't record an index's last use (a read-only mount) serves it, as
+    it serves its blocks."""
+    import errno
+
+    layer = make_layer(tmp_path, SIZES)
+    cache = tmp_path / "cache"
+    scratch, _ = pack(tmp_path / "scratch", stream_members(layer), None)
+    pack(tmp_path / "cold", layer_members(layer), cache)
+
+    def read_only(*args: object, **kwargs: object) -> None:
+        raise OSError(errno.EROFS, os.strerror(errno.EROFS))
+
+    monkeypatch.setattr(os, "utime", read_only)
+    warm, used = pack(tmp_path / "warm", layer_members(layer), cache)
+    assert warm == scratch and used == sum(1 for size in SIZES if size >= BS)
+
+
 def test_blocks_gone_from_the_cache_are_read(tmp_path: Path) -> None:
     layer = make_layer(tmp_path, SIZES)
     cache = tmp_path / "cache"
