@@ -110,8 +110,9 @@ class LayeredImage(FakeImage):
                 yield member, None
                 continue
             path = self.layer / member.name
-            path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_bytes(handle.read())
+            if not path.exists():  # a layer's file is written once: its stamp stays
+                path.parent.mkdir(parents=True, exist_ok=True)
+                path.write_bytes(handle.read())
             found = os.lstat(path)
             stamp = (found.st_ino, found.st_size, found.st_mtime_ns, found.st_ctime_ns)
             if member.name in self.unreadable:
@@ -147,3 +148,29 @@ def test_an_unreadable_layer_file_is_layers_unreadable(tmp_path: Path) -> None:
     for read in (missing.read, lambda: missing.block(0, 4)):
         with pytest.raises(LayersUnreadable, match="gone: cannot read the image's layer file"):
             read()
+
+
+def test_what_the_index_gave_a_pass_that_fell_back_is_not_reported(tmp_path: Path) -> None:
+    """The layer index gave files to the layers' pass, which then fell back to the
+    export: the log doesn't say the index gave what the SIF was not made of."""
+    big = bytes(range(256)) * 1600  # three full blocks and a tail
+    rootfs = tar_of({"a/known": big, "data/secret": big[::-1]})
+    req = request(tmp_path / "layers.sif", cache_dir=tmp_path / "cache")
+    layer = tmp_path / "diff"
+    warm = LayeredImage("sha256:" + "1" * 64, rootfs=rootfs, layer=layer)
+    said: list[str] = []
+
+    def log(message: str, *, kind: Kind = STEP) -> None:
+        said.append(message)
+
+    NativeBackend.create().make(req, source=warm, log=discard)
+    NativeBackend.create().make(req, source=warm, log=log)
+    assert any(line.startswith("layer index: 2 files") for line in said), said
+    said.clear()
+    # The same files (their stamps as the index knows them), one now gone from the disk.
+    gone = LayeredImage("sha256:" + "1" * 64, rootfs=rootfs, layer=layer,
+                        unreadable=("data/secret",))  # fmt: skip
+    NativeBackend.create().make(req, source=gone, log=log)
+    assert any("reading docker export instead" in line for line in said), said
+    assert not any(line.startswith("layer index:") for line in said), said
+    assert req.target.read_bytes() == assembled(req, rootfs, tmp_path / "assembled.sif")
