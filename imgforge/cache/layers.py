@@ -78,7 +78,9 @@ class LayerIndex:
 
     def save(self) -> None:
         """Write the index of each layer this pack learned about (atomically; a failure
-        leaves the index as it was, and the next pack reads those files again)."""
+        leaves the index as it was, and the next pack reads those files again), where
+        it would be read: in a private directory (never through a symbolic link planted
+        in a cache others may write, nor where they may)."""
         if self.store.disabled or self.store.unwritable:
             return
         for path, layer in self.layers.items():
@@ -86,6 +88,8 @@ class LayerIndex:
                 continue
             with contextlib.suppress(OSError):
                 self.directory.mkdir(parents=True, exist_ok=True, mode=PRIVATE_DIR)
+                if not self.store.private(self.directory):
+                    return
                 write_atomically(self._file(path), _encode(path, layer.files))
 
     def _file(self, layer: str) -> Path:

@@ -200,6 +200,28 @@ def test_a_read_only_cache_still_serves_the_index(
     assert warm == scratch and used == sum(1 for size in SIZES if size >= BS)
 
 
+def test_an_index_is_written_only_where_it_would_be_read(tmp_path: Path) -> None:
+    """An index is read only from a private directory: it is written nowhere else, so
+    never through a symbolic link planted under layers/ in a cache others may write."""
+    layer = make_layer(tmp_path, SIZES)
+    cache = tmp_path / "cache"
+    directory = cache / "layers" / PROFILE.ident()
+    directory.parent.mkdir(parents=True)
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    directory.symlink_to(elsewhere)
+    pack(tmp_path / "linked", layer_members(layer), cache)
+    assert list(elsewhere.iterdir()) == []
+    directory.unlink()
+    directory.mkdir()
+    directory.chmod(0o777)
+    pack(tmp_path / "shared", layer_members(layer), cache)
+    assert list(directory.iterdir()) == []
+    directory.chmod(0o755)
+    pack(tmp_path / "private", layer_members(layer), cache)
+    assert len(index_files(cache)) == 1
+
+
 def test_blocks_gone_from_the_cache_are_read(tmp_path: Path) -> None:
     layer = make_layer(tmp_path, SIZES)
     cache = tmp_path / "cache"
