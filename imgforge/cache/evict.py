@@ -10,7 +10,7 @@ from pathlib import Path
 
 from imgforge.cache import lock
 from imgforge.cache.layout import BLOCKS, LAYERS, PROFILE_FILE, profile_dir
-from imgforge.cache.scan import Entry, fan_outs, listings
+from imgforge.cache.scan import Entry, fan_outs, index_directories, index_files, listings
 from imgforge.errors import ImgforgeError
 
 
@@ -53,19 +53,9 @@ def evict(root: Path, limit: int) -> Removed:
 def _evict_indexes(root: Path, oldest: float | None) -> None:
     """Remove layer indexes last used before the oldest block kept (None: all of them):
     what they name is mostly gone."""
-    for index in _index_files(root):
+    for index in index_files(root):
         if oldest is None or index.used < oldest:
             _remove(index)
-
-
-def _index_files(root: Path) -> list[Entry]:
-    found = []
-    for directory in (root / LAYERS).glob("*"):
-        for path in directory.glob("*"):
-            with contextlib.suppress(OSError):
-                if path.is_file() and not path.is_symlink():
-                    found.append(Entry(str(path), path.stat().st_size, path.stat().st_mtime))
-    return found
 
 
 def _age(entry: Entry) -> tuple[float, str]:
@@ -92,7 +82,7 @@ def clear(root: Path) -> Removed:
         _remove_directory(directory)
     _remove_directory(root / BLOCKS)
     _evict_indexes(root, None)
-    for directory in (root / LAYERS).glob("*"):
+    for directory in index_directories(root):
         _remove_directory(directory)
     _remove_directory(root / LAYERS)
     entries = sum(len(listing.entries) for listing in found)

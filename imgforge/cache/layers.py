@@ -78,7 +78,9 @@ class LayerIndex:
 
     def save(self) -> None:
         """Write the index of each layer this pack learned about (atomically; a failure
-        leaves the index as it was, and the next pack reads those files again)."""
+        leaves the index as it was, and the next pack reads those files again), where
+        it would be read: in a private directory (never through a symbolic link planted
+        in a cache others may write, nor where they may)."""
         if self.store.disabled or self.store.unwritable:
             return
         for path, layer in self.layers.items():
@@ -86,6 +88,8 @@ class LayerIndex:
                 continue
             with contextlib.suppress(OSError):
                 self.directory.mkdir(parents=True, exist_ok=True, mode=PRIVATE_DIR)
+                if not self.store.private(self.directory):
+                    return
                 write_atomically(self._file(path), _encode(path, layer.files))
 
     def _file(self, layer: str) -> Path:
@@ -108,7 +112,10 @@ class LayerIndex:
             with open(fd, "rb", buffering=0, closefd=False) as handle:
                 decoded = entry.decode(_key(layer), handle.read(INDEX_MAX + 1))
             if decoded is not None:
-                os.utime(fd)  # its last use, for eviction
+                # Its last use, for eviction; a read-only cache can't keep it, and serves
+                # the index all the same.
+                with contextlib.suppress(OSError):
+                    os.utime(fd)
         except OSError:
             return {}
         finally:
@@ -131,7 +138,7 @@ def _decode(layer: str, data: bytes) -> dict[str, tuple[Stamp, list[bytes]]]:
     wrong key there can only make the block cache miss: blocks are found by their key)."""
     try:
         loaded: Any = json.loads(data.decode("utf-8", "surrogateescape"))
-    except ValueError:
+    except (ValueError, RecursionError):  # not JSON, or nested deeper than the parser goes
         return {}
     if not isinstance(loaded, dict) or loaded.get("layer") != layer:
         return {}

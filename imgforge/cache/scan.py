@@ -4,18 +4,23 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import NamedTuple
 
-from imgforge.cache.layout import BLOCKS, PROFILE_FILE, TEMPORARY_PREFIX
+from imgforge.cache.layout import BLOCKS, LAYERS, PROFILE_FILE, TEMPORARY_PREFIX
 from imgforge.cache.profile import IDENT_BYTES, Profile
 
 NAME_LENGTH = 62  # hex digits of a key after its first byte (the fan-out directory)
+INDEX_NAME_LENGTH = 64  # hex digits of the SHA-256 of a layer directory's path
 FAN_OUT_LENGTH = 2
 IDENT_LENGTH = 2 * IDENT_BYTES
 _HEX = frozenset("0123456789abcdef")
+# An index, or a writer's temporary file of one (store.write_atomically: .NAME.PID.THREAD).
+_INDEX = f"[0-9a-f]{{{INDEX_NAME_LENGTH}}}"
+_INDEX_NAME = re.compile(rf"{_INDEX}|{re.escape(TEMPORARY_PREFIX)}{_INDEX}\.[0-9]+\.[0-9]+")
 
 
 class Entry(NamedTuple):
@@ -69,6 +74,23 @@ def read_profile(directory: Path) -> Profile | None:
         return Profile.from_json(json.loads((directory / PROFILE_FILE).read_bytes()))
     except (OSError, ValueError):
         return None
+
+
+def index_directories(root: Path) -> list[Path]:
+    """The directories of layer indexes, one per profile (see cache/layers.py)."""
+    return _subdirectories(root / LAYERS, IDENT_LENGTH)
+
+
+def index_files(root: Path) -> list[Entry]:
+    """The layer indexes under ``root`` and writers' temporary files of them: regular
+    files named as the cache names them, in its profile directories (never what a
+    symbolic link there leads to, nor any other file a --cache-dir holds)."""
+    found = []
+    for directory in index_directories(root):
+        for item, stat in _files(directory):
+            if _INDEX_NAME.fullmatch(item.name):
+                found.append(Entry(item.path, stat.st_size, stat.st_mtime))
+    return found
 
 
 def fan_outs(directory: Path) -> list[Path]:

@@ -83,7 +83,7 @@ class NativeBackend:
         origin = len(sif.LAUNCH_SCRIPT) if simg else partition_offset(request, None)
         index = None if store is None else LayerIndex(store)
         pack = _Pack(out, origin, request, codec, store, index, log, source.size() or 0)
-        packed, done = read_image(source, pack.run, log)
+        packed, done = read_image(source, pack.run, log, index)
         said(index, log)
         if simg:
             out.seek(0)

@@ -19,17 +19,21 @@ EXPORT = "docker export"
 
 
 def read_image(
-    source: ImageSource, pack: Callable[[Iterable[Member], str], T], log: Log
-) -> T:
+    source: ImageSource, pack: Callable[[Iterable[Member], str], T], log: Log,
+    index: LayerIndex | None = None,
+) -> T:  # fmt: skip
     """``pack(entries, reader)``: the entries of ``source`` and the name of what read them.
     When the layers turn out to hold something they can't give exactly, ``pack`` is
-    called again with the export's entries: it must start its output afresh."""
+    called again with the export's entries: it must start its output afresh (and what
+    ``index``, the pack's layer index, gave the layers' pass is not what it gave)."""
     layers = source.layers()
     if layers is not None:
         try:
             return pack(layers, LAYERS)
         except LayersUnreadable as why:
             log(f"image layers: {why}; reading {EXPORT} instead", kind=STEP)
+            if index is not None:
+                index.used = 0
     with source.filesystem() as stream:
         return pack(stream_members(stream), EXPORT)
 

@@ -74,7 +74,7 @@ def with_writer(request: SifRequest, codec: Codec, source: ImageSource, log: Log
             finally:
                 writer.close()
 
-        root, packed = read_image(source, pack, log)
+        root, packed = read_image(source, pack, log, index)
         said(index, log)
     return root, packed.size, codec.writer, report(packed.reuse, store)
 

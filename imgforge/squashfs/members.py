@@ -6,6 +6,8 @@ from __future__ import annotations
 import tarfile
 from typing import IO, Protocol, cast
 
+from imgforge.errors import LayersUnreadable
+
 
 class Archive(Protocol):
     """What takes the entries: :meth:`tarfile.TarFile.addfile`'s signature."""
@@ -32,7 +34,11 @@ class OnDisk:
 
     ``layer`` names the layer directory, ``name`` the path within it, and ``stamp`` is
     (inode, size, mtime ns, ctime ns) as :func:`os.lstat` gave them: writing to a file
-    changes its ctime, which no one but the clock can set back."""
+    changes its ctime, which no one but the clock can set back.
+
+    A file that can't be read (not this process's to read, gone with its layer) raises
+    :class:`LayersUnreadable`, as the layer walk does for a directory, so that the pack
+    starts again from the export, which the engine reads itself."""
 
     __slots__ = ("path", "layer", "name", "stamp", "_file", "_left")
 
@@ -46,9 +52,12 @@ class OnDisk:
         its size has been read, and reads nothing more after that."""
         if self._left <= 0:
             return b""
-        if self._file is None:
-            self._file = open(self.path, "rb")  # noqa: SIM115 - closed at the end of the data
-        data = self._file.read(size)
+        try:
+            if self._file is None:
+                self._file = open(self.path, "rb")  # noqa: SIM115 - closed at the end of the data
+            data = self._file.read(size)
+        except OSError as error:
+            raise self._unreadable(error) from None
         self._left -= len(data)
         if not data or size < 0:
             self._left = 0
@@ -58,9 +67,16 @@ class OnDisk:
 
     def block(self, index: int, size: int) -> bytes:
         """The ``index``-th block of ``size`` bytes, read on its own (from any thread)."""
-        with open(self.path, "rb") as handle:
-            handle.seek(index * size)
-            return handle.read(size)
+        try:
+            with open(self.path, "rb") as handle:
+                handle.seek(index * size)
+                return handle.read(size)
+        except OSError as error:
+            raise self._unreadable(error) from None
+
+    def _unreadable(self, error: OSError) -> LayersUnreadable:
+        reason = error.strerror or str(error)
+        return LayersUnreadable(f"{self.path}: cannot read the image's layer file ({reason})")
 
     def close(self) -> None:
         if self._file is not None:

@@ -372,6 +372,36 @@ def test_prune_all_removes_only_what_the_cache_made(tmp_path: Path) -> None:
     assert all(file.exists() for file in foreign)
 
 
+def test_prune_and_eviction_remove_only_the_layer_indexes_the_cache_made(tmp_path: Path) -> None:
+    """Under layers/, as under blocks/, only what the cache made goes: a symbolic link
+    planted there (in a cache others may write) leads prune and eviction nowhere, and a
+    --cache-dir's own files stay."""
+    root = tmp_path / "cache"
+    fill(root, [10, 10])
+    layers = root / "layers" / PROFILE.ident()
+    layers.mkdir(parents=True)
+    index, temporary = layers / ("ab" * 32), layers / f".{'ab' * 32}.123.456"
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    kept = [elsewhere / "notes.txt", elsewhere / ("cd" * 32), layers / "notes.txt"]
+    for file in (index, temporary, *kept):
+        file.write_text("mine")
+        os.utime(file, (1, 1))  # older than every block: an index eviction removes
+    (root / "layers" / "0123456789abcdef").symlink_to(elsewhere)
+    (root / "layers" / "photos").mkdir()
+    with BlockCache.open(root, PROFILE, limit=ENTRY_OVERHEAD + 10) as cache:
+        pass
+    assert cache.evicted is not None and cache.evicted.entries == 1
+    assert not index.exists() and not temporary.exists()
+    assert all(file.read_text() == "mine" for file in kept)
+    index.write_text("mine")
+    prune(root, limit=None)
+    assert not index.exists()
+    assert all(file.read_text() == "mine" for file in kept)
+    assert (root / "layers" / "photos").is_dir()
+    assert (root / "layers" / "0123456789abcdef").is_symlink()
+
+
 def test_prune_never_removes_under_a_build_in_another_process(tmp_path: Path) -> None:
     """Another process holds the cache (a build): prune --no-wait removes nothing, prune
     waits; the build's reads meanwhile all hit, and prune removes everything after it."""

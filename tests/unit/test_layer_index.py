@@ -163,6 +163,65 @@ def test_a_damaged_or_foreign_index_is_not_used(tmp_path: Path) -> None:
     assert (warm, used) == (scratch, 0)
 
 
+def test_an_index_nested_too_deep_for_the_parser_is_not_used(tmp_path: Path) -> None:
+    """Whole and checksummed, but JSON nested deeper than the parser recurses: a damaged
+    index like any other, never a failed build."""
+    from imgforge.cache import entry
+    from imgforge.cache.layers import _key
+
+    layer = make_layer(tmp_path, SIZES)
+    cache = tmp_path / "cache"
+    scratch, _ = pack(tmp_path / "scratch", stream_members(layer), None)
+    pack(tmp_path / "cold", layer_members(layer), cache)
+    (saved,) = index_files(cache)
+    nested = b"[" * 200_000 + b"]" * 200_000
+    saved.write_bytes(entry.encode(_key(str(layer)), nested, compressed=False))
+    warm, used = pack(tmp_path / "nested", layer_members(layer), cache)
+    assert (warm, used) == (scratch, 0)
+
+
+def test_a_read_only_cache_still_serves_the_index(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A cache that can't record an index's last use (a read-only mount) serves it, as
+    it serves its blocks."""
+    import errno
+
+    layer = make_layer(tmp_path, SIZES)
+    cache = tmp_path / "cache"
+    scratch, _ = pack(tmp_path / "scratch", stream_members(layer), None)
+    pack(tmp_path / "cold", layer_members(layer), cache)
+
+    def read_only(*args: object, **kwargs: object) -> None:
+        raise OSError(errno.EROFS, os.strerror(errno.EROFS))
+
+    monkeypatch.setattr(os, "utime", read_only)
+    warm, used = pack(tmp_path / "warm", layer_members(layer), cache)
+    assert warm == scratch and used == sum(1 for size in SIZES if size >= BS)
+
+
+def test_an_index_is_written_only_where_it_would_be_read(tmp_path: Path) -> None:
+    """An index is read only from a private directory: it is written nowhere else, so
+    never through a symbolic link planted under layers/ in a cache others may write."""
+    layer = make_layer(tmp_path, SIZES)
+    cache = tmp_path / "cache"
+    directory = cache / "layers" / PROFILE.ident()
+    directory.parent.mkdir(parents=True)
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    directory.symlink_to(elsewhere)
+    pack(tmp_path / "linked", layer_members(layer), cache)
+    assert list(elsewhere.iterdir()) == []
+    directory.unlink()
+    directory.mkdir()
+    directory.chmod(0o777)
+    pack(tmp_path / "shared", layer_members(layer), cache)
+    assert list(directory.iterdir()) == []
+    directory.chmod(0o755)
+    pack(tmp_path / "private", layer_members(layer), cache)
+    assert len(index_files(cache)) == 1
+
+
 def test_blocks_gone_from_the_cache_are_read(tmp_path: Path) -> None:
     layer = make_layer(tmp_path, SIZES)
     cache = tmp_path / "cache"
