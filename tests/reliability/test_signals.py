@@ -134,7 +134,7 @@ def test_signal_during_sif_packing(
     no_containers_left(client, images=[built])
     assert_same_artifacts(before, directory)
     assert image_id(client, "rel-sig-pack:latest") == built
-    assert "docker export" in (directory / "build.log").read_text()
+    assert "| imgforge layout |" in (directory / "build.log").read_text()
     # The previous good state is whole: a normal run finds it up to date.
     code, out_text, err = finish(spawn(build_argv(recipe, out, singularity="native")))
     assert code == 0, err

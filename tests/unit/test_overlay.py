@@ -9,6 +9,7 @@ import os
 import socket
 import stat
 import tarfile
+import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -36,6 +37,21 @@ def need_root() -> None:
         if os.environ.get("CI") == "true":
             pytest.fail("these overlay tests need root (whiteout devices, trusted.* xattrs)")
         pytest.skip("needs root (whiteout devices, trusted.* xattrs)")
+    if (why := _refused()) is not None:
+        # Root in a container whose device cgroup or file system refuses them (as the
+        # kernel mount test skips where mounting is refused).
+        pytest.skip(f"this machine refuses whiteout devices or trusted.* xattrs: {why}")
+
+
+def _refused() -> str | None:
+    with tempfile.TemporaryDirectory() as directory:
+        probe = os.path.join(directory, "probe")
+        try:
+            os.mknod(probe, stat.S_IFCHR | 0o600, 0)
+            os.setxattr(directory, "trusted.overlay.opaque", b"y")
+        except OSError as error:
+            return error.strerror or str(error)
+    return None
 
 
 @pytest.fixture
