@@ -81,16 +81,16 @@ class LayerIndex:
         leaves the index as it was, and the next pack reads those files again), where
         it would be read: in a private directory (never through a symbolic link planted
         in a cache others may write, nor where they may)."""
-        if self.store.disabled or self.store.unwritable:
+        learned = {path: layer for path, layer in self.layers.items() if layer.learned}
+        if self.store.disabled or self.store.unwritable or not learned:
             return
-        for path, layer in self.layers.items():
-            if not layer.learned:
-                continue
-            with contextlib.suppress(OSError):
-                self.directory.mkdir(parents=True, exist_ok=True, mode=PRIVATE_DIR)
-                if not self.store.private(self.directory):
-                    return
-                write_atomically(self._file(path), _encode(path, layer.files))
+        with contextlib.suppress(OSError):
+            self.directory.mkdir(parents=True, exist_ok=True, mode=PRIVATE_DIR)
+            if not self.store.private(self.directory):
+                return
+            for path, layer in learned.items():
+                with contextlib.suppress(OSError):
+                    write_atomically(self._file(path), _encode(path, layer.files))
 
     def _file(self, layer: str) -> Path:
         return self.directory / _key(layer).hex()
