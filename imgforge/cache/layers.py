@@ -1,6 +1,7 @@
 """The layer index: for the files of an image layer on this machine, the cache keys of
-their full blocks, so that a later pack of an image with that layer copies those blocks
-from the cache without reading the files again.
+their full blocks and the digests of their tails, so that a later pack of an image with
+that layer copies those blocks and the fragments of those tails from the cache without
+reading the files again.
 
 A layer's files don't change while it exists, and a file's ctime changes with any write
 to it, so (inode, size, mtime, ctime) as ``lstat`` gives them identify its content as
@@ -26,7 +27,7 @@ import os
 import stat
 import threading
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from imgforge.cache import entry
 from imgforge.cache.layout import layers_dir
@@ -37,10 +38,19 @@ INDEX_MAX = 256 << 20
 Stamp = tuple[int, int, int, int]
 
 
+class Known(NamedTuple):
+    """What a pack learned of one file's data: the keys of its full blocks, and the
+    digest of its tail (:func:`imgforge.squashfs.fragments.tail_digest`; None when the
+    file has no partial last block)."""
+
+    keys: list[bytes]
+    tail: bytes | None
+
+
 class _Layer:
     """One layer's index: what was loaded, and what this pack learned."""
 
-    def __init__(self, files: dict[str, tuple[Stamp, list[bytes]]]) -> None:
+    def __init__(self, files: dict[str, tuple[Stamp, Known]]) -> None:
         self.files = files
         self.learned = 0
 
@@ -56,8 +66,8 @@ class LayerIndex:
         self.lock = threading.Lock()
         self.used = 0  # files whose blocks the index gave
 
-    def known(self, layer: str, name: str, stamp: Stamp) -> list[bytes] | None:
-        """The keys of the full blocks of file ``name`` of ``layer`` (a directory), when
+    def known(self, layer: str, name: str, stamp: Stamp) -> Known | None:
+        """What an earlier pack learned of file ``name`` of ``layer`` (a directory), when
         the layer's index knows the file with this ``stamp``."""
         with self.lock:
             found_layer = self.layers.get(layer)
@@ -69,11 +79,11 @@ class LayerIndex:
             self.used += 1
             return found[1]
 
-    def learn(self, layer: str, name: str, stamp: Stamp, keys: list[bytes]) -> None:
-        """Remember the keys of the full blocks of file ``name`` of ``layer``, as read."""
+    def learn(self, layer: str, name: str, stamp: Stamp, known: Known) -> None:
+        """Remember what this pack read of file ``name`` of ``layer``."""
         with self.lock:
             found_layer = self.layers.setdefault(layer, _Layer({}))
-            found_layer.files[name] = (stamp, list(keys))
+            found_layer.files[name] = (stamp, known)
             found_layer.learned += 1
 
     def save(self) -> None:
@@ -95,7 +105,7 @@ class LayerIndex:
     def _file(self, layer: str) -> Path:
         return self.directory / _key(layer).hex()
 
-    def _load(self, layer: str) -> dict[str, tuple[Stamp, list[bytes]]]:
+    def _load(self, layer: str) -> dict[str, tuple[Stamp, Known]]:
         """The saved index of ``layer``: empty when there is none, or it is damaged, too
         large, not a regular file, or not private."""
         path = self._file(layer)
@@ -127,15 +137,19 @@ def _key(layer: str) -> bytes:
     return hashlib.sha256(os.fsencode(layer)).digest()
 
 
-def _encode(layer: str, files: dict[str, tuple[Stamp, list[bytes]]]) -> bytes:
-    table = {name: [*stamp, b"".join(keys).hex()] for name, (stamp, keys) in files.items()}
+def _encode(layer: str, files: dict[str, tuple[Stamp, Known]]) -> bytes:
+    table = {
+        name: [*stamp, b"".join(known.keys).hex(), (known.tail or b"").hex()]
+        for name, (stamp, known) in files.items()
+    }
     text = json.dumps({"layer": layer, "files": table}, separators=(",", ":"))
     return entry.encode(_key(layer), text.encode("utf-8", "surrogateescape"), compressed=False)
 
 
-def _decode(layer: str, data: bytes) -> dict[str, tuple[Stamp, list[bytes]]]:
+def _decode(layer: str, data: bytes) -> dict[str, tuple[Stamp, Known]]:
     """The files of an index's JSON; anything not of the expected shape is left out (a
-    wrong key there can only make the block cache miss: blocks are found by their key)."""
+    wrong key there can only make the block cache miss: blocks are found by their key,
+    fragments by their tails' digests)."""
     try:
         loaded: Any = json.loads(data.decode("utf-8", "surrogateescape"))
     except (ValueError, RecursionError):  # not JSON, or nested deeper than the parser goes
@@ -143,19 +157,28 @@ def _decode(layer: str, data: bytes) -> dict[str, tuple[Stamp, list[bytes]]]:
     if not isinstance(loaded, dict) or loaded.get("layer") != layer:
         return {}
     table = loaded.get("files")
-    files: dict[str, tuple[Stamp, list[bytes]]] = {}
+    files: dict[str, tuple[Stamp, Known]] = {}
     for name, row in table.items() if isinstance(table, dict) else ():
-        if not (isinstance(row, list) and len(row) == 5 and isinstance(row[4], str)):
-            continue
-        numbers = row[:4]
-        if not all(isinstance(n, int) and not isinstance(n, bool) for n in numbers):
-            continue
-        try:
-            keys = bytes.fromhex(row[4])
-        except ValueError:
-            continue
-        if len(keys) % entry.KEY_BYTES:
-            continue
-        split = [keys[i : i + entry.KEY_BYTES] for i in range(0, len(keys), entry.KEY_BYTES)]
-        files[name] = ((numbers[0], numbers[1], numbers[2], numbers[3]), split)
+        found = _row(row)
+        if found is not None:
+            files[name] = found
     return files
+
+
+def _row(row: Any) -> tuple[Stamp, Known] | None:
+    """One file's stamp and what was learned of it: ``[ino, size, mtime, ctime, KEYS,
+    TAIL]``, KEYS the block keys and TAIL the tail's digest (or nothing) in hex."""
+    if not (isinstance(row, list) and len(row) == 6 and all(isinstance(t, str) for t in row[4:])):
+        return None
+    numbers = row[:4]
+    if not all(isinstance(n, int) and not isinstance(n, bool) for n in numbers):
+        return None
+    try:
+        keys, tail = bytes.fromhex(row[4]), bytes.fromhex(row[5])
+    except ValueError:
+        return None
+    if len(keys) % entry.KEY_BYTES or len(tail) not in (0, entry.KEY_BYTES):
+        return None
+    split = [keys[i : i + entry.KEY_BYTES] for i in range(0, len(keys), entry.KEY_BYTES)]
+    stamp = (numbers[0], numbers[1], numbers[2], numbers[3])
+    return stamp, Known(split, tail or None)

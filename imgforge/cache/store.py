@@ -8,6 +8,7 @@ import json
 import os
 import stat
 import threading
+import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from types import TracebackType
@@ -23,6 +24,8 @@ DEFAULT_LIMIT = DEFAULT_CACHE_LIMIT
 # How long opening waits for an `imgforge cache prune` to finish before going without.
 OPEN_TIMEOUT = 60.0
 _READ_ONLY = (errno.EACCES, errno.EPERM, errno.EROFS)
+# An entry used more recently than this is not marked used again.
+TOUCH_SECONDS = 600
 
 
 @dataclass
@@ -179,7 +182,7 @@ class BlockCache:
                 with open(fd, "rb", buffering=0, closefd=False) as handle:
                     found = entry.decode(key, handle.read(self._largest + 1))
                 if found is not None:
-                    _touch(fd)
+                    _touch(fd, read)
                     mine = read.st_uid == os.geteuid() and self.private(path.parent)
                     return found[0], found[1], mine
         except OSError:
@@ -256,8 +259,12 @@ def write_atomically(path: Path, blob: bytes) -> None:
         raise
 
 
-def _touch(fd: int) -> None:
-    """Mark an entry used now (its mtime is its last use, for LRU eviction)."""
+def _touch(fd: int, read: os.stat_result) -> None:
+    """Mark an entry used now (its mtime is its last use, for LRU eviction), unless it
+    was within the last TOUCH_SECONDS: eviction need not tell those apart, and a warm
+    pack reads tens of thousands of entries."""
+    if time.time() - read.st_mtime < TOUCH_SECONDS:
+        return
     # Another user's entry in a shared cache may refuse: it just ages.
     with contextlib.suppress(OSError):
         os.utime(fd)

@@ -5,33 +5,34 @@ Each full block of a file is hashed (SHA-256 of the codec's :attr:`Codec.salt`, 
 bytes: the fastest cryptographic hash here, with SHA-NI, and ~1 % of gzip's time); a
 block the cache holds under that key is copied as it is, any other is compressed and
 offered to the cache. The tails of files (the last partial block) are packed together
-into fragment blocks whose boundaries depend on content only (a tail whose CRC-32 ends in
-four zero bits closes its fragment), so that inserting a file upsets one or two fragments
-and not all that follow. Identical files of a block or more are stored once.
+into fragment blocks (:mod:`imgforge.squashfs.fragments`). A file of an image layer that
+the layer index knows is not read at all: its blocks come from the cache by the keys the
+index gave, a few at a time per worker task. Identical files of a block or more are
+stored once.
 """
 
 from __future__ import annotations
 
 import hashlib
-import os
-import threading
-import time
-import zlib
 from collections import deque
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import IO
 
-from imgforge.errors import BuildError
 from imgforge.squashfs.codec import Codec
 from imgforge.squashfs.format import FRAGMENT_ENTRY
+from imgforge.squashfs.fragments import Fragment, Tail, closes
 from imgforge.squashfs.members import OnDisk
-from imgforge.squashfs.stored import ZERO_KEY, BlockStore, FileIndex, Reuse, Stored
+from imgforge.squashfs.packer import BlockPacker
+from imgforge.squashfs.stored import BlockStore, FileIndex, Known, Reuse, Stored
 from imgforge.squashfs.tree import Node
+from imgforge.squashfs.writes import Writes
 
-SAMPLE_BYTES = 4 << 20
-# A pending output: a file's block, the end of a file, or a fragment block.
-Pending = tuple[str, "Future[Stored] | None", Node | int]
+# Blocks of a known file copied from the cache by one worker task.
+BATCH = 16
+# A pending output: a file's block (a Stored), a run of a known file's blocks (a list of
+# them), the end of a file, or a fragment block; and how many blocks it counts for.
+Pending = tuple[str, "Future[Stored] | Future[list[Stored]] | None", Node | int, int]
 
 
 class DataWriter:
@@ -44,25 +45,19 @@ class DataWriter:
         self.origin, self.position = origin, start
         self.codec, self.store = codec, store
         self.index = index if store is not None else None
-        self.learning: dict[Node, OnDisk] = {}
-        self.zeros = bytes(codec.block_size)
+        self.learning: dict[Node, tuple[OnDisk, bytes | None]] = {}
         self.pool = ThreadPoolExecutor(max(jobs, 1), thread_name_prefix="squashfs")
         self.window = 32 * max(jobs, 1)
         self.pending: deque[Pending] = deque()
+        self.queued = 0  # blocks the pending outputs count for
         self.reuse = Reuse(workers=max(jobs, 1))
-        self.counting = threading.Lock()
-        self.fragment = bytearray()
+        self.packer = BlockPacker(codec, store, self.reuse)
+        self.fragment = Fragment()
         self.fragments: list[bytes] = []
         self.file_keys: dict[Node, list[bytes]] = {}
         self.files: dict[bytes, tuple[int, list[int]]] = {}
         self.sealed = 0
-        self.salted = hashlib.sha256(codec.salt)
-        # Blocks go to the file on a thread of their own, in order (os.pwrite at their
-        # place), so writing overlaps reading the stream.
-        out.flush()
-        self.fd = out.fileno()
-        self.writes = ThreadPoolExecutor(1, thread_name_prefix="squashfs-write")
-        self.written: deque[Future[None]] = deque()
+        self.writes = Writes(out, self.window * codec.block_size)
 
     # --- what the tree hands over -----------------------------------------------------
 
@@ -70,152 +65,128 @@ class DataWriter:
         self, node: Node, read: Callable[[int], bytes], file: OnDisk | None = None
     ) -> None:
         """Queue the file's data: full blocks now, the tail into a fragment. A ``file`` of
-        an image layer whose block keys the index knows is not read but for its tail."""
-        bs = self.codec.block_size
-        count, left = divmod(node.size, bs)
-        known = self._known(file, count)
+        an image layer that the index knows is not read (unless the cache lacks what the
+        index names); one it doesn't know is learned."""
+        count, left = divmod(node.size, self.codec.block_size)
+        known = self._known(file, count, left)
+        if known is not None and file is not None:
+            self._add_known(node, file, known, count, left)
+        else:
+            self._add_read(node, read, file, count, left)
+
+    def _add_known(self, node: Node, file: OnDisk, known: Known, count: int, left: int) -> None:
+        """A file the index knows: its blocks from the cache, its tail by its digest."""
         if count:
             self.file_keys[node] = []
-            if file is not None and self.index is not None and known is None:
-                self.learning[node] = file
-            for index in range(count):
-                if known is not None and file is not None:
-                    future = self.pool.submit(self._known_block, known[index], file, index)
-                else:
-                    future = self.pool.submit(self._block, _read_exactly(read, bs), True)
-                self._queue("block", future, node)
+            for first in range(0, count, BATCH):
+                keys = known.keys[first : first + BATCH]
+                batch = self.pool.submit(self.packer.known_blocks, keys, file, first)
+                self._queue("blocks", batch, node, len(keys))
             self._queue("end", None, node)
-        if left:
-            tail = _read_exactly(read, left) if known is None else _part(file, count, bs, left)
+        if known.tail is not None:
+            self._add_tail(node, Tail(left, known.tail, file=file, index=count))
+
+    def _add_read(
+        self, node: Node, read: Callable[[int], bytes], file: OnDisk | None, count: int,
+        left: int,
+    ) -> None:  # fmt: skip
+        """A file read as it comes; one of an image layer is learned."""
+        bs = self.codec.block_size
+        if count:
+            self.file_keys[node] = []
+            for _ in range(count):
+                future = self.pool.submit(self.packer.block, _read_exactly(read, bs), True)
+                self._queue("block", future, node)
+        tail = Tail.read(_read_exactly(read, left)) if left else None
+        if file is not None and self.index is not None:
+            digest = None if tail is None else tail.digest
+            if count:
+                self.learning[node] = (file, digest)
+            else:
+                self.index.learn(file.layer, file.name, file.stamp, Known([], digest))
+        if count:
+            self._queue("end", None, node)
+        if tail is not None:
             self._add_tail(node, tail)
 
-    def _known(self, file: OnDisk | None, count: int) -> list[bytes] | None:
-        """The index's keys for ``file``'s ``count`` full blocks, if it knows them all."""
-        if file is None or self.index is None or not count:
+    def _known(self, file: OnDisk | None, count: int, left: int) -> Known | None:
+        """What the index knows of ``file``, if it has ``count`` full blocks and a tail
+        when ``left``."""
+        if file is None or self.index is None:
             return None
-        keys = self.index.known(file.layer, file.name, file.stamp)
-        return keys if keys is not None and len(keys) == count else None
+        known = self.index.known(file.layer, file.name, file.stamp)
+        if known is None or len(known.keys) != count or (known.tail is None) != (not left):
+            return None
+        return known
 
     def finish(self) -> tuple[int, bytes]:
         """Flush the last fragment, wait for every block; returns the end of the data and
         the fragment table's entries."""
-        if self.fragment:
+        if self.fragment.tails:
             self._seal_fragment()
         while self.pending:
             self._drain_one()
         self.pool.shutdown()
-        while self.written:
-            self.written.popleft().result()
-        self.writes.shutdown()
+        self.writes.finish()
         return self.position, b"".join(self.fragments)
 
     def close(self) -> None:
         self.pool.shutdown(cancel_futures=True)
-        self.writes.shutdown(cancel_futures=True)
-
-    # --- the worker's part ----------------------------------------------------------------
-
-    def _key(self, raw: bytes) -> bytes:
-        hasher = self.salted.copy()
-        hasher.update(raw)
-        return hasher.digest()
-
-    def _block(self, raw: bytes, sparse: bool) -> Stored:
-        if sparse and raw == self.zeros:
-            return Stored(b"", True, len(raw), ZERO_KEY, False, 0.0)
-        key = self._key(raw)
-        if self.store is not None and (found := self.store.lookup(key)) is not None:
-            data, compressed, private = found
-            # A hit is used only if it holds this very block: an entry someone else could
-            # have written is decompressed and compared (a forged one is compressed anew
-            # and replaced); a private one was checksummed when read.
-            if private or (self.codec.decompress(data) if compressed else data) == raw:
-                self._sample(raw)
-                return Stored(data, compressed, len(raw), key, True, 0.0)
-            with self.counting:
-                self.reuse.rejected += 1
-        started = time.perf_counter()
-        packed = self.codec.compress(raw)
-        seconds = time.perf_counter() - started
-        compressed = len(packed) < len(raw)
-        data = packed if compressed else raw
-        if self.store is not None:
-            self.store.put(key, data, compressed=compressed)
-        return Stored(data, compressed, len(raw), key, False, seconds)
-
-    def _known_block(self, key: bytes, file: OnDisk, index: int) -> Stored:
-        """Block ``index`` of ``file``, whose key the layer index gave: copied from the
-        cache when it holds the key privately (checksummed when read), else read."""
-        bs = self.codec.block_size
-        if key == ZERO_KEY:
-            return Stored(b"", True, bs, ZERO_KEY, False, 0.0)
-        assert self.store is not None
-        found = self.store.lookup(key)
-        if found is None or not found[2]:
-            return self._block(_part(file, index, bs, bs), True)
-        if self.reuse.sample_bytes < SAMPLE_BYTES:
-            self._sample(_part(file, index, bs, bs))
-        return Stored(found[0], found[1], bs, key, True, 0.0)
-
-    def _sample(self, raw: bytes) -> None:
-        """Time compressing the first few hits, for the time the cache saves."""
-        with self.counting:
-            if self.reuse.sample_bytes >= SAMPLE_BYTES:
-                return
-            self.reuse.sample_bytes += len(raw)
-        started = time.perf_counter()
-        self.codec.compress(raw)
-        with self.counting:
-            self.reuse.sample_seconds += time.perf_counter() - started
+        self.writes.close()
 
     # --- the writing thread's part ----------------------------------------------------
 
-    def _queue(self, kind: str, future: Future[Stored] | None, what: Node | int) -> None:
-        self.pending.append((kind, future, what))
-        while len(self.pending) > self.window:
+    def _queue(
+        self, kind: str, future: Future[Stored] | Future[list[Stored]] | None,
+        what: Node | int, blocks: int = 1,
+    ) -> None:  # fmt: skip
+        self.pending.append((kind, future, what, blocks))
+        self.queued += blocks
+        while self.queued > self.window:
             self._drain_one()
 
     def _drain_one(self) -> None:
-        kind, future, what = self.pending.popleft()
+        kind, future, what, blocks = self.pending.popleft()
+        self.queued -= blocks
         if kind == "end":
             assert isinstance(what, Node)
             self._end_file(what)
             return
         assert future is not None
-        stored = future.result()
-        self._count(stored)
+        result = future.result()
         if kind == "fragment":
-            entry = FRAGMENT_ENTRY.pack(self.position, stored.word, 0)
-            self.fragments.append(entry)
-            self._write(stored.data)
+            assert isinstance(result, Stored)
+            self.reuse.add(result)
+            self.fragments.append(FRAGMENT_ENTRY.pack(self.position, result.word, 0))
+            self._write(result.data)
             return
         assert isinstance(what, Node)
-        if not what.blocks:
-            what.start = self.position
-        self.file_keys[what].append(stored.key)
-        if not stored.data:
-            what.blocks.append(0)
-            what.sparse += stored.raw
-            return
-        what.blocks.append(stored.word)
-        self._write(stored.data)
+        self._place(what, result if isinstance(result, list) else [result])
 
-    def _count(self, stored: Stored) -> None:
-        if not stored.data:
-            return
-        if stored.hit:
-            self.reuse.hits += 1
-            self.reuse.hit_bytes += stored.raw
-        else:
-            self.reuse.misses += 1
-            self.reuse.miss_bytes += stored.raw
-            self.reuse.compress_seconds += stored.seconds
+    def _place(self, node: Node, run: list[Stored]) -> None:
+        """Write consecutive blocks of ``node``'s file."""
+        if not node.blocks:
+            node.start = self.position
+        keys, data = self.file_keys[node], []
+        for stored in run:
+            self.reuse.add(stored)
+            keys.append(stored.key)
+            if stored.data:
+                node.blocks.append(stored.word)
+                data.append(stored.data)
+            else:
+                node.blocks.append(0)
+                node.sparse += stored.raw
+        if data:
+            self._write(data[0] if len(data) == 1 else b"".join(data))
 
     def _end_file(self, node: Node) -> None:
         """A file's blocks are written: store it once if an equal file came before."""
         keys = self.file_keys.pop(node)
-        if (file := self.learning.pop(node, None)) is not None and self.index is not None:
-            self.index.learn(file.layer, file.name, file.stamp, keys)
+        learned = self.learning.pop(node, None)
+        if learned is not None and self.index is not None:
+            file, tail = learned
+            self.index.learn(file.layer, file.name, file.stamp, Known(keys, tail))
         digest = hashlib.blake2b(b"".join(keys), digest_size=32).digest()
         if (seen := self.files.get(digest)) is not None and seen[1] == list(node.blocks):
             self.position = node.start
@@ -224,48 +195,25 @@ class DataWriter:
         self.files[digest] = (node.start, list(node.blocks))
 
     def _write(self, data: bytes) -> None:
-        at = self.origin + self.position
-        self.written.append(self.writes.submit(_write_at, self.fd, data, at))
+        self.writes.write(data, self.origin + self.position)
         self.position += len(data)
-        while self.written and (self.written[0].done() or len(self.written) > self.window):
-            self.written.popleft().result()  # raises what the write raised
 
     # --- fragments ----------------------------------------------------------------------
 
-    def _add_tail(self, node: Node, tail: bytes) -> None:
-        """Pack a tail into the current fragment. Its CRC-32 decides where fragments end
-        (cheap enough for the one thread that reads the stream); tails are not stored once
-        when equal, which would need a strong hash of each here."""
-        if len(self.fragment) + len(tail) > self.codec.block_size:
+    def _add_tail(self, node: Node, tail: Tail) -> None:
+        """Pack a tail into the current fragment; its digest decides where fragments end
+        (tails are not stored once when equal)."""
+        if self.fragment.size + tail.size > self.codec.block_size:
             self._seal_fragment()
-        node.fragment, node.offset = self.sealed, len(self.fragment)
-        self.fragment += tail
-        if zlib.crc32(tail) & 0x0F == 0:
+        node.fragment, node.offset = self.sealed, self.fragment.add(tail)
+        if closes(tail.digest):
             self._seal_fragment()
 
     def _seal_fragment(self) -> None:
-        raw = bytes(self.fragment)
-        self.fragment.clear()
-        self._queue("fragment", self.pool.submit(self._block, raw, False), self.sealed)
+        fragment, self.fragment = self.fragment, Fragment()
+        future = self.pool.submit(self.packer.fragment, fragment.key(self.codec.salt), fragment)
+        self._queue("fragment", future, self.sealed)
         self.sealed += 1
-
-
-def _write_at(fd: int, data: bytes, offset: int) -> None:
-    """All of ``data`` at ``offset`` of ``fd`` (os.pwrite may write less)."""
-    view = memoryview(data)
-    while view:
-        done = os.pwrite(fd, view, offset)
-        view, offset = view[done:], offset + done
-
-
-def _part(file: OnDisk | None, index: int, block_size: int, size: int) -> bytes:
-    """The ``index``-th block of a layer's file, which must have ``size`` bytes: a file
-    that changed under the pack is an error, never a block of other bytes."""
-    assert file is not None
-    data = file.block(index, block_size)
-    if len(data) != size:
-        raise BuildError(f"{file.path}: the file changed while it was packed")
-    return data
 
 
 def _read_exactly(read: Callable[[int], bytes], size: int) -> bytes:

@@ -20,7 +20,7 @@ from typing import Any
 from imgforge.compressors import COMPRESSORS, Compression
 
 # Bumped when the writer would lay out or compress a block differently.
-WRITER_VERSION = 1
+WRITER_VERSION = 2
 BLOCK_SIZE = 128 * 1024
 # What the writer itself packs (lz4 and lzo go through tar2sqfs, without reuse). xz is
 # packed at preset 6 with the block size as dictionary, as mksquashfs does.

@@ -6,7 +6,7 @@ from __future__ import annotations
 import tarfile
 from typing import IO, Protocol, cast
 
-from imgforge.errors import LayersUnreadable
+from imgforge.errors import BuildError, LayersUnreadable
 
 
 class Archive(Protocol):
@@ -73,6 +73,14 @@ class OnDisk:
                 return handle.read(size)
         except OSError as error:
             raise self._unreadable(error) from None
+
+    def exactly(self, index: int, block_size: int, size: int) -> bytes:
+        """:meth:`block`, which must have ``size`` bytes: a file that changed under the
+        pack is an error, never a block of other bytes."""
+        data = self.block(index, block_size)
+        if len(data) != size:
+            raise BuildError(f"{self.path}: the file changed while it was packed")
+        return data
 
     def _unreadable(self, error: OSError) -> LayersUnreadable:
         reason = error.strerror or str(error)

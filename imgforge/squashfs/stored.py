@@ -6,9 +6,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Protocol
 
+from imgforge.cache.layers import Known
 from imgforge.squashfs.format import BLOCK_UNCOMPRESSED
 
 Stamp = tuple[int, int, int, int]
+__all__ = ["BlockStore", "FileIndex", "Known", "Reuse", "Stored", "ZERO_KEY"]
 
 
 class BlockStore(Protocol):
@@ -22,12 +24,12 @@ class BlockStore(Protocol):
 
 
 class FileIndex(Protocol):
-    """The keys of the full blocks of files of image layers, known from an earlier pack
+    """What earlier packs learned of the files of image layers
     (:class:`imgforge.cache.layers.LayerIndex`); see :class:`~imgforge.squashfs.members.OnDisk`."""
 
-    def known(self, layer: str, name: str, stamp: Stamp) -> list[bytes] | None: ...
+    def known(self, layer: str, name: str, stamp: Stamp) -> Known | None: ...
 
-    def learn(self, layer: str, name: str, stamp: Stamp, keys: list[bytes]) -> None: ...
+    def learn(self, layer: str, name: str, stamp: Stamp, known: Known) -> None: ...
 
 
 @dataclass
@@ -44,6 +46,18 @@ class Reuse:
 
     sample_bytes: int = 0  # hits compressed anyway, a few, to time the compressor
     sample_seconds: float = 0.0
+
+    def add(self, stored: Stored) -> None:
+        """Count a block written (a sparse one is not)."""
+        if not stored.data:
+            return
+        if stored.hit:
+            self.hits += 1
+            self.hit_bytes += stored.raw
+        else:
+            self.misses += 1
+            self.miss_bytes += stored.raw
+            self.compress_seconds += stored.seconds
 
     def saved_seconds(self) -> float:
         """The compressing time the hits spared, at this build's own rate (the workers'

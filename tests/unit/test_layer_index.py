@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 
 from imgforge.cache import BlockCache, Profile
 from imgforge.cache.layers import LayerIndex
-from imgforge.squashfs import blocks
+from imgforge.squashfs import packer
 from imgforge.squashfs.codec import Codec
 from imgforge.squashfs.members import Member, OnDisk, on_disk
 from imgforge.squashfs.writer import SquashfsWriter
@@ -56,15 +56,16 @@ def stream_members(layer: Path) -> Iterator[Member]:
 
 
 class Counting:
-    """Counts the full-size block reads of OnDisk files."""
+    """Counts the full-size block reads of OnDisk files, and the bytes read."""
 
     def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
-        self.blocks = 0
+        self.blocks = self.bytes = 0
         original = OnDisk.block
 
         def block(file: OnDisk, index: int, size: int) -> bytes:
             data = original(file, index, size)
             self.blocks += len(data) == size
+            self.bytes += len(data)
             return data
 
         monkeypatch.setattr(OnDisk, "block", block)
@@ -73,6 +74,7 @@ class Counting:
         def read(file: OnDisk, size: int = -1) -> bytes:
             data = reads(file, size)
             self.blocks += len(data) == BS
+            self.bytes += len(data)
             return data
 
         monkeypatch.setattr(OnDisk, "read", read)
@@ -110,9 +112,10 @@ def make_layer(root: Path, sizes: list[int]) -> Path:
 
 
 SIZES = [0, 10, BS, BS + 1, 3 * BS, 5 * BS - 7, 2 * BS, 70]
+KNOWN = sum(1 for size in SIZES if size)  # the files with data, which the index learns
 
 
-def test_second_pack_reads_no_full_block_and_is_the_same(
+def test_second_pack_reads_nothing_and_is_the_same(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     layer = make_layer(tmp_path, SIZES)
@@ -121,12 +124,12 @@ def test_second_pack_reads_no_full_block_and_is_the_same(
     cold, used = pack(tmp_path / "cold", layer_members(layer), tmp_path / "cache")
     assert cold == scratch and used == 0
     assert counting.blocks == sum(size // BS for size in SIZES)
-    counting.blocks = 0
-    monkeypatch.setattr(blocks, "SAMPLE_BYTES", 0)  # no hit read to time the compressor
+    counting.blocks = counting.bytes = 0
+    monkeypatch.setattr(packer, "SAMPLE_BYTES", 0)  # no hit read to time the compressor
     warm, used = pack(tmp_path / "warm", layer_members(layer), tmp_path / "cache")
     assert warm == scratch
-    assert used == sum(1 for size in SIZES if size >= BS)
-    assert counting.blocks == 0
+    assert used == KNOWN
+    assert counting.bytes == 0  # neither a block nor a tail
 
 
 def test_a_changed_file_is_read_again(tmp_path: Path) -> None:
@@ -139,7 +142,7 @@ def test_a_changed_file_is_read_again(tmp_path: Path) -> None:
     scratch, _ = pack(tmp_path / "scratch", stream_members(layer), None)
     warm, used = pack(tmp_path / "warm", layer_members(layer), tmp_path / "cache")
     assert warm == scratch
-    assert used == sum(1 for size in SIZES if size >= BS) - 1
+    assert used == KNOWN - 1
 
 
 def index_files(cache: Path) -> list[Path]:
@@ -197,7 +200,7 @@ def test_a_read_only_cache_still_serves_the_index(
 
     monkeypatch.setattr(os, "utime", read_only)
     warm, used = pack(tmp_path / "warm", layer_members(layer), cache)
-    assert warm == scratch and used == sum(1 for size in SIZES if size >= BS)
+    assert warm == scratch and used == KNOWN
 
 
 def test_an_index_is_written_only_where_it_would_be_read(tmp_path: Path) -> None:
@@ -308,4 +311,47 @@ def test_concurrent_packs_leave_one_whole_index(tmp_path: Path) -> None:
     (saved,) = index_files(cache)
     assert not [p for p in saved.parent.iterdir() if p.name.startswith(".")]
     warm, used = pack(tmp_path / "warm", layer_members(layer), cache)
-    assert warm == scratch and used == sum(1 for size in SIZES if size >= BS)
+    assert warm == scratch and used == KNOWN
+
+
+def test_entries_others_could_write_are_checked_against_the_files(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A cache whose block directory others may write: the index's keys and digests
+    don't make its entries trusted; blocks and tails are read and compared."""
+    layer = make_layer(tmp_path, SIZES)
+    cache = tmp_path / "cache"
+    scratch, _ = pack(tmp_path / "scratch", stream_members(layer), None)
+    pack(tmp_path / "cold", layer_members(layer), cache)
+    (cache / "blocks" / PROFILE.ident()).chmod(0o777)
+    counting = Counting(monkeypatch)
+    warm, used = pack(tmp_path / "warm", layer_members(layer), cache)
+    assert warm == scratch and used == KNOWN
+    # All but the full blocks of zeros (make_layer's every fifth file), known as such.
+    zeros = sum(size // BS * BS for n, size in enumerate(SIZES) if n % 5 == 4)
+    assert counting.bytes == sum(SIZES) - zeros
+
+
+def test_a_tail_unlike_its_digest_is_an_error(tmp_path: Path) -> None:
+    """An index whose tail digest is not the file's (as if the file changed and kept
+    its stamp): the fragment is not in the cache under the digests, the tail is read,
+    and it fails the digest: an error, never a fragment of other bytes."""
+    import json
+
+    from imgforge.cache import entry
+    from imgforge.cache.layers import _key
+    from imgforge.errors import BuildError
+
+    layer = make_layer(tmp_path, [BS + 10])
+    cache = tmp_path / "cache"
+    pack(tmp_path / "cold", layer_members(layer), cache)
+    (saved,) = index_files(cache)
+    found = entry.decode(_key(str(layer)), saved.read_bytes())
+    assert found is not None
+    table = json.loads(found[0])
+    (row,) = table["files"].values()
+    row[5] = bytes(32).hex()
+    text = json.dumps(table).encode()
+    saved.write_bytes(entry.encode(_key(str(layer)), text, compressed=False))
+    with pytest.raises(BuildError, match="changed while it was packed"):
+        pack(tmp_path / "warm", layer_members(layer), cache)
