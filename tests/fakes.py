@@ -57,8 +57,8 @@ class FakeImage:
     def size(self) -> int | None:
         return len(self.rootfs)
 
-    def layers(self) -> Iterator[Member] | None:
-        return None
+    def layers(self) -> contextlib.AbstractContextManager[Iterator[Member] | None]:
+        return contextlib.nullcontext(None)
 
     def docker_archive(self, path: Path) -> None:
         self.archived.append(path)
@@ -127,8 +127,8 @@ class FakeEngine:
     def inspect(self, ref: str) -> dict[str, Any] | None:
         return self.images.get(self.tags.get(ref, ref))
 
-    def layers(self, image_id: str) -> list[str] | None:
-        return None
+    def layers(self, image_id: str) -> contextlib.AbstractContextManager[list[str] | None]:
+        return contextlib.nullcontext(None)
 
     def image_id(self, ref: str) -> str | None:
         found = self.inspect(ref)

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import IO, Any, overload
 
 from imgforge.engine.guard import check_path_value, guard
-from imgforge.engine.local import readable_layers
+from imgforge.engine.local import local_overlay, readable_layers
 from imgforge.engine.protocol import ContainerSpec
 from imgforge.engine.stream import (
     ChunkReader,
@@ -115,8 +115,13 @@ class DockerEngine:
             return None
         return result
 
-    def layers(self, image_id: str) -> list[str] | None:  # see Engine.layers
-        return readable_layers(self.api, self.inspect(image_id))
+    @contextlib.contextmanager
+    def layers(self, image_id: str) -> Iterator[list[str] | None]:  # see Engine.layers
+        if not local_overlay(self.api):
+            yield None
+            return
+        with self._held(image_id, "layers"):
+            yield readable_layers(self.inspect(image_id))
 
     def image_id(self, ref: str) -> str | None:
         found = self.inspect(ref)
@@ -206,29 +211,29 @@ class DockerEngine:
 
     @contextlib.contextmanager
     def exported(self, image_id: str) -> Iterator[IO[bytes]]:
-        """The image's flattened filesystem as a tar stream (``docker export`` of a
-        container that is created, never started, and always removed)."""
+        """The image's flattened filesystem as a tar stream (``docker export``)."""
+        with self._held(image_id, "export") as container:
+            chunks = self.api.export(container, chunk_size=EXPORT_CHUNK)
+            yield io.BufferedReader(ChunkReader(chunks, self.cancel), buffer_size=EXPORT_CHUNK)
+
+    @contextlib.contextmanager
+    def _held(self, image_id: str, role: str) -> Iterator[str]:
+        """A container of the image, created, never started, and always removed: while
+        it exists, the engine keeps the image and its layers (``docker image prune``,
+        ``docker rmi`` leave them)."""
         from docker.errors import APIError
 
         try:
-            container = self.api.create_container(
-                image_id,
-                command=["/.imgforge-export"],
-                entrypoint=[],
-                network_disabled=True,
-                labels={LABEL_ROLE: "export"},
-            )
+            container = self.api.create_container(image_id, command=["/.imgforge-export"],
+                entrypoint=[], network_disabled=True, labels={LABEL_ROLE: role})  # fmt: skip
         except APIError as exc:
-            raise BuildError(
-                f"{image_id[:19]}: cannot create a container: {first_line(exc)}"
-            ) from None
+            why = first_line(exc)
+            raise BuildError(f"{image_id[:19]}: cannot create a container: {why}") from None
         self.track(container["Id"], running=True)
         try:
-            chunks = self.api.export(container["Id"], chunk_size=EXPORT_CHUNK)
-            yield io.BufferedReader(ChunkReader(chunks, self.cancel), buffer_size=EXPORT_CHUNK)
+            yield container["Id"]
         finally:
             self.remove_container(container["Id"])
-
 
     def create_container(self, spec: ContainerSpec, *, what: str) -> str:
         """Create the container ``spec`` describes (tracked until removed); return its ID."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Iterator
 from contextlib import AbstractContextManager
@@ -26,11 +27,11 @@ class EngineImage:
     def filesystem(self) -> AbstractContextManager[IO[bytes]]:
         return self.engine.exported(self.image_id)
 
-    def layers(self) -> Iterator[Member] | None:
-        found = self.engine.layers(self.image_id)
-        if found is None:
-            return None
-        return members(found, now=int(time.time()), workdir=self.config.workdir)
+    @contextlib.contextmanager
+    def layers(self) -> Iterator[Iterator[Member] | None]:
+        with self.engine.layers(self.image_id) as found:
+            now = int(time.time())
+            yield None if found is None else members(found, now=now, workdir=self.config.workdir)
 
     def size(self) -> int | None:
         found = self.engine.inspect(self.image_id) or {}

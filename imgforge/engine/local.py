@@ -14,18 +14,22 @@ LOCAL_URL = "http+docker://localhost"  # the docker SDK's base URL for a unix so
 REMAPPED = ("name=userns", "name=rootless")
 
 
-def readable_layers(api: Any, inspected: Mapping[str, Any] | None) -> list[str] | None:
-    """The image's layer directories, top first, when they can be read here; else None."""
-    if inspected is None or getattr(api, "base_url", None) != LOCAL_URL:
-        return None
+def local_overlay(api: Any) -> bool:
+    """Whether the engine's image layers are directories imgforge can read here."""
+    if getattr(api, "base_url", None) != LOCAL_URL:
+        return False
     try:
         info = api.info()
     except Exception:  # an engine that can't say: read the export instead
-        return None
+        return False
     options = info.get("SecurityOptions") or []
-    if info.get("Driver") != "overlay2" or any(o.startswith(REMAPPED) for o in options):
-        return None
-    return layer_dirs(dict(inspected))
+    return info.get("Driver") == "overlay2" and not any(o.startswith(REMAPPED) for o in options)
+
+
+def readable_layers(inspected: Mapping[str, Any] | None) -> list[str] | None:
+    """The layer directories, top first, of the image ``inspected`` (of an engine that
+    :func:`local_overlay` accepts); None when they can't be read here."""
+    return None if inspected is None else layer_dirs(dict(inspected))
 
 
 def members(layers: list[str], *, now: int, workdir: str) -> Iterator[Member]:

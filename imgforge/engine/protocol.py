@@ -60,9 +60,10 @@ class Engine(Protocol):
         """``docker image inspect``, or None if there is no such image."""
         ...
 
-    def layers(self, image_id: str) -> list[str] | None:
+    def layers(self, image_id: str) -> AbstractContextManager[list[str] | None]:
         """The image's layer directories on this machine, top first, where imgforge can
-        read them as the image's files (see :mod:`imgforge.engine.local`); else None."""
+        read them as the image's files (see :mod:`imgforge.engine.local`); else None.
+        The engine keeps the image while in the context."""
         ...
 
     def image_id(self, ref: str) -> str | None:

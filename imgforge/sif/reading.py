@@ -26,14 +26,14 @@ def read_image(
     When the layers turn out to hold something they can't give exactly, ``pack`` is
     called again with the export's entries: it must start its output afresh (and what
     ``index``, the pack's layer index, gave the layers' pass is not what it gave)."""
-    layers = source.layers()
-    if layers is not None:
-        try:
-            return pack(layers, LAYERS)
-        except LayersUnreadable as why:
-            log(f"image layers: {why}; reading {EXPORT} instead", kind=STEP)
-            if index is not None:
-                index.used = 0
+    with source.layers() as layers:
+        if layers is not None:
+            try:
+                return pack(layers, LAYERS)
+            except LayersUnreadable as why:
+                log(f"image layers: {why}; reading {EXPORT} instead", kind=STEP)
+                if index is not None:
+                    index.used = 0
     with source.filesystem() as stream:
         return pack(stream_members(stream), EXPORT)
 
@@ -43,5 +43,5 @@ def said(index: LayerIndex | None, log: Log) -> None:
     if index is None:
         return
     if index.used:
-        log(f"layer index: {index.used} files' blocks known without reading", kind=STEP)
+        log(f"layer index: {index.used} files known without reading them", kind=STEP)
     index.save()

@@ -34,13 +34,14 @@ class ImageSource(Protocol):
         """The image's flattened filesystem as a tar stream, open while in the context."""
         ...
 
-    def layers(self) -> Iterator[Member] | None:
+    def layers(self) -> AbstractContextManager[Iterator[Member] | None]:
         """The same entries as :meth:`filesystem`, in its order, read from the image's
         layers where they lie on this machine, each regular file's data an
         :class:`~imgforge.squashfs.members.OnDisk` (so that files the cache's layer index
-        knows are not read); None where the layers can't be read here. An entry that
-        can't be given exactly raises :class:`~imgforge.errors.LayersUnreadable` midway:
-        the caller starts again from :meth:`filesystem`."""
+        knows are not read); None where the layers can't be read here. The image is kept
+        while in the context. An entry that can't be given exactly raises
+        :class:`~imgforge.errors.LayersUnreadable` midway: the caller starts again from
+        :meth:`filesystem`."""
         ...
 
     def size(self) -> int | None:

@@ -5,6 +5,7 @@ the blocks of files it packed before from the cache without reading them."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import random
 from pathlib import Path
@@ -66,7 +67,8 @@ def test_layers_give_the_export_sif_and_a_rebuild_reads_no_packed_file(
     sif = out / name / f"{name}.sif"
     log = build(first, out, capsys, "--cache-dir", str(cache))
     engine = DockerEngine.connect()
-    readable = engine.layers(str(engine.image_id(f"{name}:latest"))) is not None
+    with engine.layers(str(engine.image_id(f"{name}:latest"))) as found:
+        readable = found is not None
     # Where the engine keeps overlay2 layers here and we may read them, they are read.
     assert ("$ imgforge image layers |" in log) == readable, log
     assert ("$ docker export |" in log) == (not readable), log
@@ -76,9 +78,34 @@ def test_layers_give_the_export_sif_and_a_rebuild_reads_no_packed_file(
     warm = build(first, out, capsys, "--cache-dir", str(cache))
     assert sif.read_bytes() == layered
     if readable:
-        assert "layer index: " in warm and "files' blocks known without reading" in warm
+        assert "layer index: " in warm and "files known without reading them" in warm
 
-    monkeypatch.setattr(EngineImage, "layers", lambda self: None)
+    monkeypatch.setattr(EngineImage, "layers", lambda self: contextlib.nullcontext(None))
     exported = build(first, out, capsys, "--no-cache")
     assert "$ docker export |" in exported
     assert sif.read_bytes() == layered
+
+
+def test_the_image_is_kept_while_its_layers_are_read(mini_image: str) -> None:
+    """While a pack reads an image's layers in place, the engine keeps the image: a
+    ``docker rmi`` then is refused, as it is during ``docker export``; after, it isn't."""
+    import io
+
+    from docker.errors import APIError
+
+    engine = DockerEngine.connect()
+    tag = "rel-layers-held:latest"
+    dockerfile = io.BytesIO(f"FROM {mini_image}\nLABEL org.imgforge.test=held\n".encode())
+    list(engine.api.build(fileobj=dockerfile, tag=tag, rm=True, network_mode="host"))
+    image = engine.api.inspect_image(tag)["Id"]
+    try:
+        with engine.layers(image) as found:
+            if found is None:
+                pytest.skip("the engine's layers can't be read in place here")
+            with pytest.raises(APIError, match="(?i)conflict"):
+                engine.api.remove_image(tag)
+        assert not engine.api.containers(all=True, filters={"ancestor": image})
+        engine.api.remove_image(tag)
+    finally:
+        with contextlib.suppress(APIError):
+            engine.api.remove_image(tag, force=True)

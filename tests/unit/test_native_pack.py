@@ -5,6 +5,7 @@ when the image's own metadata makes the objects in front larger or smaller than 
 
 from __future__ import annotations
 
+import contextlib
 import io
 import os
 from collections.abc import Iterator
@@ -101,8 +102,8 @@ class LayeredImage(FakeImage):
     layer: Path = Path()
     unreadable: tuple[str, ...] = ()
 
-    def layers(self) -> Iterator[Member] | None:
-        return self._members()
+    def layers(self) -> contextlib.AbstractContextManager[Iterator[Member] | None]:
+        return contextlib.nullcontext(self._members())
 
     def _members(self) -> Iterator[Member]:
         for member, handle in stream_members(io.BytesIO(self.rootfs)):
