@@ -12,6 +12,8 @@ Layout (the file system is the index; no database)::
     ROOT/                           $XDG_CACHE_HOME/imgforge, ~/.cache/imgforge, --cache-dir
       lock                          builds hold it shared while they use the cache;
                                     eviction and `imgforge cache prune` hold it alone
+      usage, added                  the entries' total at the last eviction, and what
+                                    builds stored since (see usage.py)
       blocks/IDENT/                 one directory per Profile (IDENT = Profile.ident())
         profile.json                the profile's fields (what `imgforge cache ls` shows)
         XX/YYYY...                  an entry: XX the key's first byte in hex, YYYY... the

@@ -8,7 +8,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from imgforge.cache import lock
+from imgforge.cache import lock, usage
 from imgforge.cache.layout import BLOCKS, LAYERS, PROFILE_FILE, profile_dir
 from imgforge.cache.scan import Entry, fan_outs, index_directories, index_files, listings
 from imgforge.errors import ImgforgeError
@@ -47,6 +47,7 @@ def evict(root: Path, limit: int) -> Removed:
     if removed:
         oldest = min((e.used for e in entries[removed:]), default=None)
         _evict_indexes(root, oldest)
+    usage.record_total(root, total)
     return Removed(removed, removed_size, len(entries) - removed, total)
 
 
@@ -85,6 +86,7 @@ def clear(root: Path) -> Removed:
     for directory in index_directories(root):
         _remove_directory(directory)
     _remove_directory(root / LAYERS)
+    usage.forget(root)
     entries = sum(len(listing.entries) for listing in found)
     return Removed(entries, sum(listing.size for listing in found), 0, 0)
 

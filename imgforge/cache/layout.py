@@ -11,6 +11,8 @@ from imgforge.errors import UsageError
 BLOCKS = "blocks"
 LAYERS = "layers"
 LOCK = "lock"
+USAGE = "usage"
+ADDED = "added"
 PROFILE_FILE = "profile.json"
 # A writer's temporary file starts with this; nothing else in the cache does.
 TEMPORARY_PREFIX = "."

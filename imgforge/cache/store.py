@@ -14,7 +14,7 @@ from pathlib import Path
 from types import TracebackType
 
 from imgforge import atomic
-from imgforge.cache import entry, lock
+from imgforge.cache import entry, lock, usage
 from imgforge.cache.evict import Removed, evict
 from imgforge.cache.layout import PROFILE_FILE, TEMPORARY_PREFIX, entry_name, profile_dir
 from imgforge.cache.profile import Profile
@@ -123,15 +123,19 @@ class BlockCache:
             self.stats.stored_bytes += len(data)
 
     def close(self) -> None:
-        """Let go of the cache; when no other process is using it, evict the least
-        recently used entries down to the limit first."""
+        """Let go of the cache; when no other process is using it and it may be over
+        its limit (see :mod:`imgforge.cache.usage`), evict the least recently used
+        entries down to the limit first."""
         fd, self._lock_fd = self._lock_fd, None
         self._directory = None
         if fd is None:
             return
         try:
-            if self.limit is not None and lock.try_lock(fd, lock.EXCLUSIVE):
-                self.evicted = evict(self.root, self.limit)
+            if self.limit is not None:
+                stored = self.stats.stored_bytes + self.stats.stored * entry.HEADER_BYTES
+                usage.record_added(self.root, stored)
+                if lock.try_lock(fd, lock.EXCLUSIVE) and not usage.within(self.root, self.limit):
+                    self.evicted = evict(self.root, self.limit)
         except OSError:
             pass  # housekeeping: a failed eviction leaves the cache larger, never wrong
         finally:
