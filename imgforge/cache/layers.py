@@ -15,21 +15,22 @@ Layout, beside ``blocks/`` (see the package docstring)::
 
     ROOT/layers/IDENT/XXXX...        one file per layer directory: XXXX... the SHA-256 of
                                      the layer directory's path; the entry format of
-                                     entry.py (key: that hash) around JSON
+                                     entry.py (key: that hash) around the records of
+                                     layerfile.py
 """
 
 from __future__ import annotations
 
 import contextlib
 import hashlib
-import json
 import os
 import stat
+import struct
 import threading
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import NamedTuple
 
-from imgforge.cache import entry
+from imgforge.cache import entry, layerfile
 from imgforge.cache.layout import layers_dir
 from imgforge.cache.store import PRIVATE_DIR, BlockCache, write_atomically
 
@@ -50,7 +51,7 @@ class Known(NamedTuple):
 class _Layer:
     """One layer's index: what was loaded, and what this pack learned."""
 
-    def __init__(self, files: dict[str, tuple[Stamp, Known]]) -> None:
+    def __init__(self, files: dict[str, bytes]) -> None:
         self.files = files
         self.learned = 0
 
@@ -74,16 +75,23 @@ class LayerIndex:
             if found_layer is None:
                 found_layer = self.layers[layer] = _Layer(self._load(layer))
             found = found_layer.files.get(name)
-            if found is None or found[0] != stamp:
+            if found is None:
+                return None
+            stamped, keys, tail = layerfile.unpack(found)
+            if stamped != stamp:
                 return None
             self.used += 1
-            return found[1]
+        return Known(keys, tail)
 
     def learn(self, layer: str, name: str, stamp: Stamp, known: Known) -> None:
         """Remember what this pack read of file ``name`` of ``layer``."""
+        try:
+            found = layerfile.record(stamp, known.keys, known.tail)
+        except struct.error:  # a stamp beyond 64 bits (an mtime past 2262): not kept
+            return
         with self.lock:
             found_layer = self.layers.setdefault(layer, _Layer({}))
-            found_layer.files[name] = (stamp, known)
+            found_layer.files[name] = found
             found_layer.learned += 1
 
     def save(self) -> None:
@@ -100,12 +108,14 @@ class LayerIndex:
                 return
             for path, layer in learned.items():
                 with contextlib.suppress(OSError):
-                    write_atomically(self._file(path), _encode(path, layer.files))
+                    payload = layerfile.encode(path, layer.files)
+                    blob = entry.encode(_key(path), payload, compressed=False)
+                    write_atomically(self._file(path), blob)
 
     def _file(self, layer: str) -> Path:
         return self.directory / _key(layer).hex()
 
-    def _load(self, layer: str) -> dict[str, tuple[Stamp, Known]]:
+    def _load(self, layer: str) -> dict[str, bytes]:
         """The saved index of ``layer``: empty when there is none, or it is damaged, too
         large, not a regular file, or not private."""
         path = self._file(layer)
@@ -119,8 +129,7 @@ class LayerIndex:
             private = found.st_uid == os.geteuid() and self.store.private(path.parent)
             if not stat.S_ISREG(found.st_mode) or found.st_size > INDEX_MAX or not private:
                 return {}
-            with open(fd, "rb", buffering=0, closefd=False) as handle:
-                decoded = entry.decode(_key(layer), handle.read(INDEX_MAX + 1))
+            decoded = entry.decode(_key(layer), os.read(fd, found.st_size + 1))
             if decoded is not None:
                 # Its last use, for eviction; a read-only cache can't keep it, and serves
                 # the index all the same.
@@ -130,55 +139,8 @@ class LayerIndex:
             return {}
         finally:
             os.close(fd)
-        return {} if decoded is None else _decode(layer, decoded[0])
+        return {} if decoded is None else layerfile.decode(layer, decoded[0])
 
 
 def _key(layer: str) -> bytes:
     return hashlib.sha256(os.fsencode(layer)).digest()
-
-
-def _encode(layer: str, files: dict[str, tuple[Stamp, Known]]) -> bytes:
-    table = {
-        name: [*stamp, b"".join(known.keys).hex(), (known.tail or b"").hex()]
-        for name, (stamp, known) in files.items()
-    }
-    text = json.dumps({"layer": layer, "files": table}, separators=(",", ":"))
-    return entry.encode(_key(layer), text.encode("utf-8", "surrogateescape"), compressed=False)
-
-
-def _decode(layer: str, data: bytes) -> dict[str, tuple[Stamp, Known]]:
-    """The files of an index's JSON; anything not of the expected shape is left out (a
-    wrong key there can only make the block cache miss: blocks are found by their key,
-    fragments by their tails' digests)."""
-    try:
-        loaded: Any = json.loads(data.decode("utf-8", "surrogateescape"))
-    except (ValueError, RecursionError):  # not JSON, or nested deeper than the parser goes
-        return {}
-    if not isinstance(loaded, dict) or loaded.get("layer") != layer:
-        return {}
-    table = loaded.get("files")
-    files: dict[str, tuple[Stamp, Known]] = {}
-    for name, row in table.items() if isinstance(table, dict) else ():
-        found = _row(row)
-        if found is not None:
-            files[name] = found
-    return files
-
-
-def _row(row: Any) -> tuple[Stamp, Known] | None:
-    """One file's stamp and what was learned of it: ``[ino, size, mtime, ctime, KEYS,
-    TAIL]``, KEYS the block keys and TAIL the tail's digest (or nothing) in hex."""
-    if not (isinstance(row, list) and len(row) == 6 and all(isinstance(t, str) for t in row[4:])):
-        return None
-    numbers = row[:4]
-    if not all(isinstance(n, int) and not isinstance(n, bool) for n in numbers):
-        return None
-    try:
-        keys, tail = bytes.fromhex(row[4]), bytes.fromhex(row[5])
-    except ValueError:
-        return None
-    if len(keys) % entry.KEY_BYTES or len(tail) not in (0, entry.KEY_BYTES):
-        return None
-    split = [keys[i : i + entry.KEY_BYTES] for i in range(0, len(keys), entry.KEY_BYTES)]
-    stamp = (numbers[0], numbers[1], numbers[2], numbers[3])
-    return stamp, Known(split, tail or None)

@@ -183,8 +183,8 @@ class BlockCache:
             if not stat.S_ISREG(read.st_mode) or read.st_size > self._largest:
                 found = None
             else:
-                with open(fd, "rb", buffering=0, closefd=False) as handle:
-                    found = entry.decode(key, handle.read(self._largest + 1))
+                # One more byte than it has: an entry that grew since fails its checksum.
+                found = entry.decode(key, os.read(fd, read.st_size + 1))
                 if found is not None:
                     _touch(fd, read)
                     mine = read.st_uid == os.geteuid() and self.private(path.parent)

@@ -166,9 +166,9 @@ def test_a_damaged_or_foreign_index_is_not_used(tmp_path: Path) -> None:
     assert (warm, used) == (scratch, 0)
 
 
-def test_an_index_nested_too_deep_for_the_parser_is_not_used(tmp_path: Path) -> None:
-    """Whole and checksummed, but JSON nested deeper than the parser recurses: a damaged
-    index like any other, never a failed build."""
+def test_an_index_of_another_format_is_not_used(tmp_path: Path) -> None:
+    """Whole and checksummed, but not the records this code reads (here, JSON nested
+    deeper than a parser recurses): read as none, never a failed build."""
     from imgforge.cache import entry
     from imgforge.cache.layers import _key
 
@@ -336,9 +336,7 @@ def test_a_tail_unlike_its_digest_is_an_error(tmp_path: Path) -> None:
     """An index whose tail digest is not the file's (as if the file changed and kept
     its stamp): the fragment is not in the cache under the digests, the tail is read,
     and it fails the digest: an error, never a fragment of other bytes."""
-    import json
-
-    from imgforge.cache import entry
+    from imgforge.cache import entry, layerfile
     from imgforge.cache.layers import _key
     from imgforge.errors import BuildError
 
@@ -348,10 +346,31 @@ def test_a_tail_unlike_its_digest_is_an_error(tmp_path: Path) -> None:
     (saved,) = index_files(cache)
     found = entry.decode(_key(str(layer)), saved.read_bytes())
     assert found is not None
-    table = json.loads(found[0])
-    (row,) = table["files"].values()
-    row[5] = bytes(32).hex()
-    text = json.dumps(table).encode()
-    saved.write_bytes(entry.encode(_key(str(layer)), text, compressed=False))
+    files = layerfile.decode(str(layer), found[0])
+    ((name, record),) = files.items()
+    stamp, keys, tail = layerfile.unpack(record)
+    assert tail is not None
+    files[name] = layerfile.record(stamp, keys, bytes(32))
+    payload = layerfile.encode(str(layer), files)
+    saved.write_bytes(entry.encode(_key(str(layer)), payload, compressed=False))
     with pytest.raises(BuildError, match="changed while it was packed"):
         pack(tmp_path / "warm", layer_members(layer), cache)
+
+
+def test_a_stamp_beyond_64_bits_is_not_kept(tmp_path: Path) -> None:
+    """A file whose mtime the index can't hold (past the year 2262) is packed, and read
+    again next time."""
+    layer = make_layer(tmp_path, [BS + 10, 20])
+    far = 2**63 + 5
+
+    def members() -> Iterator[Member]:
+        for info, data in layer_members(layer):
+            if isinstance(data, OnDisk) and data.name == "f0":
+                data = on_disk(OnDisk(data.path, data.layer, data.name, (1, BS + 10, far, far)))
+            yield info, data
+
+    cache = tmp_path / "cache"
+    scratch, _ = pack(tmp_path / "scratch", stream_members(layer), None)
+    assert pack(tmp_path / "cold", members(), cache)[0] == scratch
+    warm, used = pack(tmp_path / "warm", members(), cache)
+    assert warm == scratch and used == 1
