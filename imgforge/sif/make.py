@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import os
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -97,9 +98,12 @@ def make_sif(
             packing = backend.make(request, source=source, log=log)
         except BuildError as exc:
             raise BuildError(f"{job.recipe.path}: {exc}") from None
-        check(job, pending, source.config, texts.expected, log)
+        # The file's digest is read while the check reads its tables and listing.
+        with ThreadPoolExecutor(1, thread_name_prefix="sha256") as hashing:
+            hashed = hashing.submit(sha256_of, pending)
+            check(job, pending, source.config, texts.expected, log)
+            digest = hashed.result()
         os.chmod(pending, IMAGE_MODE & ~atomic.umask())
-        digest = sha256_of(pending)
     except BaseException:
         pending.unlink(missing_ok=True)
         raise
