@@ -18,9 +18,10 @@ DIGEST_BYTES = 32
 COMPRESSED = 0x01
 _FIELDS = struct.Struct("<4sBBxx")
 HEADER_BYTES = _FIELDS.size + KEY_BYTES + DIGEST_BYTES
+Buffer = bytes | bytearray | memoryview
 
 
-def _digest(fields: bytes, key: bytes, data: bytes | memoryview) -> bytes:
+def _digest(fields: bytes, key: bytes, data: Buffer) -> bytes:
     hasher = hashlib.sha256(fields)
     hasher.update(key)
     hasher.update(data)
@@ -38,14 +39,21 @@ def decode(key: bytes, raw: bytes) -> tuple[bytes, bool] | None:
     intact entry for ``key``."""
     if len(raw) < HEADER_BYTES:
         return None
-    view = memoryview(raw)
-    fields = bytes(view[: _FIELDS.size])
+    compressed = check(key, raw[:HEADER_BYTES], memoryview(raw)[HEADER_BYTES:])
+    return None if compressed is None else (raw[HEADER_BYTES:], compressed)
+
+
+def check(
+    key: bytes, header: bytes | bytearray, data: bytes | bytearray | memoryview
+) -> bool | None:
+    """Whether the entry whose file holds ``header`` (HEADER_BYTES) then ``data`` is
+    compressed; None when it is not a whole, intact entry for ``key``."""
+    fields = bytes(header[: _FIELDS.size])
     magic, version, flags = _FIELDS.unpack(fields)
     if magic != MAGIC or version != VERSION or flags & ~COMPRESSED:
         return None
-    stored_key = view[_FIELDS.size : _FIELDS.size + KEY_BYTES]
-    digest = view[_FIELDS.size + KEY_BYTES : HEADER_BYTES]
-    data = view[HEADER_BYTES:]
+    stored_key = header[_FIELDS.size : _FIELDS.size + KEY_BYTES]
+    digest = header[_FIELDS.size + KEY_BYTES : HEADER_BYTES]
     if stored_key != key or _digest(fields, key, data) != digest:
         return None
-    return bytes(data), bool(flags & COMPRESSED)
+    return bool(flags & COMPRESSED)

@@ -31,8 +31,9 @@ from pathlib import Path
 from typing import NamedTuple
 
 from imgforge.cache import entry, layerfile
+from imgforge.cache.entryfile import PRIVATE_DIR, write_atomically
 from imgforge.cache.layout import layers_dir
-from imgforge.cache.store import PRIVATE_DIR, BlockCache, write_atomically
+from imgforge.cache.store import BlockCache
 
 # No index is larger: beyond it the layer is read as if it had none.
 INDEX_MAX = 256 << 20

@@ -18,7 +18,7 @@ INDEX_NAME_LENGTH = 64  # hex digits of the SHA-256 of a layer directory's path
 FAN_OUT_LENGTH = 2
 IDENT_LENGTH = 2 * IDENT_BYTES
 _HEX = frozenset("0123456789abcdef")
-# An index, or a writer's temporary file of one (store.write_atomically: .NAME.PID.THREAD).
+# An index, or a writer's temporary file of one (entryfile.write_atomically: .NAME.PID.THREAD).
 _INDEX = f"[0-9a-f]{{{INDEX_NAME_LENGTH}}}"
 _INDEX_NAME = re.compile(rf"{_INDEX}|{re.escape(TEMPORARY_PREFIX)}{_INDEX}\.[0-9]+\.[0-9]+")
 

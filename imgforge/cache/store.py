@@ -2,21 +2,20 @@
 
 from __future__ import annotations
 
-import contextlib
 import errno
 import json
 import os
 import stat
 import threading
-import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from types import TracebackType
 
 from imgforge import atomic
-from imgforge.cache import entry, lock, usage
+from imgforge.cache import entry, entryfile, lock, usage
+from imgforge.cache.entryfile import PRIVATE_DIR
 from imgforge.cache.evict import Removed, evict
-from imgforge.cache.layout import PROFILE_FILE, TEMPORARY_PREFIX, entry_name, profile_dir
+from imgforge.cache.layout import PROFILE_FILE, entry_name, profile_dir
 from imgforge.cache.profile import Profile
 from imgforge.sizes import DEFAULT_CACHE_LIMIT
 
@@ -24,8 +23,6 @@ DEFAULT_LIMIT = DEFAULT_CACHE_LIMIT
 # How long opening waits for an `imgforge cache prune` to finish before going without.
 OPEN_TIMEOUT = 60.0
 _READ_ONLY = (errno.EACCES, errno.EPERM, errno.EROFS)
-# An entry used more recently than this is not marked used again.
-TOUCH_SECONDS = 600
 
 
 @dataclass
@@ -64,6 +61,7 @@ class BlockCache:
         self._directory, self._lock_fd = directory, lock_fd
         self._counting = threading.Lock()
         self._private_dirs: dict[Path, bool] = {}
+        self._private_folders: dict[str, bool] = {}
         # No entry is larger: a block is stored compressed only when that is smaller.
         self._largest = entry.HEADER_BYTES + profile.block_size
 
@@ -96,7 +94,7 @@ class BlockCache:
         cache root down to it belong to this user and no one else may write them, so only
         this user's builds (or root) can have put it there, and its checksum is all the
         check it needs. Any other entry may hold what another user put under the key."""
-        found = None if self._directory is None else self._read(self._path(key), key)
+        found = None if self._directory is None else self._read(key)
         with self._counting:
             if found is None:
                 self.stats.misses += 1
@@ -112,7 +110,7 @@ class BlockCache:
             return
         path = self._path(key)
         try:
-            write_atomically(path, entry.encode(key, data, compressed=compressed))
+            entryfile.write_atomically(path, entry.encode(key, data, compressed=compressed))
         except OSError as exc:
             with self._counting:
                 self.stats.write_errors += 1
@@ -162,17 +160,29 @@ class BlockCache:
             self._private_dirs[directory] = found
         return found
 
+    def _private_folder(self, folder: str) -> bool:
+        found = self._private_folders.get(folder)
+        if found is None:
+            found = self._private_folders[folder] = self.private(Path(folder))
+        return found
+
     def _path(self, key: bytes) -> Path:
-        if len(key) != entry.KEY_BYTES:
-            raise ValueError(f"a cache key has {entry.KEY_BYTES} bytes, not {len(key)}")
+        fan_out, name = self._name(key)
         assert self._directory is not None
-        fan_out, name = entry_name(key)
         return self._directory / fan_out / name
 
-    def _read(self, path: Path, key: bytes) -> tuple[bytes, bool, bool] | None:
-        """The entry at ``path``: only a regular file of at most an entry's size is read
+    def _name(self, key: bytes) -> tuple[str, str]:
+        if len(key) != entry.KEY_BYTES:
+            raise ValueError(f"a cache key has {entry.KEY_BYTES} bytes, not {len(key)}")
+        return entry_name(key)
+
+    def _read(self, key: bytes) -> tuple[bytes, bool, bool] | None:
+        """The entry for ``key``: only a regular file of at most an entry's size is read
         (a symlink, FIFO or device planted in the cache is a miss, never followed, waited
         on or read without end)."""
+        fan_out, name = self._name(key)  # as _path gives it, without pathlib's cost
+        folder = f"{self._directory}{os.sep}{fan_out}"
+        path = f"{folder}{os.sep}{name}"
         flags = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
         try:
             fd = os.open(path, flags)
@@ -183,11 +193,10 @@ class BlockCache:
             if not stat.S_ISREG(read.st_mode) or read.st_size > self._largest:
                 found = None
             else:
-                # One more byte than it has: an entry that grew since fails its checksum.
-                found = entry.decode(key, os.read(fd, read.st_size + 1))
+                found = entryfile.read(fd, key, read.st_size)
                 if found is not None:
-                    _touch(fd, read)
-                    mine = read.st_uid == os.geteuid() and self.private(path.parent)
+                    entryfile.touch(fd, read)
+                    mine = read.st_uid == os.geteuid() and self._private_folder(folder)
                     return found[0], found[1], mine
         except OSError:
             return None
@@ -195,13 +204,10 @@ class BlockCache:
             os.close(fd)
         with self._counting:
             self.stats.corrupt += 1
-        _discard(path, read)
+        entryfile.discard(path, read)
         return None
 
 
-# Directories the cache makes: writable by their owner only, whatever the umask (a
-# group-writable umask would make every entry one that must be decompressed to be trusted).
-PRIVATE_DIR = 0o755
 
 
 def _owned(directory: Path) -> bool:
@@ -236,52 +242,6 @@ def _profile_directory(root: Path, profile: Profile) -> Path:
             if exc.errno not in _READ_ONLY:
                 raise
     return directory
-
-
-def write_atomically(path: Path, blob: bytes) -> None:
-    """Write ``blob`` to a temporary file beside ``path`` (unique to this process and
-    thread), then rename it into place. No fsync: an entry torn by a crash fails its
-    checksum and is dropped on the next read."""
-    unique = f"{os.getpid()}.{threading.get_ident()}"
-    temporary = path.with_name(f"{TEMPORARY_PREFIX}{path.name}.{unique}")
-    flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC
-    try:
-        fd = os.open(temporary, flags, 0o666)
-    except FileNotFoundError:
-        path.parent.mkdir(exist_ok=True, mode=PRIVATE_DIR)
-        fd = os.open(temporary, flags, 0o666)
-    try:
-        try:
-            view = memoryview(blob)
-            while view:
-                view = view[os.write(fd, view) :]
-        finally:
-            os.close(fd)
-        os.replace(temporary, path)
-    except BaseException:
-        temporary.unlink(missing_ok=True)
-        raise
-
-
-def _touch(fd: int, read: os.stat_result) -> None:
-    """Mark an entry used now (its mtime is its last use, for LRU eviction), unless it
-    was within the last TOUCH_SECONDS: eviction need not tell those apart, and a warm
-    pack reads tens of thousands of entries."""
-    if time.time() - read.st_mtime < TOUCH_SECONDS:
-        return
-    # Another user's entry in a shared cache may refuse: it just ages.
-    with contextlib.suppress(OSError):
-        os.utime(fd)
-
-
-def _discard(path: Path, read: os.stat_result) -> None:
-    """Remove a damaged entry, unless another process has just replaced it."""
-    try:
-        now = os.stat(path)
-        if (now.st_dev, now.st_ino) == (read.st_dev, read.st_ino):
-            os.unlink(path)
-    except OSError:
-        pass
 
 
 def _reason(exc: OSError) -> str:
