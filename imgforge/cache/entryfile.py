@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import stat
 import threading
 import time
 from pathlib import Path
@@ -16,20 +17,22 @@ TOUCH_SECONDS = 600
 # Directories the cache makes: writable by their owner only, whatever the umask (a
 # group-writable umask would make every entry one that must be decompressed to be trusted).
 PRIVATE_DIR = 0o755
+FILE_MODE = 0o644
 
 
 def write_atomically(path: Path, blob: bytes) -> None:
     """Write ``blob`` to a temporary file beside ``path`` (unique to this process and
-    thread), then rename it into place. No fsync: an entry torn by a crash fails its
-    checksum and is dropped on the next read."""
+    thread; made anew, never through what someone planted under its name), then rename
+    it into place. No fsync: an entry torn by a crash fails its checksum and is dropped
+    on the next read. Files are 0644 whatever the umask: a file others may write is
+    never trusted (see BlockCache.lookup)."""
     unique = f"{os.getpid()}.{threading.get_ident()}"
     temporary = path.with_name(f"{TEMPORARY_PREFIX}{path.name}.{unique}")
-    flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC
     try:
-        fd = os.open(temporary, flags, 0o666)
+        fd = _create(temporary)
     except FileNotFoundError:
-        path.parent.mkdir(exist_ok=True, mode=PRIVATE_DIR)
-        fd = os.open(temporary, flags, 0o666)
+        make_private_dir(path.parent)
+        fd = _create(temporary)
     try:
         try:
             view = memoryview(blob)
@@ -41,6 +44,37 @@ def write_atomically(path: Path, blob: bytes) -> None:
     except BaseException:
         temporary.unlink(missing_ok=True)
         raise
+
+
+def _create(path: Path) -> int:
+    """A new file at ``path``, 0644: a leftover or planted one there is removed first
+    (unlink never follows a symbolic link), once."""
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+    try:
+        fd = os.open(path, flags, FILE_MODE)
+    except FileExistsError:
+        os.unlink(path)
+        fd = os.open(path, flags, FILE_MODE)
+    os.fchmod(fd, FILE_MODE)
+    return fd
+
+
+def mine(found: os.stat_result) -> bool:
+    """A file this user owns and no one else may write."""
+    return found.st_uid == os.geteuid() and not found.st_mode & (stat.S_IWGRP | stat.S_IWOTH)
+
+
+def make_private_dir(path: Path, *, parents: bool = False) -> None:
+    """Make ``path`` (and with ``parents`` those above it) PRIVATE_DIR whatever the umask
+    (a group-writable one would make everything under it untrusted); one that exists is
+    left as it is."""
+    if parents and not path.parent.exists():
+        make_private_dir(path.parent, parents=True)
+    try:
+        path.mkdir(mode=PRIVATE_DIR)
+    except FileExistsError:
+        return
+    os.chmod(path, PRIVATE_DIR)
 
 
 def read(fd: int, key: bytes, size: int) -> tuple[bytes, bool] | None:

@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import NamedTuple
 
 from imgforge.cache import entry, layerfile
-from imgforge.cache.entryfile import PRIVATE_DIR, write_atomically
+from imgforge.cache.entryfile import make_private_dir, mine, write_atomically
 from imgforge.cache.layout import layers_dir
 from imgforge.cache.store import BlockCache
 
@@ -104,7 +104,7 @@ class LayerIndex:
         if self.store.disabled or self.store.unwritable or not learned:
             return
         with contextlib.suppress(OSError):
-            self.directory.mkdir(parents=True, exist_ok=True, mode=PRIVATE_DIR)
+            make_private_dir(self.directory, parents=True)
             if not self.store.private(self.directory):
                 return
             for path, layer in learned.items():
@@ -127,7 +127,7 @@ class LayerIndex:
             return {}
         try:
             found = os.fstat(fd)
-            private = found.st_uid == os.geteuid() and self.store.private(path.parent)
+            private = mine(found) and self.store.private(path.parent)
             if not stat.S_ISREG(found.st_mode) or found.st_size > INDEX_MAX or not private:
                 return {}
             decoded = entry.decode(_key(layer), os.read(fd, found.st_size + 1))

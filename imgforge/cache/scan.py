@@ -8,10 +8,14 @@ import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from stat import S_ISREG
 from typing import NamedTuple
 
 from imgforge.cache.layout import BLOCKS, LAYERS, PROFILE_FILE, TEMPORARY_PREFIX
 from imgforge.cache.profile import IDENT_BYTES, Profile
+
+# A larger profile.json is not one the cache wrote.
+PROFILE_MAX = 1 << 16
 
 NAME_LENGTH = 62  # hex digits of a key after its first byte (the fan-out directory)
 INDEX_NAME_LENGTH = 64  # hex digits of the SHA-256 of a layer directory's path
@@ -70,9 +74,17 @@ def _listing(directory: Path) -> Listing:
 
 def read_profile(directory: Path) -> Profile | None:
     """The profile ``profile.json`` says this directory's entries were made with."""
+    flags = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
     try:
-        return Profile.from_json(json.loads((directory / PROFILE_FILE).read_bytes()))
-    except (OSError, ValueError):
+        fd = os.open(directory / PROFILE_FILE, flags)  # never waits on a planted FIFO
+        try:
+            if not S_ISREG(os.fstat(fd).st_mode):
+                return None
+            text = os.read(fd, PROFILE_MAX)
+        finally:
+            os.close(fd)
+        return Profile.from_json(json.loads(text))
+    except (OSError, ValueError, RecursionError):
         return None
 
 

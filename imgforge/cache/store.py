@@ -13,7 +13,6 @@ from types import TracebackType
 
 from imgforge import atomic
 from imgforge.cache import entry, entryfile, lock, usage
-from imgforge.cache.entryfile import PRIVATE_DIR
 from imgforge.cache.evict import Removed, evict
 from imgforge.cache.layout import PROFILE_FILE, entry_name, profile_dir
 from imgforge.cache.profile import Profile
@@ -196,7 +195,7 @@ class BlockCache:
                 found = entryfile.read(fd, key, read.st_size)
                 if found is not None:
                     entryfile.touch(fd, read)
-                    mine = read.st_uid == os.geteuid() and self._private_folder(folder)
+                    mine = entryfile.mine(read) and self._private_folder(folder)
                     return found[0], found[1], mine
         except OSError:
             return None
@@ -224,7 +223,7 @@ def _owned(directory: Path) -> bool:
 
 def _made(root: Path) -> Path:
     try:
-        root.mkdir(parents=True, exist_ok=True, mode=PRIVATE_DIR)
+        entryfile.make_private_dir(root, parents=True)
     except OSError:
         if not root.is_dir():
             raise

@@ -30,11 +30,12 @@ def record_added(root: Path, size: int) -> None:
     """Add ``size`` bytes a build stored (one append: whole lines, whatever else appends)."""
     if size <= 0:
         return
-    flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC
+    flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
     with contextlib.suppress(OSError):
         fd = os.open(root / ADDED, flags, 0o644)
         try:
-            os.write(fd, f"{size}\n".encode())
+            if stat.S_ISREG(os.fstat(fd).st_mode):  # never a FIFO or device planted there
+                os.write(fd, f"{size}\n".encode())
         finally:
             os.close(fd)
 
@@ -45,8 +46,10 @@ def within(root: Path, limit: int) -> bool:
     if base is None:
         return False
     added = _read(root / ADDED, fresh=False)
+    if added is None:
+        return False
     try:
-        total = int(base) + sum(int(line) for line in (added or "").split())
+        total = int(base) + sum(int(line) for line in added.split())
     except ValueError:
         return False
     return 0 <= total <= limit
@@ -68,7 +71,8 @@ def forget(root: Path) -> None:
 
 def _read(path: Path, *, fresh: bool) -> str | None:
     """The text of a record: None when missing (but for ``added``, which is then ""),
-    not a small regular file, not valid, or (``fresh``) older than RESCAN_SECONDS."""
+    not a small regular file, not text, or (``fresh``) older than RESCAN_SECONDS or
+    newer than now."""
     flags = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
     try:
         fd = os.open(path, flags)
@@ -80,8 +84,8 @@ def _read(path: Path, *, fresh: bool) -> str | None:
         found = os.fstat(fd)
         if not stat.S_ISREG(found.st_mode) or found.st_size > RECORD_MAX:
             return None
-        if fresh and time.time() - found.st_mtime > RESCAN_SECONDS:
-            return None
+        if fresh and not -60 < time.time() - found.st_mtime <= RESCAN_SECONDS:
+            return None  # stale, or stamped in the future (never stale)
         return os.read(fd, RECORD_MAX).decode("ascii")
     except (OSError, UnicodeDecodeError):
         return None

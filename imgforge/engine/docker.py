@@ -163,16 +163,9 @@ class DockerEngine:
         from docker.errors import APIError
 
         try:
-            stream = self.api.build(
-                fileobj=context,
-                custom_context=True,
-                dockerfile=dockerfile,
-                rm=True,
-                forcerm=True,
-                pull=False,
-                network_mode=network, buildargs=buildargs,
-                decode=True,
-            )
+            stream = self.api.build(fileobj=context, custom_context=True, dockerfile=dockerfile,
+                rm=True, forcerm=True, pull=False, network_mode=network, buildargs=buildargs,
+                decode=True)  # fmt: skip
             return follow_build(stream, log=log, what=what, cancel=self.cancel)
         except APIError as exc:
             raise BuildError(f"{what}: the engine refused the build: {first_line(exc)}") from None
@@ -189,13 +182,17 @@ class DockerEngine:
             raise BuildError(f"{what} failed: {first_line(exc)}") from None
 
     def tag(self, image_id: str, repository: str, tag: str) -> None:
-        self.api.tag(image_id, repository, tag, force=True)
+        from docker.errors import APIError
+
+        try:
+            self.api.tag(image_id, repository, tag, force=True)
+        except APIError as exc:  # the image removed meanwhile (`docker rmi -f`)
+            why = f"cannot tag image {image_id[:19]} as {repository}:{tag}: {first_line(exc)}"
+            raise BuildError(why) from None
 
     def save(self, image_id: str, path: Path) -> None:
-        """``docker save`` one image to ``path`` (a docker-archive tar), streamed in chunks.
-
-        A partial file is removed on failure; callers own (and remove) a complete one.
-        """
+        """``docker save`` one image to ``path`` (a docker-archive tar), streamed; a partial
+        file is removed on failure, callers own (and remove) a complete one."""
         from docker.errors import APIError
 
         try:

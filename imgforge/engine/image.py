@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import AbstractContextManager
@@ -12,6 +13,7 @@ from typing import IO
 
 from imgforge.engine.local import members
 from imgforge.engine.protocol import Engine
+from imgforge.errors import BuildError
 from imgforge.recipes.image import ImageConfig
 from imgforge.squashfs.members import Member
 
@@ -30,8 +32,11 @@ class EngineImage:
     @contextlib.contextmanager
     def layers(self) -> Iterator[Iterator[Member] | None]:
         with self.engine.layers(self.image_id) as found:
-            now = int(time.time())
-            yield None if found is None else members(found, now=now, workdir=self.config.workdir)
+            if found is None:
+                yield None
+                return
+            read = members(found, now=int(time.time()), workdir=self.config.workdir)
+            yield _stopping(read, self.engine.cancel)
 
     def size(self) -> int | None:
         found = self.engine.inspect(self.image_id) or {}
@@ -39,3 +44,11 @@ class EngineImage:
 
     def docker_archive(self, path: Path) -> None:
         self.engine.save(self.image_id, path)
+
+
+def _stopping(entries: Iterator[Member], cancel: threading.Event) -> Iterator[Member]:
+    """``entries`` until ``cancel`` is set (Ctrl-C, SIGTERM), as the export stream stops."""
+    for found in entries:
+        if cancel.is_set():
+            raise BuildError("interrupted")
+        yield found

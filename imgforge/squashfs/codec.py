@@ -103,10 +103,11 @@ class Codec:
                 found = inflate.decompress(data, self.block_size)
                 return found if inflate.eof and not inflate.unused_data else None
             if self.name == "zstd":
-                reader = getattr(self._local, "unzstd", None)
-                if reader is None:
-                    reader = self._local.unzstd = _zstd().ZstdDecompressor()
-                return bytes(reader.decompress(data, max_output_size=self.block_size))
+                # One whole frame and nothing after it (the kernel reads no more).
+                unzstd = _zstd().ZstdDecompressor().decompressobj()
+                found = bytes(unzstd.decompress(data))
+                fits = unzstd.eof and not unzstd.unused_data and len(found) <= self.block_size
+                return found if fits else None
             inflate_xz = lzma.LZMADecompressor(format=lzma.FORMAT_XZ)
             found = inflate_xz.decompress(data, self.block_size)
             return found if inflate_xz.eof and not inflate_xz.unused_data else None

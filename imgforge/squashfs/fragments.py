@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import hashlib
 
-from imgforge.errors import BuildError
+from imgforge.errors import LayersUnreadable
 from imgforge.squashfs.members import OnDisk
 
 # What sets a fragment's key apart from a block's holding the same bytes.
@@ -49,13 +49,14 @@ class Tail:
 
     def bytes(self, block_size: int) -> bytes:
         """The tail's bytes, read now if need be: a file whose tail no longer has the
-        digest it was known by is an error, never a fragment of other bytes."""
+        digest it was known by is never a fragment of other bytes (the pack starts again
+        from the export)."""
         if self.data is not None:
             return self.data
         assert self.file is not None
         data = self.file.exactly(self.index, block_size, self.size)
         if tail_digest(data) != self.digest:
-            raise BuildError(f"{self.file.path}: the file changed while it was packed")
+            raise LayersUnreadable(f"{self.file.path}: the file changed while it was packed")
         return data
 
 

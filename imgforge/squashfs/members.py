@@ -6,7 +6,7 @@ from __future__ import annotations
 import tarfile
 from typing import IO, Protocol, cast
 
-from imgforge.errors import BuildError, LayersUnreadable
+from imgforge.errors import LayersUnreadable
 
 
 class Archive(Protocol):
@@ -76,10 +76,11 @@ class OnDisk:
 
     def exactly(self, index: int, block_size: int, size: int) -> bytes:
         """:meth:`block`, which must have ``size`` bytes: a file that changed under the
-        pack is an error, never a block of other bytes."""
+        pack (or that the layer index knew wrongly) is never a block of other bytes: the
+        pack starts again from the export."""
         data = self.block(index, block_size)
         if len(data) != size:
-            raise BuildError(f"{self.path}: the file changed while it was packed")
+            raise LayersUnreadable(f"{self.path}: the file changed while it was packed")
         return data
 
     def _unreadable(self, error: OSError) -> LayersUnreadable:

@@ -247,9 +247,9 @@ def test_a_file_cut_under_the_pack_is_an_error(tmp_path: Path) -> None:
             entry.unlink()
     with (layer / "f0").open("r+b") as handle:
         handle.truncate(BS)
-    from imgforge.errors import BuildError
+    from imgforge.errors import LayersUnreadable
 
-    with pytest.raises(BuildError, match="changed while it was packed"):
+    with pytest.raises(LayersUnreadable, match="changed while it was packed"):
         pack(tmp_path / "warm", iter(members), cache)
 
 
@@ -335,10 +335,11 @@ def test_entries_others_could_write_are_checked_against_the_files(
 def test_a_tail_unlike_its_digest_is_an_error(tmp_path: Path) -> None:
     """An index whose tail digest is not the file's (as if the file changed and kept
     its stamp): the fragment is not in the cache under the digests, the tail is read,
-    and it fails the digest: an error, never a fragment of other bytes."""
+    and it fails the digest: never a fragment of other bytes (a build then reads the
+    export instead)."""
     from imgforge.cache import entry, layerfile
     from imgforge.cache.layers import _key
-    from imgforge.errors import BuildError
+    from imgforge.errors import LayersUnreadable
 
     layer = make_layer(tmp_path, [BS + 10])
     cache = tmp_path / "cache"
@@ -353,7 +354,7 @@ def test_a_tail_unlike_its_digest_is_an_error(tmp_path: Path) -> None:
     files[name] = layerfile.record(stamp, keys, bytes(32))
     payload = layerfile.encode(str(layer), files)
     saved.write_bytes(entry.encode(_key(str(layer)), payload, compressed=False))
-    with pytest.raises(BuildError, match="changed while it was packed"):
+    with pytest.raises(LayersUnreadable, match="changed while it was packed"):
         pack(tmp_path / "warm", layer_members(layer), cache)
 
 

@@ -1,0 +1,132 @@
+"""What others (or an odd umask) may leave in and around the cache: files and directories
+others may write are never trusted, planted names are never followed or waited on, and
+records that can't be read cost a listing, not a cache over its limit."""
+
+from __future__ import annotations
+
+import os
+import stat
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from imgforge.cache import BlockCache, Profile, listings
+from imgforge.cache.layout import ADDED, PROFILE_FILE, USAGE
+from imgforge.cache.scan import read_profile
+from imgforge.squashfs.codec import Codec
+
+PROFILE = Profile("gzip", 9, 128 * 1024, "imgforge-squashfs 2; zlib 1.2.13")
+KEY = bytes(range(32))
+
+
+@pytest.fixture
+def umask() -> object:
+    old = os.umask(0)
+    yield old
+    os.umask(old)
+
+
+def test_under_any_umask_entries_and_directories_are_the_users_alone(
+    tmp_path: Path, umask: object
+) -> None:
+    for mask in (0o000, 0o002):
+        os.umask(mask)
+        root = tmp_path / f"cache-{mask:o}"
+        with BlockCache.open(root, PROFILE) as cache:
+            cache.put(KEY, b"data", compressed=False)
+            assert cache.lookup(KEY) == (b"data", False, True)
+        files = [p for p in root.rglob("*") if p.is_file() and p.name != "lock"]
+        dirs = [p for p in root.rglob("*") if p.is_dir()] + [root]
+        assert all(stat.S_IMODE(p.stat().st_mode) == 0o644 for p in files), files
+        assert all(stat.S_IMODE(p.stat().st_mode) == 0o755 for p in dirs), dirs
+
+
+def test_an_entry_others_may_write_is_not_private(tmp_path: Path) -> None:
+    root = tmp_path / "cache"
+    with BlockCache.open(root, PROFILE) as cache:
+        cache.put(KEY, b"data", compressed=False)
+    (entry,) = [p for p in (root / "blocks").rglob("*") if p.parent.name == KEY[:1].hex()]
+    entry.chmod(0o666)
+    with BlockCache.open(root, PROFILE) as cache:
+        assert cache.lookup(KEY) == (b"data", False, False)
+
+
+def test_a_link_planted_at_a_writers_temporary_name_is_not_followed(tmp_path: Path) -> None:
+    root = tmp_path / "cache"
+    victim = tmp_path / "victim"
+    victim.write_text("keep me")
+    with BlockCache.open(root, PROFILE) as cache:
+        cache.put(bytes(32), b"first", compressed=False)  # makes the fan-out directories
+        path = cache._path(KEY)
+        path.parent.mkdir(exist_ok=True)
+        planted = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}")
+        planted.symlink_to(victim)
+        cache.put(KEY, b"data", compressed=False)
+        assert cache.lookup(KEY) == (b"data", False, True)
+    assert victim.read_text() == "keep me"
+
+
+def test_zstd_data_after_the_frame_is_not_a_block() -> None:
+    codec = Codec.of("zstd")
+    assert codec is not None
+    packed = codec.compress(b"a" * 5000)
+    assert codec.decompress(packed) == b"a" * 5000
+    assert codec.decompress(packed + b"junk") is None
+    assert codec.decompress(packed + packed) is None
+
+
+def closes_soon(root: Path, limit: int) -> BlockCache:
+    """A build storing one block, closed in a thread that must be done within 20 s."""
+    done: list[BlockCache] = []
+
+    def build() -> None:
+        with BlockCache.open(root, PROFILE, limit=limit) as cache:
+            cache.put(os.urandom(32), b"x" * 3000, compressed=True)
+        done.append(cache)
+
+    thread = threading.Thread(target=build, daemon=True)
+    thread.start()
+    thread.join(20)
+    assert done, "closing the cache hung"
+    return done[0]
+
+
+@pytest.mark.parametrize("planted", ["fifo", "directory", "symlink"])
+def test_an_added_record_that_cant_be_read_costs_a_listing(tmp_path: Path, planted: str) -> None:
+    root = tmp_path / "cache"
+    closes_soon(root, 10**9)
+    added = root / ADDED
+    added.unlink(missing_ok=True)
+    if planted == "fifo":
+        os.mkfifo(added)
+    elif planted == "directory":
+        added.mkdir()
+    else:
+        added.symlink_to(tmp_path / "elsewhere")
+    for _ in range(4):
+        closes_soon(root, 5000)
+        assert sum(listing.size for listing in listings(root)) <= 5000
+
+
+def test_a_usage_record_from_the_future_costs_a_listing(tmp_path: Path) -> None:
+    root = tmp_path / "cache"
+    closes_soon(root, 10**9)
+    (root / USAGE).write_text("0\n")
+    future = time.time() + 10 * 24 * 3600
+    os.utime(root / USAGE, (future, future))
+    for _ in range(3):
+        closes_soon(root, 5000)
+    assert sum(listing.size for listing in listings(root)) <= 5000
+
+
+def test_a_fifo_planted_as_profile_json_is_not_waited_on(tmp_path: Path) -> None:
+    directory = tmp_path / "profile"
+    directory.mkdir()
+    os.mkfifo(directory / PROFILE_FILE)
+    found: list[object] = []
+    thread = threading.Thread(target=lambda: found.append(read_profile(directory)), daemon=True)
+    thread.start()
+    thread.join(10)
+    assert found == [None]
