@@ -43,9 +43,7 @@ def decode(key: bytes, raw: bytes) -> tuple[bytes, bool] | None:
     return None if compressed is None else (raw[HEADER_BYTES:], compressed)
 
 
-def check(
-    key: bytes, header: bytes | bytearray, data: bytes | bytearray | memoryview
-) -> bool | None:
+def check(key: bytes, header: Buffer, data: Buffer) -> bool | None:
     """Whether the entry whose file holds ``header`` (HEADER_BYTES) then ``data`` is
     compressed; None when it is not a whole, intact entry for ``key``."""
     fields = bytes(header[: _FIELDS.size])

@@ -59,8 +59,7 @@ class BlockCache:
         self.evicted: Removed | None = None  # what close() removed, when it could evict
         self._directory, self._lock_fd = directory, lock_fd
         self._counting = threading.Lock()
-        self._private_dirs: dict[Path, bool] = {}
-        self._private_folders: dict[str, bool] = {}
+        self._private_dirs: dict[str, bool] = {}
         # No entry is larger: a block is stored compressed only when that is smaller.
         self._largest = entry.HEADER_BYTES + profile.block_size
 
@@ -149,20 +148,15 @@ class BlockCache:
     ) -> None:
         self.close()
 
-    def private(self, directory: Path) -> bool:
+    def private(self, directory: Path | str) -> bool:
         """Whether ``directory`` and those above it up to the root are this user's alone
         (owned, a real directory, not writable by group or others); remembered."""
-        found = self._private_dirs.get(directory)
+        found = self._private_dirs.get(str(directory))
         if found is None:
-            top = directory == self.root or directory.parent == directory
-            found = _owned(directory) and (top or self.private(directory.parent))
-            self._private_dirs[directory] = found
-        return found
-
-    def _private_folder(self, folder: str) -> bool:
-        found = self._private_folders.get(folder)
-        if found is None:
-            found = self._private_folders[folder] = self.private(Path(folder))
+            path = Path(directory)
+            top = path == self.root or path.parent == path
+            found = _owned(path) and (top or self.private(path.parent))
+            self._private_dirs[str(directory)] = found
         return found
 
     def _path(self, key: bytes) -> Path:
@@ -195,7 +189,7 @@ class BlockCache:
                 found = entryfile.read(fd, key, read.st_size)
                 if found is not None:
                     entryfile.touch(fd, read)
-                    mine = entryfile.mine(read) and self._private_folder(folder)
+                    mine = entryfile.mine(read) and self.private(folder)
                     return found[0], found[1], mine
         except OSError:
             return None
@@ -207,18 +201,12 @@ class BlockCache:
         return None
 
 
-
-
 def _owned(directory: Path) -> bool:
     try:
         found = os.lstat(directory)
     except OSError:
         return False
-    return (
-        stat.S_ISDIR(found.st_mode)
-        and found.st_uid == os.geteuid()
-        and not found.st_mode & (stat.S_IWGRP | stat.S_IWOTH)
-    )
+    return stat.S_ISDIR(found.st_mode) and entryfile.mine(found)
 
 
 def _made(root: Path) -> Path:
