@@ -1,8 +1,8 @@
 """One cache entry's bytes: a header that names its key and checksums it, then the data.
 
-An entry file is ``MAGIC`` (4 bytes), a format version (1), flags (1; bit 0: the data is
+An entry is ``MAGIC`` (4 bytes), a format version (1), flags (1; bit 0: the data is
 compressed), two zero bytes, the 32-byte key, the 32-byte SHA-256 of everything else in
-the file (header fields, key and data), then the stored data. Any byte flipped, a file cut
+the entry (header fields, key and data), then the stored data. Any byte flipped, an entry cut
 short or a key that isn't the one asked for fails :func:`decode`.
 """
 
@@ -28,10 +28,15 @@ def _digest(fields: bytes, key: bytes, data: Buffer) -> bytes:
     return hasher.digest()
 
 
-def encode(key: bytes, data: bytes, *, compressed: bool) -> bytes:
-    """The whole entry file for ``data`` stored under ``key``."""
+def header(key: bytes, data: Buffer, *, compressed: bool) -> bytes:
+    """The header (HEADER_BYTES) that comes before ``data`` stored under ``key``."""
     fields = _FIELDS.pack(MAGIC, VERSION, COMPRESSED if compressed else 0)
-    return b"".join((fields, key, _digest(fields, key, data), data))
+    return b"".join((fields, key, _digest(fields, key, data)))
+
+
+def encode(key: bytes, data: bytes, *, compressed: bool) -> bytes:
+    """The whole entry for ``data`` stored under ``key``."""
+    return header(key, data, compressed=compressed) + data
 
 
 def decode(key: bytes, raw: bytes) -> tuple[bytes, bool] | None:

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from imgforge.cache import lock, usage
 from imgforge.cache.layout import BLOCKS, LAYERS, PROFILE_FILE, profile_dir
-from imgforge.cache.scan import Entry, fan_outs, index_directories, index_files, listings
+from imgforge.cache.scan import Segment, fan_outs, index_directories, index_files, listings
 from imgforge.errors import ImgforgeError
 
 
@@ -20,7 +20,7 @@ class CacheBusy(ImgforgeError):
 
 @dataclass(frozen=True)
 class Removed:
-    """What an eviction removed, and what it kept (entries and bytes)."""
+    """What an eviction removed, and what it kept (entries and bytes of segments)."""
 
     entries: int
     size: int
@@ -29,26 +29,37 @@ class Removed:
 
 
 def evict(root: Path, limit: int) -> Removed:
-    """Remove least recently used entries until at most ``limit`` bytes remain, and
-    writers' leftover temporary files. The caller holds the lock alone: no build is
-    using the cache, so nothing removed is about to be read."""
+    """Remove least recently used segments until at most ``limit`` bytes remain, and
+    writers' leftovers. The caller holds the lock alone: no build is using the cache, so
+    nothing removed is about to be read."""
     found = listings(root)
     for temporary in (t for listing in found for t in listing.temporaries):
-        _remove(temporary)
-    entries = sorted((e for listing in found for e in listing.entries), key=_age)
-    total = sum(e.size for e in entries)
-    removed = removed_size = 0
-    for entry in entries:
+        _remove(temporary.path)
+    segments = sorted((s for listing in found for s in listing.segments), key=_age)
+    total = sum(s.size for s in segments)
+    entries = sum(s.entries for s in segments)
+    removed = removed_entries = removed_size = 0
+    for segment in segments:
         if total <= limit:
             break
-        _remove(entry)
-        total -= entry.size
-        removed, removed_size = removed + 1, removed_size + entry.size
+        _remove_segment(segment)
+        total -= segment.size
+        removed += 1
+        removed_entries, removed_size = (
+            removed_entries + segment.entries,
+            removed_size + segment.size,
+        )
     if removed:
-        oldest = min((e.used for e in entries[removed:]), default=None)
+        oldest = min((s.used for s in segments[removed:]), default=None)
         _evict_indexes(root, oldest)
     usage.record_total(root, total)
-    return Removed(removed, removed_size, len(entries) - removed, total)
+    return Removed(removed_entries, removed_size, entries - removed_entries, total)
+
+
+def _remove_segment(segment: Segment) -> None:
+    """Its index first: no segment is ever named without its data."""
+    _remove(segment.index_path)
+    _remove(segment.data_path)
 
 
 def _evict_indexes(root: Path, oldest: float | None) -> None:
@@ -56,30 +67,32 @@ def _evict_indexes(root: Path, oldest: float | None) -> None:
     what they name is mostly gone."""
     for index in index_files(root):
         if oldest is None or index.used < oldest:
-            _remove(index)
+            _remove(index.path)
 
 
-def _age(entry: Entry) -> tuple[float, str]:
-    return entry.used, entry.path  # the name breaks ties, so the order is the same each time
+def _age(segment: Segment) -> tuple[float, str]:
+    return segment.used, segment.index_path  # the name breaks ties: the same order each time
 
 
-def _remove(entry: Entry) -> None:
+def _remove(path: str) -> None:
     with contextlib.suppress(FileNotFoundError):
-        os.unlink(entry.path)
+        os.unlink(path)
 
 
 def clear(root: Path) -> Removed:
-    """Remove every entry and temporary file, then the directories and profile files
+    """Remove every segment and leftover file, then the directories and profile files
     left empty; a file the cache did not make stays, with the directories holding it (the
     lock file stays too, see lock.open_lock). The caller holds the lock alone."""
     found = listings(root)
     for listing in found:
-        for entry in (*listing.entries, *listing.temporaries):
-            _remove(entry)
+        for segment in listing.segments:
+            _remove_segment(segment)
+        for temporary in listing.temporaries:
+            _remove(temporary.path)
         directory = profile_dir(root, listing.ident)
         for fan_out in fan_outs(directory):
             _remove_directory(fan_out)
-        _remove(Entry(str(directory / PROFILE_FILE), 0, 0))
+        _remove(str(directory / PROFILE_FILE))
         _remove_directory(directory)
     _remove_directory(root / BLOCKS)
     _evict_indexes(root, None)
@@ -87,7 +100,7 @@ def clear(root: Path) -> Removed:
         _remove_directory(directory)
     _remove_directory(root / LAYERS)
     usage.forget(root)
-    entries = sum(len(listing.entries) for listing in found)
+    entries = sum(listing.entries for listing in found)
     return Removed(entries, sum(listing.size for listing in found), 0, 0)
 
 

@@ -36,12 +36,6 @@ def layers_dir(root: Path, ident: str) -> Path:
     return root / LAYERS / ident
 
 
-def entry_name(key: bytes) -> tuple[str, str]:
-    """The fan-out directory (the key's first byte in hex) and the file name (the rest)."""
-    text = key.hex()
-    return text[:2], text[2:]
-
-
 def check_dir(root: Path, *, option: str = "--cache-dir", create: bool = False) -> None:
     """A cache directory the user named: a directory we may read and write, or nothing yet
     in a directory (``create``: one where we may make it). Raises UsageError saying why not."""

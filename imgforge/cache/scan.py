@@ -13,11 +13,11 @@ from typing import NamedTuple
 
 from imgforge.cache.layout import BLOCKS, LAYERS, PROFILE_FILE, TEMPORARY_PREFIX
 from imgforge.cache.profile import IDENT_BYTES, Profile
+from imgforge.cache.segment import INDEX_SUFFIX, SEGMENT_SUFFIX, count, is_name
 
 # A larger profile.json is not one the cache wrote.
 PROFILE_MAX = 1 << 16
 
-NAME_LENGTH = 62  # hex digits of a key after its first byte (the fan-out directory)
 INDEX_NAME_LENGTH = 64  # hex digits of the SHA-256 of a layer directory's path
 FAN_OUT_LENGTH = 2
 IDENT_LENGTH = 2 * IDENT_BYTES
@@ -28,31 +28,47 @@ _INDEX_NAME = re.compile(rf"{_INDEX}|{re.escape(TEMPORARY_PREFIX)}{_INDEX}\.[0-9
 
 
 class Entry(NamedTuple):
-    """One stored block: its file, its size in bytes (as stored, header included), and
-    when it was last used (its modification time, which a hit refreshes)."""
+    """One file: its path, its size in bytes, and its modification time."""
 
     path: str
     size: int
     used: float
 
 
+class Segment(NamedTuple):
+    """One segment (see segment.py): its index and data files, their size together, its
+    last use (the index's modification time, which reading from it refreshes), and how
+    many entries its index names."""
+
+    index_path: str
+    data_path: str
+    size: int
+    used: float
+    entries: int
+
+
 @dataclass(frozen=True)
 class Listing:
-    """One profile directory: its entries, and writers' temporary files (a crashed
-    writer's leftovers when no build holds the cache)."""
+    """One profile directory: its segments, and the files that are no published segment
+    (writers' temporary files, a segment without its index or the other way round, files
+    of an older layout): a crashed writer's leftovers when no build holds the cache."""
 
     ident: str
     profile: Profile | None
-    entries: list[Entry]
+    segments: list[Segment]
     temporaries: list[Entry]
 
     @property
     def size(self) -> int:
-        return sum(e.size for e in self.entries)
+        return sum(s.size for s in self.segments)
+
+    @property
+    def entries(self) -> int:
+        return sum(s.entries for s in self.segments)
 
     @property
     def last_used(self) -> float | None:
-        return max((e.used for e in self.entries), default=None)
+        return max((s.used for s in self.segments), default=None)
 
 
 def listings(root: Path) -> list[Listing]:
@@ -61,15 +77,29 @@ def listings(root: Path) -> list[Listing]:
 
 
 def _listing(directory: Path) -> Listing:
-    entries: list[Entry] = []
-    temporaries: list[Entry] = []
-    for fan_out in fan_outs(directory):
-        for item, stat in _files(fan_out):
-            if item.name.startswith(TEMPORARY_PREFIX):
-                temporaries.append(Entry(item.path, stat.st_size, stat.st_mtime))
-            elif len(item.name) == NAME_LENGTH and _HEX.issuperset(item.name):
-                entries.append(Entry(item.path, stat.st_size, stat.st_mtime))
-    return Listing(directory.name, read_profile(directory), entries, temporaries)
+    files = {item.name: (item, stat) for item, stat in _files(directory)}
+    segments: list[Segment] = []
+    paired: set[str] = set()
+    for name, (item, stat) in sorted(files.items()):
+        data = name[: -len(INDEX_SUFFIX)] + SEGMENT_SUFFIX
+        if is_name(name, INDEX_SUFFIX) and data in files:
+            size = stat.st_size + files[data][1].st_size
+            segments.append(
+                Segment(item.path, files[data][0].path, size, stat.st_mtime, count(stat.st_size))
+            )
+            paired.update((name, data))
+    temporaries = [
+        Entry(item.path, stat.st_size, stat.st_mtime)
+        for name, (item, stat) in files.items()
+        if name not in paired and (name.startswith(TEMPORARY_PREFIX) or _segment_file(name))
+    ]
+    for fan_out in fan_outs(directory):  # an older layout's entries: one file each
+        temporaries.extend(Entry(i.path, st.st_size, st.st_mtime) for i, st in _files(fan_out))
+    return Listing(directory.name, read_profile(directory), segments, temporaries)
+
+
+def _segment_file(name: str) -> bool:
+    return is_name(name, INDEX_SUFFIX) or is_name(name, SEGMENT_SUFFIX)
 
 
 def read_profile(directory: Path) -> Profile | None:
@@ -106,7 +136,8 @@ def index_files(root: Path) -> list[Entry]:
 
 
 def fan_outs(directory: Path) -> list[Path]:
-    """A profile directory's fan-out directories (two hex digits each)."""
+    """A profile directory's fan-out directories (two hex digits each), where an older
+    layout kept one file per entry."""
     return _subdirectories(directory, FAN_OUT_LENGTH)
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import json
 import os
@@ -13,9 +14,11 @@ from types import TracebackType
 
 from imgforge import atomic
 from imgforge.cache import entry, entryfile, lock, usage
+from imgforge.cache.catalog import Catalog, Damaged
 from imgforge.cache.evict import Removed, evict
-from imgforge.cache.layout import PROFILE_FILE, entry_name, profile_dir
+from imgforge.cache.layout import PROFILE_FILE, profile_dir
 from imgforge.cache.profile import Profile
+from imgforge.cache.segment import SegmentWriter
 from imgforge.sizes import DEFAULT_CACHE_LIMIT
 
 DEFAULT_LIMIT = DEFAULT_CACHE_LIMIT
@@ -61,7 +64,10 @@ class BlockCache:
         self._counting = threading.Lock()
         self._private_dirs: dict[str, bool] = {}
         # No entry is larger: a block is stored compressed only when that is smaller.
-        self._largest = entry.HEADER_BYTES + profile.block_size
+        largest = entry.HEADER_BYTES + profile.block_size
+        self._catalog = Catalog(str(directory or ""), self.private, largest)
+        self._writer: SegmentWriter | None = None
+        self._written = -1  # the writer's segment's number in the catalog
 
     @classmethod
     def open(cls, root: Path, profile: Profile, *, limit: int | None = DEFAULT_LIMIT) -> BlockCache:
@@ -82,14 +88,15 @@ class BlockCache:
         return cls(root, profile, limit=limit, directory=directory, lock_fd=fd)
 
     def get(self, key: bytes) -> tuple[bytes, bool] | None:
-        """(data, compressed) stored under ``key``, or None. A damaged entry is removed
-        and counted in ``stats.corrupt``; nothing here raises for what the disk holds."""
+        """(data, compressed) stored under ``key``, or None. A damaged entry is counted in
+        ``stats.corrupt`` and missed from then on; nothing here raises for what the disk
+        holds."""
         found = self.lookup(key)
         return None if found is None else (found[0], found[1])
 
     def lookup(self, key: bytes) -> tuple[bytes, bool, bool] | None:
-        """:meth:`get`, and whether the entry is private: it and every directory from the
-        cache root down to it belong to this user and no one else may write them, so only
+        """:meth:`get`, and whether the entry is private: its segment and every directory
+        from the cache root down to it belong to this user and no one else may write them, so only
         this user's builds (or root) can have put it there, and its checksum is all the
         check it needs. Any other entry may hold what another user put under the key."""
         found = None if self._directory is None else self._read(key)
@@ -102,21 +109,31 @@ class BlockCache:
         return found
 
     def put(self, key: bytes, data: bytes, *, compressed: bool) -> None:
-        """Store ``data`` under ``key`` (atomically: readers see all of it or nothing).
-        An OSError is counted in ``stats.write_errors`` and stops further puts."""
+        """Store ``data`` under ``key`` in this build's segment (other builds read it once
+        close() has published it). An OSError is counted in ``stats.write_errors`` and
+        stops further puts."""
         if self._directory is None or self.unwritable is not None:
             return
-        path = self._path(key)
         try:
-            entryfile.write_atomically(path, entry.encode(key, data, compressed=compressed))
+            writer = self._writer or self._start_writing(self._directory)
+            offset, size = writer.append(key, data, compressed=compressed)
         except OSError as exc:
             with self._counting:
                 self.stats.write_errors += 1
-                self.unwritable = f"{path.parent}: {_reason(exc)}"
+                self.unwritable = f"{self._directory}: {_reason(exc)}"
             return
+        self._catalog.add(self._written, key, offset, size)
         with self._counting:
             self.stats.stored += 1
             self.stats.stored_bytes += len(data)
+
+    def _start_writing(self, directory: Path) -> SegmentWriter:
+        with self._counting:
+            if self._writer is None:
+                writer = SegmentWriter(directory)
+                self._written = self._catalog.adopt(writer.fd, str(writer.temporary))
+                self._writer = writer
+            return self._writer
 
     def close(self) -> None:
         """Let go of the cache; when no other process is using it and it may be over
@@ -127,6 +144,8 @@ class BlockCache:
         if fd is None:
             return
         try:
+            self._catalog.close()
+            self._publish()
             if self.limit is not None:
                 stored = self.stats.stored_bytes + self.stats.stored * entry.HEADER_BYTES
                 usage.record_added(self.root, stored)
@@ -148,6 +167,20 @@ class BlockCache:
     ) -> None:
         self.close()
 
+    def _publish(self) -> None:
+        """Publish this build's segment; one that can't be is removed (its entries kept
+        nowhere, counted in ``stats.write_errors``)."""
+        writer, self._writer = self._writer, None
+        if writer is None:
+            return
+        try:
+            writer.publish()
+        except OSError as exc:
+            with contextlib.suppress(OSError):
+                writer.temporary.unlink()
+            self.stats.write_errors += 1
+            self.unwritable = f"{writer.directory}: {_reason(exc)}"
+
     def private(self, directory: Path | str) -> bool:
         """Whether ``directory`` and those above it up to the root are this user's alone
         (owned, a real directory, not writable by group or others); remembered."""
@@ -159,46 +192,15 @@ class BlockCache:
             self._private_dirs[str(directory)] = found
         return found
 
-    def _path(self, key: bytes) -> Path:
-        fan_out, name = self._name(key)
-        assert self._directory is not None
-        return self._directory / fan_out / name
-
-    def _name(self, key: bytes) -> tuple[str, str]:
+    def _read(self, key: bytes) -> tuple[bytes, bool, bool] | None:
         if len(key) != entry.KEY_BYTES:
             raise ValueError(f"a cache key has {entry.KEY_BYTES} bytes, not {len(key)}")
-        return entry_name(key)
-
-    def _read(self, key: bytes) -> tuple[bytes, bool, bool] | None:
-        """The entry for ``key``: only a regular file of at most an entry's size is read
-        (a symlink, FIFO or device planted in the cache is a miss, never followed, waited
-        on or read without end)."""
-        fan_out, name = self._name(key)  # as _path gives it, without pathlib's cost
-        folder = f"{self._directory}{os.sep}{fan_out}"
-        path = f"{folder}{os.sep}{name}"
-        flags = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
         try:
-            fd = os.open(path, flags)
-        except OSError:  # gone (evicted, replaced), unreadable, a symlink: a miss
+            return self._catalog.read(key)
+        except Damaged:
+            with self._counting:
+                self.stats.corrupt += 1
             return None
-        try:
-            read = os.fstat(fd)
-            if not stat.S_ISREG(read.st_mode) or read.st_size > self._largest:
-                found = None
-            else:
-                found = entryfile.read(fd, key, read.st_size)
-                if found is not None:
-                    entryfile.touch(fd, read)
-                    mine = entryfile.mine(read) and self.private(folder)
-                    return found[0], found[1], mine
-        except OSError:
-            return None
-        finally:
-            os.close(fd)
-        with self._counting:
-            self.stats.corrupt += 1
-        entryfile.discard(path, read)
-        return None
 
 
 def _owned(directory: Path) -> bool:

@@ -55,7 +55,7 @@ def _profile_json(listing: Listing) -> dict[str, Any]:
         "level": profile and profile.level,
         "block_size": profile and profile.block_size,
         "writer": profile and profile.writer,
-        "entries": len(listing.entries),
+        "entries": listing.entries,
         "bytes": listing.size,
         "last_used": _when(listing.last_used, "%Y-%m-%dT%H:%M:%SZ", time.gmtime),
     }
@@ -68,7 +68,7 @@ def _profile_row(listing: Listing) -> tuple[str, ...]:
         compressor, level = profile.compressor, str(profile.level)
         block, writer = format_size(profile.block_size), profile.writer
     last_used = _when(listing.last_used, "%Y-%m-%d %H:%M", time.localtime) or "-"
-    entries, size = str(len(listing.entries)), format_size(listing.size)
+    entries, size = str(listing.entries), format_size(listing.size)
     return (listing.ident, compressor, level, block, entries, size, last_used, writer)
 
 
@@ -78,7 +78,7 @@ def _when(moment: float | None, layout: str, convert: Any) -> str | None:
 
 def _du(root: Path, out: Output) -> int:
     found = listings(root)
-    entries = sum(len(listing.entries) for listing in found)
+    entries = sum(listing.entries for listing in found)
     size = sum(listing.size for listing in found)
     out.json({"root": str(root), "entries": entries, "bytes": size, "profiles": len(found)})
     profiles = f"{len(found)} profile" + ("" if len(found) == 1 else "s")
