@@ -7,25 +7,30 @@ exact bytes written to the image and whether they are compressed. :meth:`BlockCa
 also says whether an entry is private (only this user can have written it); the writer
 decompresses and compares any other hit before using it.
 
-Layout (the file system is the index; no database)::
+Layout (no database: the segments' indexes are the cache's index)::
 
     ROOT/                           $XDG_CACHE_HOME/imgforge, ~/.cache/imgforge, --cache-dir
       lock                          builds hold it shared while they use the cache;
                                     eviction and `imgforge cache prune` hold it alone
-      usage, added                  the entries' total at the last eviction, and what
+      usage, added                  the segments' total at the last eviction, and what
                                     builds stored since (see usage.py)
       blocks/IDENT/                 one directory per Profile (IDENT = Profile.ident())
         profile.json                the profile's fields (what `imgforge cache ls` shows)
-        XX/YYYY...                  an entry: XX the key's first byte in hex, YYYY... the
-                                    other 31 (62 hex digits); see entry.py for its format
-        XX/.YYYY....PID.TID         a writer's temporary file, renamed into place when whole
+        NAME.seg                    a segment: the entries one build stored, one after
+                                    another (entry.py's format each; see segment.py)
+        NAME.idx                    its index: each entry's key, offset and size
+        .NAME.seg                   a segment its build is still writing
+      layers/IDENT/                 the layer indexes (see layers.py)
 
-An entry's modification time is its last use: a hit refreshes it, and eviction removes
-the least recently used entries until the total size is at most the limit. Eviction runs
-when a BlockCache closes and no other build holds the lock, and in `imgforge cache prune`,
-so nothing a running build may read is removed; a reader that finds an entry gone (or
-damaged: the checksum, the key inside) takes it as a miss. Writes go to a temporary file
-in the same directory, then a rename, so no reader sees part of an entry.
+A build reads the indexes when it opens the cache (catalog.py), appends what it
+stores to a segment of its own, and publishes it when it closes: the segment renamed into
+place, then its index written, so no build reads part of another's segment. An index's
+modification time is its segment's last use: a build that read from a segment refreshes
+it, and eviction removes the least recently used segments, whole, until the total size is
+at most the limit. Eviction runs when a BlockCache closes and no other build holds the
+lock, and in `imgforge cache prune`, so nothing a running build may read is removed; an
+entry found damaged (its checksum, the key inside) is a miss, and the build stores the
+block again in its own segment, which later builds read instead (newer segments win).
 """
 
 from __future__ import annotations

@@ -101,16 +101,24 @@ class Catalog:
         FIFO or device planted in the cache is never followed or waited on)."""
         with self._opening:
             if not held.opened:
-                held.opened = True
-                flags = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
-                with contextlib.suppress(OSError):
-                    fd = os.open(held.data, flags)
-                    found = os.fstat(fd)
-                    if not stat.S_ISREG(found.st_mode):
-                        os.close(fd)
-                        return None
-                    held.fd, held.private = fd, mine(found) and self._private(self.directory)
+                held.fd, held.private = self._opened(held.data)
+                held.opened = True  # after fd: readers that see it opened read fd unlocked
             return held.fd
+
+    def _opened(self, path: str) -> tuple[int | None, bool]:
+        flags = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
+        try:
+            fd = os.open(path, flags)
+        except OSError:
+            return None, False
+        try:
+            found = os.fstat(fd)
+        except OSError:
+            found = None
+        if found is None or not stat.S_ISREG(found.st_mode):
+            os.close(fd)
+            return None, False
+        return fd, mine(found) and self._private(self.directory)
 
     def close(self) -> None:
         """Mark the segments read from as used now (unless they were within the last

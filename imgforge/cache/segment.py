@@ -86,15 +86,16 @@ class SegmentWriter:
             self.records += RECORD.pack(key, offset, size)
         return offset, size
 
-    def publish(self) -> None:
+    def publish(self) -> int:
         """Rename the segment into place, then write its index; with nothing written,
-        remove it."""
+        remove it. The bytes the two files take."""
         try:
             if self.size == 0:
                 self.temporary.unlink()
-                return
+                return 0
             os.rename(self.temporary, self.directory / f"{self.name}{SEGMENT_SUFFIX}")
             write_atomically(self.directory / f"{self.name}{INDEX_SUFFIX}", self.records)
+            return self.size + len(self.records)
         finally:
             os.close(self.fd)
 

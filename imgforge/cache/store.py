@@ -145,10 +145,9 @@ class BlockCache:
             return
         try:
             self._catalog.close()
-            self._publish()
+            published = self._publish()
             if self.limit is not None:
-                stored = self.stats.stored_bytes + self.stats.stored * entry.HEADER_BYTES
-                usage.record_added(self.root, stored)
+                usage.record_added(self.root, published)
                 if lock.try_lock(fd, lock.EXCLUSIVE) and not usage.within(self.root, self.limit):
                     self.evicted = evict(self.root, self.limit)
         except OSError:
@@ -167,19 +166,20 @@ class BlockCache:
     ) -> None:
         self.close()
 
-    def _publish(self) -> None:
-        """Publish this build's segment; one that can't be is removed (its entries kept
-        nowhere, counted in ``stats.write_errors``)."""
+    def _publish(self) -> int:
+        """Publish this build's segment (the bytes it takes); one that can't be is
+        removed (its entries kept nowhere, counted in ``stats.write_errors``)."""
         writer, self._writer = self._writer, None
         if writer is None:
-            return
+            return 0
         try:
-            writer.publish()
+            return writer.publish()
         except OSError as exc:
             with contextlib.suppress(OSError):
                 writer.temporary.unlink()
             self.stats.write_errors += 1
             self.unwritable = f"{writer.directory}: {_reason(exc)}"
+            return 0
 
     def private(self, directory: Path | str) -> bool:
         """Whether ``directory`` and those above it up to the root are this user's alone

@@ -10,6 +10,7 @@ import random
 from pathlib import Path
 
 import pytest
+from cachefiles import entries
 from reliability_support import build_argv, run_main, write
 
 from imgforge.cli import main
@@ -20,10 +21,7 @@ pytestmark = pytest.mark.integration
 def recipe(project: Path, name: str, base: str, seed: int) -> Path:
     data = random.Random(seed).randbytes(400_000)
     write(project / name / "payload.bin", data)
-    text = (
-        f'name = "{name}"\nbase = "{base}"\n'
-        f'[files]\n"payload.bin" = "/opt/{name}/payload.bin"\n'
-    )
+    text = f'name = "{name}"\nbase = "{base}"\n[files]\n"payload.bin" = "/opt/{name}/payload.bin"\n'
     return write(project / name / f"{name}.toml", text)
 
 
@@ -71,11 +69,12 @@ def test_a_damaged_cache_still_gives_the_exact_sif(
     sif = tmp_path / "out" / "rel-reuse-c" / "rel-reuse-c.sif"
     build(first, tmp_path / "out", capsys, "--cache-dir", str(cache))
     good = sif.read_bytes()
-    entries = [p for p in cache.rglob("*") if p.is_file() and len(p.name) == 62]
-    for number, entry in enumerate(entries):
-        data = bytearray(entry.read_bytes())
+    found = entries(cache)
+    for number, entry in enumerate(found):
+        data = bytearray(entry.read())
         data[number * 31 % len(data)] ^= 0xFF
-        entry.write_bytes(bytes(data))
+        entry.write(bytes(data))
     damaged = build(first, tmp_path / "out", capsys, "--cache-dir", str(cache))
     assert sif.read_bytes() == good
-    assert damaged["cache"]["corrupt"] == len(entries) and damaged["cache"]["hits"] == 0
+    keys = {entry.key for entry in found}
+    assert damaged["cache"]["corrupt"] == len(keys) and damaged["cache"]["hits"] == 0

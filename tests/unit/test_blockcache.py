@@ -15,6 +15,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from cachefiles import entries, indexes, located
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -23,6 +24,7 @@ from imgforge.cache import entry as entry_format
 from imgforge.cache import lock as cache_lock
 from imgforge.cache.layout import LOCK, PROFILE_FILE
 from imgforge.cache.scan import read_profile
+from imgforge.cache.segment import INDEX_SUFFIX, SEGMENT_SUFFIX
 
 PROFILE = Profile("gzip", 9, 128 * 1024, "imgforge-squashfs 1; zlib 1.2.13")
 ZSTD = Profile("zstd", 3, 128 * 1024, "imgforge-squashfs 1; zstd 1.5.5")
@@ -32,10 +34,6 @@ FUZZ = settings(max_examples=60, deadline=None, suppress_health_check=[HealthChe
 
 def key_of(data: bytes, salt: str = "") -> bytes:
     return hashlib.blake2b(salt.encode() + data, digest_size=32).digest()
-
-
-def entry_path(cache: BlockCache, key: bytes) -> Path:
-    return cache._path(key)
 
 
 @pytest.fixture
@@ -52,12 +50,15 @@ def test_layout_round_trip_and_profile_file(tmp_path: Path) -> None:
         assert cache.get(key_of(data)) is None
         cache.put(key_of(data), data, compressed=True)
         assert cache.get(key_of(data)) == (data, True)
-        hex_key = key_of(data).hex()
-        assert entry_path(cache, key_of(data)) == (
-            root / "blocks" / PROFILE.ident() / hex_key[:2] / hex_key[2:]
-        )
         assert cache.stats.hits == 1 and cache.stats.misses == 1
         assert cache.stats.hit_bytes == 5000 and cache.stats.stored_bytes == 5000
+        assert indexes(root) == []  # the segment is published when the build closes
+    (index,) = indexes(root)
+    assert index.parent == root / "blocks" / PROFILE.ident()
+    assert index.with_suffix(SEGMENT_SUFFIX).stat().st_size == ENTRY_OVERHEAD + 5000
+    assert located(root, key_of(data)).offset == 0
+    with BlockCache.open(root, PROFILE) as again:
+        assert again.get(key_of(data)) == (data, True)
     assert (root / LOCK).is_file()
     assert read_profile(root / "blocks" / PROFILE.ident()) == PROFILE
     assert (root / "blocks" / PROFILE.ident() / PROFILE_FILE).is_file()
@@ -76,7 +77,7 @@ def test_profiles_do_not_share_entries(tmp_path: Path) -> None:
         gzip.put(key_of(data), b"gzip bytes", compressed=True)
     with BlockCache.open(tmp_path, ZSTD) as zstd:
         assert zstd.get(key_of(data)) is None
-    counted = {listing.profile: len(listing.entries) for listing in listings(tmp_path)}
+    counted = {listing.profile: listing.entries for listing in listings(tmp_path)}
     assert counted == {PROFILE: 1, ZSTD: 0}
 
 
@@ -85,9 +86,19 @@ def test_profiles_do_not_share_entries(tmp_path: Path) -> None:
 def test_any_bytes_round_trip(
     tmp_path_factory: pytest.TempPathFactory, data: bytes, compressed: bool
 ) -> None:
-    with BlockCache.open(tmp_path_factory.mktemp("c"), PROFILE) as cache:
+    root = tmp_path_factory.mktemp("c")
+    with BlockCache.open(root, PROFILE) as cache:
         cache.put(key_of(data), data, compressed=compressed)
         assert cache.get(key_of(data)) == (data, compressed)
+    with BlockCache.open(root, PROFILE) as cache:
+        assert cache.get(key_of(data)) == (data, compressed)
+
+
+def stored(root: Path, *blocks: bytes, compressed: bool = True) -> None:
+    """A build that stores ``blocks``, each under its key, and publishes them."""
+    with BlockCache.open(root, PROFILE) as cache:
+        for data in blocks:
+            cache.put(key_of(data), data, compressed=compressed)
 
 
 @FUZZ
@@ -96,46 +107,74 @@ def test_any_bytes_round_trip(
     spot=st.integers(min_value=0),
     flip=st.integers(1, 255),
 )
-def test_any_flipped_byte_is_a_miss_and_removed(
+def test_any_flipped_byte_is_a_miss_from_then_on(
     tmp_path_factory: pytest.TempPathFactory, data: bytes, spot: int, flip: int
 ) -> None:
-    with BlockCache.open(tmp_path_factory.mktemp("c"), PROFILE) as cache:
-        key = key_of(data)
-        cache.put(key, data, compressed=True)
-        path = entry_path(cache, key)
-        raw = bytearray(path.read_bytes())
-        raw[spot % len(raw)] ^= flip
-        path.write_bytes(bytes(raw))
-        assert cache.get(key) is None
+    root = tmp_path_factory.mktemp("c")
+    neighbour = b"neighbour" + data
+    stored(root, data, neighbour)
+    found = located(root, key_of(data))
+    raw = bytearray(found.read())
+    raw[spot % len(raw)] ^= flip
+    found.write(bytes(raw))
+    with BlockCache.open(root, PROFILE) as cache:
+        assert cache.get(key_of(data)) is None
         assert cache.stats.corrupt == 1 and cache.stats.hits == 0 and cache.stats.misses == 1
-        assert not path.exists()
+        assert cache.get(key_of(data)) is None and cache.stats.corrupt == 1
+        assert cache.get(key_of(neighbour)) == (neighbour, True)
 
 
 @FUZZ
 @given(data=st.binary(min_size=1, max_size=300), cut=st.integers(min_value=0))
-def test_any_truncation_is_a_miss_and_removed(
+def test_any_truncation_is_a_miss(
     tmp_path_factory: pytest.TempPathFactory, data: bytes, cut: int
 ) -> None:
-    with BlockCache.open(tmp_path_factory.mktemp("c"), PROFILE) as cache:
-        key = key_of(data)
-        cache.put(key, data, compressed=False)
-        path = entry_path(cache, key)
-        raw = path.read_bytes()
-        path.write_bytes(raw[: cut % len(raw)])  # zero length included
-        assert cache.get(key) is None
-        assert cache.stats.corrupt == 1 and not path.exists()
+    root = tmp_path_factory.mktemp("c")
+    stored(root, data, compressed=False)
+    found = located(root, key_of(data))
+    os.truncate(found.segment, found.offset + cut % found.size)  # zero length included
+    with BlockCache.open(root, PROFILE) as cache:
+        assert cache.get(key_of(data)) is None
+        assert cache.stats.corrupt == 1
 
 
-def test_an_entry_for_another_key_is_a_miss(cache: BlockCache) -> None:
-    """A file that is whole and intact, but for another key (a copy, a rename), is not
-    returned for this one."""
+def test_an_entry_for_another_key_is_a_miss(tmp_path: Path) -> None:
+    """An index record that points at a whole, intact entry, but for another key (a copy,
+    a forged index), does not return it for this one."""
     first, second = b"first", b"second"
-    cache.put(key_of(first), first, compressed=True)
-    entry_path(cache, key_of(second)).parent.mkdir(exist_ok=True)
-    os.link(entry_path(cache, key_of(first)), entry_path(cache, key_of(second)))
-    assert cache.get(key_of(second)) is None
-    assert cache.stats.corrupt == 1
-    assert cache.get(key_of(first)) == (first, True)
+    stored(tmp_path, first)
+    (index,) = indexes(tmp_path)
+    raw = index.read_bytes()
+    index.write_bytes(raw + key_of(second) + raw[8 + 32 :])  # second's key, first's entry
+    with BlockCache.open(tmp_path, PROFILE) as cache:
+        assert cache.get(key_of(second)) is None
+        assert cache.stats.corrupt == 1
+        assert cache.get(key_of(first)) == (first, True)
+
+
+@pytest.mark.parametrize("damage", ["empty", "garbage", "cut record", "huge offset", "no segment"])
+def test_a_damaged_index_costs_misses_only(tmp_path: Path, damage: str) -> None:
+    blocks = [bytes([n]) * 100 for n in range(5)]
+    stored(tmp_path, *blocks)
+    (index,) = indexes(tmp_path)
+    raw = index.read_bytes()
+    if damage == "empty":
+        index.write_bytes(b"")
+    elif damage == "garbage":
+        index.write_bytes(os.urandom(len(raw)))
+    elif damage == "cut record":
+        index.write_bytes(raw[:-5])
+    elif damage == "huge offset":
+        index.write_bytes(
+            raw[:8] + key_of(blocks[0]) + (1 << 39).to_bytes(8, "little") + raw[48:52]
+        )
+    else:
+        index.with_suffix(SEGMENT_SUFFIX).unlink()
+    with BlockCache.open(tmp_path, PROFILE) as cache:
+        found = [cache.get(key_of(data)) for data in blocks]
+    assert all(f is None or f == (d, True) for f, d in zip(found, blocks, strict=True))
+    if damage == "cut record":
+        assert found[:4] == [(d, True) for d in blocks[:4]] and found[4] is None
 
 
 def test_a_wrong_key_length_is_a_bug(cache: BlockCache) -> None:
@@ -143,23 +182,22 @@ def test_a_wrong_key_length_is_a_bug(cache: BlockCache) -> None:
         cache.get(b"short")
 
 
-def test_an_entry_gone_between_lookup_and_read_is_a_miss(
-    cache: BlockCache, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_a_segment_gone_before_it_is_read_is_a_miss(tmp_path: Path) -> None:
     data = b"evicted meanwhile"
-    cache.put(key_of(data), data, compressed=True)
-    entry_path(cache, key_of(data)).unlink()
-    assert cache.get(key_of(data)) is None
-    assert cache.stats.corrupt == 0 and cache.stats.misses == 1
+    stored(tmp_path, data)
+    with BlockCache.open(tmp_path, PROFILE) as cache:
+        located(tmp_path, key_of(data)).segment.unlink()
+        assert cache.get(key_of(data)) is None
+        assert cache.stats.corrupt == 0 and cache.stats.misses == 1
 
 
 def test_a_full_disk_stops_writes_and_never_raises(
     cache: BlockCache, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    def full(fd: int, data: object) -> int:
+    def full(fd: int, buffers: object, offset: int) -> int:
         raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
 
-    monkeypatch.setattr(os, "write", full)
+    monkeypatch.setattr(os, "pwritev", full)
     cache.put(key_of(b"a"), b"a", compressed=True)
     cache.put(key_of(b"b"), b"b", compressed=True)
     monkeypatch.undo()
@@ -167,7 +205,9 @@ def test_a_full_disk_stops_writes_and_never_raises(
     assert cache.stats.write_errors == 1 and cache.stats.stored == 0
     assert cache.unwritable is not None and "No space left on device" in cache.unwritable
     assert cache.get(key_of(b"a")) is None and cache.get(key_of(b"c")) is None
-    assert listings(cache.root)[0].temporaries == []  # the partial file is gone
+    cache.close()
+    assert listings(cache.root)[0].temporaries == []  # the empty segment is gone
+    assert entries(cache.root) == []
 
 
 @pytest.mark.parametrize("make", ["file", "under a file"])
@@ -214,22 +254,26 @@ def test_a_cache_busy_being_pruned_is_disabled_after_the_wait(
 
 
 def fill(root: Path, sizes: list[int], *, limit: int | None = None) -> list[Path]:
-    """One entry per size, used in that order a second apart (oldest first)."""
+    """One segment (one build) per size, holding one entry of that size, used in that
+    order a second apart (oldest first); their index files."""
     paths = []
-    with BlockCache.open(root, PROFILE, limit=limit) as cache:
-        for index, size in enumerate(sizes):
+    for index, size in enumerate(sizes):
+        with BlockCache.open(root, PROFILE, limit=limit) as cache:
             data = bytes([index % 256]) * size
             cache.put(key_of(data, str(index)), data, compressed=True)
-            path = entry_path(cache, key_of(data, str(index)))
-            os.utime(path, (1_000_000 + index, 1_000_000 + index))
-            paths.append(path)
+        path = indexes(root)[-1]
+        os.utime(path, (1_000_000 + index, 1_000_000 + index))
+        paths.append(path)
     return paths
+
+
+SEGMENT_OVERHEAD = 8 + 44  # an index's header and one record
 
 
 def test_close_evicts_least_recently_used_down_to_the_limit(tmp_path: Path) -> None:
     root = tmp_path / "cache"
     paths = fill(root, [1000] * 6)
-    entry_size = 1000 + ENTRY_OVERHEAD
+    entry_size = 1000 + ENTRY_OVERHEAD + SEGMENT_OVERHEAD
     # A hit makes the oldest entry the newest.
     with BlockCache.open(root, PROFILE, limit=3 * entry_size) as cache:
         first = bytes([0]) * 1000
@@ -256,12 +300,14 @@ def test_eviction_keeps_the_newest_entries_that_fit(
     paths = fill(root, sizes, limit=None)
     prune(root, limit=limit)
     kept = [p.exists() for p in paths]
-    total = sum((s + ENTRY_OVERHEAD) * k for s, k in zip(sizes, kept, strict=True))
+    total = sum(
+        (s + ENTRY_OVERHEAD + SEGMENT_OVERHEAD) * k for s, k in zip(sizes, kept, strict=True)
+    )
     assert total <= limit
     assert kept == sorted(kept)  # only the oldest go: removed ones precede the kept ones
     if False in kept:  # and no more than needed: one more would not have fitted
         newest_removed = len(kept) - 1 - kept[::-1].index(False)
-        assert total + sizes[newest_removed] + ENTRY_OVERHEAD > limit
+        assert total + sizes[newest_removed] + ENTRY_OVERHEAD + SEGMENT_OVERHEAD > limit
 
 
 def test_eviction_waits_for_every_build_to_let_go(tmp_path: Path) -> None:
@@ -304,10 +350,19 @@ def test_prune_without_waiting_removes_nothing_under_a_build(tmp_path: Path) -> 
 def test_leftover_temporary_files_go_at_eviction(tmp_path: Path) -> None:
     root = tmp_path / "cache"
     (path,) = fill(root, [10])
-    leftover = path.with_name(f".{path.name}.999.1")
-    leftover.write_bytes(b"half")
+    leftovers = [
+        path.with_name(f".{path.with_suffix(SEGMENT_SUFFIX).name}"),  # a writer's segment
+        path.with_name(f".{path.name}.999.1"),  # a writer's index
+        path.with_name(f"{'0' * 32}{SEGMENT_SUFFIX}"),  # a segment without its index
+        path.with_name(f"{'1' * 32}{INDEX_SUFFIX}"),  # an index without its segment
+        path.parent / "ab" / ("cd" * 31),  # an entry of the older layout, one file each
+    ]
+    leftovers[-1].parent.mkdir()
+    for leftover in leftovers:
+        leftover.write_bytes(b"half")
     prune(root, limit=DEFAULT_LIMIT)
-    assert path.exists() and not leftover.exists()
+    assert path.exists() and path.with_suffix(SEGMENT_SUFFIX).exists()
+    assert not any(leftover.exists() for leftover in leftovers)
 
 
 def _worker(root: str, worker: int, rounds: int) -> tuple[int, int]:
@@ -389,7 +444,7 @@ def test_prune_and_eviction_remove_only_the_layer_indexes_the_cache_made(tmp_pat
         os.utime(file, (1, 1))  # older than every block: an index eviction removes
     (root / "layers" / "0123456789abcdef").symlink_to(elsewhere)
     (root / "layers" / "photos").mkdir()
-    with BlockCache.open(root, PROFILE, limit=ENTRY_OVERHEAD + 10) as cache:
+    with BlockCache.open(root, PROFILE, limit=ENTRY_OVERHEAD + SEGMENT_OVERHEAD + 10) as cache:
         pass
     assert cache.evicted is not None and cache.evicted.entries == 1
     assert not index.exists() and not temporary.exists()

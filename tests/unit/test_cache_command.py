@@ -33,8 +33,9 @@ def no_engine(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
 
 
 def filled(root: Path, profile: Profile, count: int, *, size: int = 1000) -> None:
-    with BlockCache.open(root, profile, limit=None) as cache:
-        for index in range(count):
+    """``count`` builds, each storing one entry (eviction removes a build's at a time)."""
+    for index in range(count):
+        with BlockCache.open(root, profile, limit=None) as cache:
             data = hashlib.sha256(f"{profile.compressor}{index}".encode()).digest()
             cache.put(
                 hashlib.blake2b(data, digest_size=32).digest(), data * (size // 32), compressed=True

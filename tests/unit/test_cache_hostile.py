@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from imgforge.cache import BlockCache, Profile, listings
+from imgforge.cache import BlockCache, Profile, listings, segment
 from imgforge.cache.layout import ADDED, PROFILE_FILE, USAGE
 from imgforge.cache.scan import read_profile
 from imgforge.squashfs.codec import Codec
@@ -47,25 +47,37 @@ def test_an_entry_others_may_write_is_not_private(tmp_path: Path) -> None:
     root = tmp_path / "cache"
     with BlockCache.open(root, PROFILE) as cache:
         cache.put(KEY, b"data", compressed=False)
-    (entry,) = [p for p in (root / "blocks").rglob("*") if p.parent.name == KEY[:1].hex()]
-    entry.chmod(0o666)
+    (segment,) = (root / "blocks").rglob("*.seg")
+    segment.chmod(0o666)
     with BlockCache.open(root, PROFILE) as cache:
         assert cache.lookup(KEY) == (b"data", False, False)
 
 
-def test_a_link_planted_at_a_writers_temporary_name_is_not_followed(tmp_path: Path) -> None:
+@pytest.mark.parametrize("planted", ["segment", "index"])
+def test_a_link_planted_at_a_writers_temporary_name_is_not_followed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, planted: str
+) -> None:
+    """In a cache others may write to, a symbolic link at the name a writer is about to
+    make (its segment's, or its index's while it publishes) leads it nowhere."""
     root = tmp_path / "cache"
     victim = tmp_path / "victim"
     victim.write_text("keep me")
+    name = "0" * 32
+    monkeypatch.setattr(segment, "new_name", lambda: name)
     with BlockCache.open(root, PROFILE) as cache:
-        cache.put(bytes(32), b"first", compressed=False)  # makes the fan-out directories
-        path = cache._path(KEY)
-        path.parent.mkdir(exist_ok=True)
-        planted = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}")
-        planted.symlink_to(victim)
+        directory = root / "blocks" / PROFILE.ident()
+        temporary = directory / (
+            f".{name}.seg" if planted == "segment"
+            else f".{name}.idx.{os.getpid()}.{threading.get_ident()}"
+        )  # fmt: skip
+        temporary.symlink_to(victim)
         cache.put(KEY, b"data", compressed=False)
-        assert cache.lookup(KEY) == (b"data", False, True)
     assert victim.read_text() == "keep me"
+    with BlockCache.open(root, PROFILE) as cache:
+        # A segment name taken is a build that keeps nothing new; an index name taken
+        # is made anew.
+        expected = None if planted == "segment" else (b"data", False, True)
+        assert cache.lookup(KEY) == expected
 
 
 def test_zstd_data_after_the_frame_is_not_a_block() -> None:

@@ -4,6 +4,7 @@ shared or damaged cache is byte for byte the image packed without one."""
 from __future__ import annotations
 
 import io
+import itertools
 import multiprocessing
 import os
 import random
@@ -12,6 +13,7 @@ import zlib
 from pathlib import Path
 
 import pytest
+from cachefiles import RECORD, entries, indexes
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -77,6 +79,49 @@ def test_reuse_output_equals_scratch(
     assert grown.reuse.hits > 0 and grown.reuse.misses > 0
 
 
+def damage_cache(root: Path, damage: str) -> None:
+    """Damage every entry the cache under ``root`` holds, one way."""
+    found = entries(root)
+    assert found
+    (index,) = indexes(root)
+    segment = index.with_suffix(".seg")
+    header, records = index.read_bytes()[:8], []
+    for number, at in enumerate(found):
+        data = at.read()
+        if damage == "flip":
+            spot = number * 7919 % len(data)
+            at.write(data[:spot] + bytes([data[spot] ^ 0x40]) + data[spot + 1 :])
+        elif damage == "swap":  # each key names its neighbour's entry: wrong key inside
+            other = found[(number + 1) % len(found)]
+            records.append(RECORD.pack(at.key, other.offset, other.size))
+        elif damage == "huge":  # larger than any entry
+            records.append(RECORD.pack(at.key, at.offset, 2 * CODEC.block_size + 100))
+        elif damage == "forge":  # a whole, checksummed entry for this key: another block
+            forged = zlib.compress(bytes([number % 256]) * CODEC.block_size, 1)
+            records.append(entry.encode(at.key, forged, compressed=True))  # the entries
+    if damage == "truncate":
+        os.truncate(segment, found[0].size // 2)
+    elif damage == "empty":
+        os.truncate(segment, 0)
+    elif damage == "symlink":  # never followed (to /dev/zero: read without end)
+        segment.unlink()
+        segment.symlink_to("/dev/zero")
+    elif damage == "fifo":  # never opened for a wait
+        segment.unlink()
+        os.mkfifo(segment)
+    elif damage in ("swap", "huge"):
+        index.write_bytes(header + b"".join(records))
+    elif damage == "forge":  # as another user could, in a cache others may write to
+        offsets = itertools.accumulate((len(forged) for forged in records), initial=0)
+        table = b"".join(
+            RECORD.pack(at.key, offset, len(forged))
+            for at, offset, forged in zip(found, offsets, records, strict=False)
+        )
+        segment.write_bytes(b"".join(records))
+        index.write_bytes(header + table)
+        os.chmod(root, 0o777)
+
+
 @pytest.mark.parametrize(
     "damage", ["flip", "truncate", "empty", "swap", "forge", "symlink", "fifo", "huge"]
 )
@@ -86,40 +131,13 @@ def test_a_damaged_cache_is_caught_and_the_image_is_still_exact(
     tar = archive(tree(7))
     scratch, _ = pack(tar, tmp_path / "scratch.sqfs", None)
     pack(tar, tmp_path / "cold.sqfs", tmp_path / "cache")
-    entries = sorted(
-        p for p in (tmp_path / "cache").rglob("*") if p.is_file() and len(p.name) == 62
-    )
-    assert entries
-    for number, path in enumerate(entries):
-        data = path.read_bytes()
-        if damage == "flip":
-            at = number * 7919 % len(data)
-            path.write_bytes(data[:at] + bytes([data[at] ^ 0x40]) + data[at + 1 :])
-        elif damage == "truncate":
-            path.write_bytes(data[: len(data) // 2])
-        elif damage == "empty":
-            path.write_bytes(b"")
-        elif damage == "swap":  # each entry under its neighbour's name: wrong key inside
-            path.write_bytes(entries[(number + 1) % len(entries)].read_bytes())
-        elif damage == "forge":  # a whole, checksummed entry for this key: another block
-            key = bytes.fromhex(path.parent.name + path.name)
-            forged = zlib.compress(bytes([number % 256]) * CODEC.block_size, 1)
-            path.write_bytes(entry.encode(key, forged, compressed=True))
-        elif damage == "symlink":  # never followed (to /dev/zero: read without end)
-            path.unlink()
-            path.symlink_to("/dev/zero")
-        elif damage == "fifo":  # never opened for a wait
-            path.unlink()
-            os.mkfifo(path)
-        else:  # larger than any entry
-            path.write_bytes(data * (CODEC.block_size // len(data) + 2))
-    if damage == "forge":  # as another user could, in a cache others may write to
-        os.chmod(tmp_path / "cache", 0o777)
+    damage_cache(tmp_path / "cache", damage)
     image, packed = pack(tar, tmp_path / "damaged.sqfs", tmp_path / "cache")
     assert image == scratch
     assert packed.reuse.hits == 0
     if damage == "forge":
         assert packed.reuse.rejected > 0
+    # The blocks stored again, in a newer segment, are what later builds read.
     again, repaired = pack(tar, tmp_path / "repaired.sqfs", tmp_path / "cache")
     assert again == scratch and repaired.reuse.misses == 0
 
