@@ -12,8 +12,6 @@ Layout (no database: the segments' indexes are the cache's index)::
     ROOT/                           $XDG_CACHE_HOME/imgforge, ~/.cache/imgforge, --cache-dir
       lock                          builds hold it shared while they use the cache;
                                     eviction and `imgforge cache prune` hold it alone
-      usage, added                  the segments' total at the last eviction, and what
-                                    builds stored since (see usage.py)
       blocks/IDENT/                 one directory per Profile (IDENT = Profile.ident())
         profile.json                the profile's fields (what `imgforge cache ls` shows)
         NAME.seg                    a segment: the entries one build stored, one after

@@ -58,9 +58,6 @@ class Catalog:
             if entry.HEADER_BYTES <= size <= largest and offset <= _OFFSET_MASK:
                 where[key] = _location(number, offset, size)
 
-    def __len__(self) -> int:
-        return len(self._where)
-
     def adopt(self, fd: int, path: str) -> int:
         """Serve the segment this build writes, open at ``fd``; its number."""
         with self._opening:

@@ -8,8 +8,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from imgforge.cache import lock, usage
-from imgforge.cache.layout import BLOCKS, LAYERS, PROFILE_FILE, profile_dir
+from imgforge.cache import lock
+from imgforge.cache.layout import BLOCKS, LAYERS, PROFILE_FILE, RECORDS, profile_dir
 from imgforge.cache.scan import Segment, fan_outs, index_directories, index_files, listings
 from imgforge.errors import ImgforgeError
 
@@ -52,7 +52,7 @@ def evict(root: Path, limit: int) -> Removed:
     if removed:
         oldest = min((s.used for s in segments[removed:]), default=None)
         _evict_indexes(root, oldest)
-    usage.record_total(root, total)
+    _remove_records(root)
     return Removed(removed_entries, removed_size, entries - removed_entries, total)
 
 
@@ -99,9 +99,16 @@ def clear(root: Path) -> Removed:
     for directory in index_directories(root):
         _remove_directory(directory)
     _remove_directory(root / LAYERS)
-    usage.forget(root)
+    _remove_records(root)
     entries = sum(listing.entries for listing in found)
     return Removed(entries, sum(listing.size for listing in found), 0, 0)
+
+
+def _remove_records(root: Path) -> None:
+    """The usage records an earlier version kept in the root."""
+    for name in RECORDS:
+        with contextlib.suppress(OSError):
+            (root / name).unlink()
 
 
 def _remove_directory(directory: Path) -> None:

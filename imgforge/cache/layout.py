@@ -11,8 +11,8 @@ from imgforge.errors import UsageError
 BLOCKS = "blocks"
 LAYERS = "layers"
 LOCK = "lock"
-USAGE = "usage"
-ADDED = "added"
+# What an earlier version kept in the root (its usage records): eviction removes them.
+RECORDS = ("usage", "added")
 PROFILE_FILE = "profile.json"
 # A writer's temporary file starts with this; nothing else in the cache does.
 TEMPORARY_PREFIX = "."

@@ -86,16 +86,15 @@ class SegmentWriter:
             self.records += RECORD.pack(key, offset, size)
         return offset, size
 
-    def publish(self) -> int:
+    def publish(self) -> None:
         """Rename the segment into place, then write its index; with nothing written,
-        remove it. The bytes the two files take."""
+        remove it."""
         try:
             if self.size == 0:
                 self.temporary.unlink()
-                return 0
+                return
             os.rename(self.temporary, self.directory / f"{self.name}{SEGMENT_SUFFIX}")
             write_atomically(self.directory / f"{self.name}{INDEX_SUFFIX}", self.records)
-            return self.size + len(self.records)
         finally:
             os.close(self.fd)
 

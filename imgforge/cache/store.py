@@ -13,7 +13,7 @@ from pathlib import Path
 from types import TracebackType
 
 from imgforge import atomic
-from imgforge.cache import entry, entryfile, lock, usage
+from imgforge.cache import entry, entryfile, lock
 from imgforge.cache.catalog import Catalog, Damaged
 from imgforge.cache.evict import Removed, evict
 from imgforge.cache.layout import PROFILE_FILE, profile_dir
@@ -136,20 +136,18 @@ class BlockCache:
             return self._writer
 
     def close(self) -> None:
-        """Let go of the cache; when no other process is using it and it may be over
-        its limit (see :mod:`imgforge.cache.usage`), evict the least recently used
-        entries down to the limit first."""
+        """Publish this build's segment and let go of the cache; when no other process
+        is using it, evict the least recently used segments down to the limit first (a
+        listing of a few files per profile: segments, not entries)."""
         fd, self._lock_fd = self._lock_fd, None
         self._directory = None
         if fd is None:
             return
         try:
             self._catalog.close()
-            published = self._publish()
-            if self.limit is not None:
-                usage.record_added(self.root, published)
-                if lock.try_lock(fd, lock.EXCLUSIVE) and not usage.within(self.root, self.limit):
-                    self.evicted = evict(self.root, self.limit)
+            self._publish()
+            if self.limit is not None and lock.try_lock(fd, lock.EXCLUSIVE):
+                self.evicted = evict(self.root, self.limit)
         except OSError:
             pass  # housekeeping: a failed eviction leaves the cache larger, never wrong
         finally:
@@ -166,20 +164,19 @@ class BlockCache:
     ) -> None:
         self.close()
 
-    def _publish(self) -> int:
-        """Publish this build's segment (the bytes it takes); one that can't be is
-        removed (its entries kept nowhere, counted in ``stats.write_errors``)."""
+    def _publish(self) -> None:
+        """Publish this build's segment; one that can't be is removed (its entries kept
+        nowhere, counted in ``stats.write_errors``)."""
         writer, self._writer = self._writer, None
         if writer is None:
-            return 0
+            return
         try:
-            return writer.publish()
+            writer.publish()
         except OSError as exc:
             with contextlib.suppress(OSError):
                 writer.temporary.unlink()
             self.stats.write_errors += 1
             self.unwritable = f"{writer.directory}: {_reason(exc)}"
-            return 0
 
     def private(self, directory: Path | str) -> bool:
         """Whether ``directory`` and those above it up to the root are this user's alone

@@ -1,19 +1,18 @@
 """What others (or an odd umask) may leave in and around the cache: files and directories
 others may write are never trusted, planted names are never followed or waited on, and
-records that can't be read cost a listing, not a cache over its limit."""
+nothing planted keeps the cache over its limit."""
 
 from __future__ import annotations
 
 import os
 import stat
 import threading
-import time
 from pathlib import Path
 
 import pytest
 
 from imgforge.cache import BlockCache, Profile, listings, segment
-from imgforge.cache.layout import ADDED, PROFILE_FILE, USAGE
+from imgforge.cache.layout import PROFILE_FILE, RECORDS
 from imgforge.cache.scan import read_profile
 from imgforge.squashfs.codec import Codec
 
@@ -106,31 +105,24 @@ def closes_soon(root: Path, limit: int) -> BlockCache:
 
 
 @pytest.mark.parametrize("planted", ["fifo", "directory", "symlink"])
-def test_an_added_record_that_cant_be_read_costs_a_listing(tmp_path: Path, planted: str) -> None:
+def test_what_is_planted_at_an_older_versions_records_never_hangs_a_build(
+    tmp_path: Path, planted: str
+) -> None:
     root = tmp_path / "cache"
     closes_soon(root, 10**9)
-    added = root / ADDED
-    added.unlink(missing_ok=True)
-    if planted == "fifo":
-        os.mkfifo(added)
-    elif planted == "directory":
-        added.mkdir()
-    else:
-        added.symlink_to(tmp_path / "elsewhere")
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.write_text("keep me")
+    for name in RECORDS:
+        if planted == "fifo":
+            os.mkfifo(root / name)
+        elif planted == "directory":
+            (root / name).mkdir()
+        else:
+            (root / name).symlink_to(elsewhere)
     for _ in range(4):
         closes_soon(root, 5000)
         assert sum(listing.size for listing in listings(root)) <= 5000
-
-
-def test_a_usage_record_from_the_future_costs_a_listing(tmp_path: Path) -> None:
-    root = tmp_path / "cache"
-    closes_soon(root, 10**9)
-    (root / USAGE).write_text("0\n")
-    future = time.time() + 10 * 24 * 3600
-    os.utime(root / USAGE, (future, future))
-    for _ in range(3):
-        closes_soon(root, 5000)
-    assert sum(listing.size for listing in listings(root)) <= 5000
+    assert elsewhere.read_text() == "keep me"
 
 
 def test_a_fifo_planted_as_profile_json_is_not_waited_on(tmp_path: Path) -> None:
@@ -142,3 +134,33 @@ def test_a_fifo_planted_as_profile_json_is_not_waited_on(tmp_path: Path) -> None
     thread.start()
     thread.join(10)
     assert found == [None]
+
+
+@pytest.mark.parametrize("planted", ["fifo", "symlink", "directory"])
+@pytest.mark.parametrize("where", [".seg", ".idx"])
+def test_a_segment_or_index_planted_as_something_else_is_a_miss(
+    tmp_path: Path, planted: str, where: str
+) -> None:
+    """Neither a segment nor an index is ever followed, waited on or read without end."""
+    root = tmp_path / "cache"
+    with BlockCache.open(root, PROFILE) as cache:
+        cache.put(KEY, b"data", compressed=False)
+    (index,) = (root / "blocks").rglob("*.idx")
+    path = index.with_suffix(where)
+    path.unlink()
+    if planted == "fifo":
+        os.mkfifo(path)
+    elif planted == "symlink":
+        path.symlink_to("/dev/zero")
+    else:
+        path.mkdir()
+    found: list[object] = []
+    thread = threading.Thread(target=_lookup, args=(root, found), daemon=True)
+    thread.start()
+    thread.join(10)
+    assert found == [None]
+
+
+def _lookup(root: Path, found: list[object]) -> None:
+    with BlockCache.open(root, PROFILE) as cache:
+        found.append(cache.lookup(KEY))
