@@ -21,9 +21,9 @@ FILE_MODE = 0o644
 def write_atomically(path: Path, blob: bytes | bytearray) -> None:
     """Write ``blob`` to a temporary file beside ``path`` (unique to this process and
     thread; made anew, never through what someone planted under its name), then rename
-    it into place. No fsync: an entry torn by a crash fails its checksum and is dropped
-    on the next read. Files are 0644 whatever the umask: a file others may write is
-    never trusted (see BlockCache.lookup)."""
+    it into place. No fsync: a file torn by a crash fails the checks of what it holds
+    (an index only says where entries are; each entry has its checksum). Files are 0644
+    whatever the umask: a file others may write is never trusted (see BlockCache.lookup)."""
     unique = f"{os.getpid()}.{threading.get_ident()}"
     temporary = path.with_name(f"{TEMPORARY_PREFIX}{path.name}.{unique}")
     try:

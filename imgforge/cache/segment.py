@@ -98,13 +98,6 @@ class SegmentWriter:
         finally:
             os.close(self.fd)
 
-    def abandon(self) -> None:
-        """Remove the segment unpublished."""
-        try:
-            self.temporary.unlink(missing_ok=True)
-        finally:
-            os.close(self.fd)
-
 
 def read_index(path: str) -> tuple[bytes, os.stat_result] | None:
     """An index file's records (whole ones only) and its stat; None for anything but a

@@ -96,9 +96,9 @@ class BlockCache:
 
     def lookup(self, key: bytes) -> tuple[bytes, bool, bool] | None:
         """:meth:`get`, and whether the entry is private: its segment and every directory
-        from the cache root down to it belong to this user and no one else may write them, so only
-        this user's builds (or root) can have put it there, and its checksum is all the
-        check it needs. Any other entry may hold what another user put under the key."""
+        from the cache root down to it belong to this user and no one else may write them,
+        so only this user's builds (or root) can have put it there, and its checksum is all
+        the check it needs. Any other entry may hold what another user put under the key."""
         found = None if self._directory is None else self._read(key)
         with self._counting:
             if found is None:
