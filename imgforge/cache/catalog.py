@@ -16,6 +16,11 @@ from imgforge.cache.entryfile import TOUCH_SECONDS, mine
 # A location packs the segment's number, the entry's offset and its size in one int.
 _SIZE_BITS, _OFFSET_BITS = 24, 40
 _SIZE_MASK, _OFFSET_MASK = (1 << _SIZE_BITS) - 1, (1 << _OFFSET_BITS) - 1
+# Entries known at most (about 160 bytes of memory each; 64 GB of 64 KB blocks): older
+# segments past it are not read. Segments kept open at most; past it, each read opens its
+# segment and closes it again.
+MAX_ENTRIES = 1 << 20
+MAX_OPEN = 64
 
 
 @dataclass
@@ -38,25 +43,29 @@ class Catalog:
         self._where: dict[bytes, int] = {}
         self._segments: list[_Segment] = []
         self._opening = threading.Lock()
-        for name in _published(directory):
-            self._load(name)
+        self._kept = 0
+        for name in reversed(_published(directory)):  # the newest first: they win
+            if len(self._where) >= MAX_ENTRIES:
+                break
+            self._load(f"{directory}{os.sep}{name}")
 
-    def _load(self, name: str) -> None:
-        base = f"{self.directory}{os.sep}{name}"
+    def _load(self, base: str) -> None:
+        """The entries of the segment ``base``.seg that its index names within it."""
         found = segment.read_index(base + segment.INDEX_SUFFIX)
-        if found is None:
+        try:
+            data = os.lstat(base + segment.SEGMENT_SUFFIX)
+        except OSError:
+            return
+        if found is None or not stat.S_ISREG(data.st_mode):
             return
         raw, index_stat = found
         number = len(self._segments)
-        self._segments.append(
-            _Segment(
-                base + segment.SEGMENT_SUFFIX, base + segment.INDEX_SUFFIX, index_stat.st_mtime
-            )
-        )
-        where, largest = self._where, self._largest
+        index, used = base + segment.INDEX_SUFFIX, index_stat.st_mtime
+        self._segments.append(_Segment(base + segment.SEGMENT_SUFFIX, index, used))
+        where, largest, end = self._where, self._largest, min(data.st_size, _OFFSET_MASK)
         for key, offset, size in segment.records(raw):
-            if entry.HEADER_BYTES <= size <= largest and offset <= _OFFSET_MASK:
-                where[key] = _location(number, offset, size)
+            if entry.HEADER_BYTES <= size <= largest and offset + size <= end:
+                where.setdefault(key, _location(number, offset, size))
 
     def adopt(self, fd: int, path: str) -> int:
         """Serve the segment this build writes, open at ``fd``; its number."""
@@ -77,7 +86,7 @@ class Catalog:
         number, size = location >> (_OFFSET_BITS + _SIZE_BITS), location & _SIZE_MASK
         offset = (location >> _SIZE_BITS) & _OFFSET_MASK
         held = self._segments[number]
-        fd = held.fd if held.opened else self._open(held)
+        fd, private, passing = (held.fd, held.private, False) if held.opened else self._use(held)
         if fd is None:
             return None
         header, data = bytearray(entry.HEADER_BYTES), bytearray(size - entry.HEADER_BYTES)
@@ -85,22 +94,30 @@ class Catalog:
             complete = os.preadv(fd, [header, data], offset) == size
         except OSError:
             complete = False
+        finally:
+            if passing:
+                os.close(fd)
         compressed = entry.check(key, header, data) if complete else None
         if compressed is None:
             self._where.pop(key, None)
             raise Damaged(held.data)
         held.hit = True
         # A bytearray serves as bytes everywhere the writer takes a block's data.
-        return data, compressed, held.private  # type: ignore[return-value]
+        return data, compressed, private  # type: ignore[return-value]
 
-    def _open(self, held: _Segment) -> int | None:
-        """The segment's descriptor, opened once: only a regular file (a symbolic link,
-        FIFO or device planted in the cache is never followed or waited on)."""
+    def _use(self, held: _Segment) -> tuple[int | None, bool, bool]:
+        """A descriptor of the segment, whether it is private, and whether it is this
+        read's alone (to close after it): opened once and kept, up to MAX_OPEN segments.
+        Only a regular file is opened (a symbolic link, FIFO or device planted in the
+        cache is never followed or waited on)."""
         with self._opening:
-            if not held.opened:
+            if not held.opened and self._kept < MAX_OPEN:
                 held.fd, held.private = self._opened(held.data)
                 held.opened = True  # after fd: readers that see it opened read fd unlocked
-            return held.fd
+                self._kept += held.fd is not None
+            if held.opened:
+                return held.fd, held.private, False
+        return (*self._opened(held.data), True)
 
     def _opened(self, path: str) -> tuple[int | None, bool]:
         flags = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
@@ -128,6 +145,7 @@ class Catalog:
             if held.index and held.fd is not None:
                 os.close(held.fd)
             held.fd = None
+        self._kept = 0
 
 
 class Damaged(Exception):

@@ -3,6 +3,7 @@ have written them."""
 
 from __future__ import annotations
 
+import errno
 import os
 import stat
 import threading
@@ -62,14 +63,23 @@ def mine(found: os.stat_result) -> bool:
     return found.st_uid == os.geteuid() and not found.st_mode & (stat.S_IWGRP | stat.S_IWOTH)
 
 
-def make_private_dir(path: Path, *, parents: bool = False) -> None:
+def make_private_dir(path: Path, *, parents: bool = False, real: bool = True) -> None:
     """Make ``path`` (and with ``parents`` those above it) PRIVATE_DIR whatever the umask
     (a group-writable one would make everything under it untrusted); one that exists is
-    left as it is."""
+    left as it is. With ``real`` (the cache's own directories; not its root, which may be
+    a link the user made) it must be a directory itself: anything else there, a symbolic
+    link planted in the cache included, raises NotADirectoryError, and nothing is written
+    through it."""
     if parents and not path.parent.exists():
-        make_private_dir(path.parent, parents=True)
+        make_private_dir(path.parent, parents=True, real=False)
     try:
         path.mkdir(mode=PRIVATE_DIR)
     except FileExistsError:
+        if real and not stat.S_ISDIR(os.lstat(path).st_mode):
+            raise NotADirectoryError(errno.ENOTDIR, "not a directory", str(path)) from None
         return
-    os.chmod(path, PRIVATE_DIR)
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    try:
+        os.fchmod(fd, PRIVATE_DIR)
+    finally:
+        os.close(fd)

@@ -104,7 +104,8 @@ class LayerIndex:
         if self.store.disabled or self.store.unwritable or not learned:
             return
         with contextlib.suppress(OSError):
-            make_private_dir(self.directory, parents=True)
+            make_private_dir(self.directory.parent)
+            make_private_dir(self.directory)
             if not self.store.private(self.directory):
                 return
             for path, layer in learned.items():

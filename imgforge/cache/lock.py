@@ -5,6 +5,7 @@ from __future__ import annotations
 import errno
 import fcntl
 import os
+import stat
 import time
 from pathlib import Path
 
@@ -18,13 +19,29 @@ POLL_SECONDS = 0.1
 def open_lock(root: Path) -> int:
     """A descriptor of ``ROOT/lock``, made if missing. The file is never removed: a
     process waiting on an unlinked lock file would hold a lock no one else sees. In a
-    cache we may only read, the existing file opened for reading locks all the same."""
+    cache we may only read, the existing file opened for reading locks all the same.
+    Only a regular file is opened (a symbolic link planted there is never followed, a
+    FIFO never waited on): anything else raises OSError."""
+    path = root / LOCK
+    flags = os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
     try:
-        return os.open(root / LOCK, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o666)
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | flags, 0o666)
     except OSError as exc:
         if exc.errno not in (errno.EACCES, errno.EPERM, errno.EROFS):
-            raise
-        return os.open(root / LOCK, os.O_RDONLY | os.O_CLOEXEC)
+            raise _not_a_lock(path) from exc if exc.errno in _PLANTED else exc
+        fd = os.open(path, os.O_RDONLY | flags)
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        raise _not_a_lock(path)
+    return fd
+
+
+# What opening a planted symbolic link (ELOOP) or directory (EISDIR) gives.
+_PLANTED = (errno.ELOOP, errno.EISDIR)
+
+
+def _not_a_lock(path: Path) -> OSError:
+    return OSError(errno.EINVAL, "not a regular file (the cache's lock)", str(path))
 
 
 def try_lock(fd: int, operation: int) -> bool:

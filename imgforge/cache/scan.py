@@ -8,7 +8,7 @@ import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from stat import S_ISREG
+from stat import S_ISDIR, S_ISREG
 from typing import NamedTuple
 
 from imgforge.cache.layout import BLOCKS, LAYERS, PROFILE_FILE, TEMPORARY_PREFIX
@@ -143,8 +143,11 @@ def fan_outs(directory: Path) -> list[Path]:
 
 def _subdirectories(directory: Path, length: int) -> list[Path]:
     """The directories in ``directory`` named with ``length`` hex digits: only what the
-    cache made, whatever else a --cache-dir holds."""
+    cache made, whatever else a --cache-dir holds (nothing when ``directory`` is not a
+    directory itself: a symbolic link planted there leads nowhere)."""
     try:
+        if not S_ISDIR(os.lstat(directory).st_mode):
+            return []
         with os.scandir(directory) as items:
             return sorted(
                 Path(i.path)
@@ -153,7 +156,7 @@ def _subdirectories(directory: Path, length: int) -> list[Path]:
                 and _HEX.issuperset(i.name)
                 and i.is_dir(follow_symlinks=False)
             )
-    except FileNotFoundError:
+    except (FileNotFoundError, NotADirectoryError):
         return []
 
 

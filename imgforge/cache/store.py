@@ -210,7 +210,7 @@ def _owned(directory: Path) -> bool:
 
 def _made(root: Path) -> Path:
     try:
-        entryfile.make_private_dir(root, parents=True)
+        entryfile.make_private_dir(root, parents=True, real=False)
     except OSError:
         if not root.is_dir():
             raise
@@ -220,7 +220,9 @@ def _made(root: Path) -> Path:
 def _profile_directory(root: Path, profile: Profile) -> Path:
     """The profile's directory, made with its profile.json when missing (a read-only
     cache that has it is used for reading)."""
-    directory = _made(profile_dir(root, profile.ident()))
+    directory = profile_dir(root, profile.ident())
+    entryfile.make_private_dir(directory.parent)
+    entryfile.make_private_dir(directory)
     if not (directory / PROFILE_FILE).exists():
         try:
             atomic.write_text(directory / PROFILE_FILE, json.dumps(asdict(profile), indent=2))

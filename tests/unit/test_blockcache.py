@@ -134,8 +134,21 @@ def test_any_truncation_is_a_miss(
     found = located(root, key_of(data))
     os.truncate(found.segment, found.offset + cut % found.size)  # zero length included
     with BlockCache.open(root, PROFILE) as cache:
-        assert cache.get(key_of(data)) is None
-        assert cache.stats.corrupt == 1
+        # An entry its segment can't hold whole is never read: a miss.
+        assert cache.get(key_of(data)) is None and cache.stats.hits == 0
+
+
+def test_an_index_naming_more_than_its_segment_holds_costs_no_memory(tmp_path: Path) -> None:
+    """A forged index of many records over an empty segment names nothing the cache
+    keeps in memory; what a segment holds is read, the rest is not."""
+    stored(tmp_path, b"kept")
+    (index,) = indexes(tmp_path)
+    forged = index.with_name("f" * 32 + INDEX_SUFFIX)
+    forged.write_bytes(index.read_bytes()[:8] + os.urandom(32 + 12) * 100_000)
+    forged.with_suffix(SEGMENT_SUFFIX).write_bytes(b"")
+    with BlockCache.open(tmp_path, PROFILE) as cache:
+        assert len(cache._catalog._where) == 1
+        assert cache.get(key_of(b"kept")) == (b"kept", True)
 
 
 def test_an_entry_for_another_key_is_a_miss(tmp_path: Path) -> None:

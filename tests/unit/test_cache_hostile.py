@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from imgforge.cache import BlockCache, Profile, listings, segment
+from imgforge.cache import BlockCache, Profile, catalog, listings, prune, segment
 from imgforge.cache.layout import PROFILE_FILE, RECORDS
 from imgforge.cache.scan import read_profile
 from imgforge.squashfs.codec import Codec
@@ -164,3 +164,67 @@ def test_a_segment_or_index_planted_as_something_else_is_a_miss(
 def _lookup(root: Path, found: list[object]) -> None:
     with BlockCache.open(root, PROFILE) as cache:
         found.append(cache.lookup(KEY))
+
+
+@pytest.mark.parametrize("planted", ["blocks", "layers", "profile"])
+def test_a_directory_link_planted_in_the_cache_leads_nowhere(tmp_path: Path, planted: str) -> None:
+    """A symbolic link where the cache keeps its own directories: no build writes through
+    it, and no eviction or prune removes what it leads to."""
+    root, elsewhere = tmp_path / "cache", tmp_path / "elsewhere"
+    with BlockCache.open(root, PROFILE) as cache:
+        cache.put(KEY, b"data", compressed=False)
+    prune(root, limit=None)
+    ident = PROFILE.ident()
+    victims = [elsewhere / ident / name for name in ("notes", ".hidden", "f" * 32 + ".idx")]
+    victims += [elsewhere / ident / ("ab" * 32), elsewhere / ident / "ab" / ("cd" * 31)]
+    for victim in victims:
+        victim.parent.mkdir(parents=True, exist_ok=True)
+        victim.write_text("keep me")
+    if planted == "profile":
+        (root / "blocks").mkdir(parents=True, exist_ok=True)
+        (root / "blocks" / ident).symlink_to(elsewhere / ident)
+    else:
+        (root / planted).symlink_to(elsewhere)
+    before = sorted(p.name for p in elsewhere.rglob("*"))
+    for _ in range(2):
+        with BlockCache.open(root, PROFILE, limit=0) as cache:
+            cache.put(bytes(32), b"other", compressed=False)
+            cache.lookup(KEY)
+    prune(root, limit=0)
+    prune(root, limit=None)
+    assert sorted(p.name for p in elsewhere.rglob("*")) == before
+    assert all(victim.read_text() == "keep me" for victim in victims)
+
+
+@pytest.mark.parametrize("planted", ["symlink", "fifo", "directory"])
+def test_a_lock_planted_as_something_else_is_refused(tmp_path: Path, planted: str) -> None:
+    root, target = tmp_path / "cache", tmp_path / "created-through-the-lock"
+    (root / "blocks").mkdir(parents=True)
+    if planted == "symlink":
+        (root / "lock").symlink_to(target)
+    elif planted == "fifo":
+        os.mkfifo(root / "lock")
+    else:
+        (root / "lock").mkdir()
+    with BlockCache.open(root, PROFILE) as cache:
+        assert cache.disabled is not None and "not a regular file" in cache.disabled
+    with pytest.raises(OSError, match="not a regular file"):
+        prune(root, limit=None)
+    assert not target.exists()
+
+
+def test_a_build_reading_many_segments_keeps_few_descriptors(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    root = tmp_path / "cache"
+    keys = [bytes([n]) * 32 for n in range(40)]
+    for key in keys:
+        with BlockCache.open(root, PROFILE, limit=None) as cache:
+            cache.put(key, key * 3, compressed=False)
+    monkeypatch.setattr(catalog, "MAX_OPEN", 8)
+    before = len(os.listdir("/proc/self/fd"))
+    with BlockCache.open(root, PROFILE, limit=None) as cache:
+        for _ in range(2):
+            assert all(cache.lookup(key) == (key * 3, False, True) for key in keys)
+        assert len(os.listdir("/proc/self/fd")) <= before + 8 + 2
+    assert len(os.listdir("/proc/self/fd")) == before
