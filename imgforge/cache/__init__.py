@@ -36,7 +36,7 @@ from __future__ import annotations
 from imgforge.cache.evict import CacheBusy, Removed, prune
 from imgforge.cache.layout import check_dir, default_root
 from imgforge.cache.profile import Profile
-from imgforge.cache.scan import Listing, listings
+from imgforge.cache.scan import Listing, index_files, listings
 from imgforge.cache.store import DEFAULT_LIMIT, BlockCache, CacheStats
 from imgforge.sizes import format_size, parse_size
 
@@ -51,6 +51,7 @@ __all__ = [
     "check_dir",
     "default_root",
     "format_size",
+    "index_files",
     "listings",
     "parse_size",
     "prune",

@@ -29,14 +29,15 @@ class Removed:
 
 
 def evict(root: Path, limit: int) -> Removed:
-    """Remove least recently used segments until at most ``limit`` bytes remain, and
-    writers' leftovers. The caller holds the lock alone: no build is using the cache, so
-    nothing removed is about to be read."""
+    """Remove least recently used segments until at most ``limit`` bytes remain (the
+    layer indexes count too), and writers' leftovers. The caller holds the lock alone: no
+    build is using the cache, so nothing removed is about to be read."""
     found = listings(root)
     for temporary in (t for listing in found for t in listing.temporaries):
         _remove(temporary.path)
     segments = sorted((s for listing in found for s in listing.segments), key=_age)
-    total = sum(s.size for s in segments)
+    indexes = sum(index.size for index in index_files(root))
+    total = sum(s.size for s in segments) + indexes
     entries = sum(s.entries for s in segments)
     removed = removed_entries = removed_size = 0
     for segment in segments:
@@ -49,9 +50,12 @@ def evict(root: Path, limit: int) -> Removed:
             removed_entries + segment.entries,
             removed_size + segment.size,
         )
-    if removed:
-        oldest = min((s.used for s in segments[removed:]), default=None)
-        _evict_indexes(root, oldest)
+    if removed or total > limit:
+        kept = segments[removed:]
+        gone = _evict_indexes(root, min((s.used for s in kept), default=None))
+        if total - gone > limit:  # the indexes alone are over it
+            gone += _evict_indexes(root, None)
+        total, removed_size = total - gone, removed_size + gone
     _remove_records(root)
     return Removed(removed_entries, removed_size, entries - removed_entries, total)
 
@@ -62,12 +66,15 @@ def _remove_segment(segment: Segment) -> None:
     _remove(segment.data_path)
 
 
-def _evict_indexes(root: Path, oldest: float | None) -> None:
-    """Remove layer indexes last used before the oldest block kept (None: all of them):
-    what they name is mostly gone."""
+def _evict_indexes(root: Path, oldest: float | None) -> int:
+    """Remove layer indexes last used before the oldest segment kept (None: all of them):
+    what they name is mostly gone. The bytes removed."""
+    gone = 0
     for index in index_files(root):
         if oldest is None or index.used < oldest:
             _remove(index.path)
+            gone += index.size
+    return gone
 
 
 def _age(segment: Segment) -> tuple[float, str]:

@@ -9,6 +9,11 @@ from typing import Any
 
 FIELDS = ("compressor", "level", "block_size", "writer")
 IDENT_BYTES = 8  # 16 hex digits: a handful of profiles per cache, never a collision
+# What a profile.json the cache wrote can hold: squashfs block sizes (4 KiB to 1 MiB),
+# levels of any compressor, short printable names.
+BLOCK_SIZES = frozenset(1 << shift for shift in range(12, 21))
+LEVEL_MAX = 1 << 20
+TEXT_MAX = 256
 
 
 @dataclass(frozen=True)
@@ -39,5 +44,10 @@ class Profile:
         if not all(isinstance(v, str) for v in text):
             return None
         if not all(isinstance(v, int) and not isinstance(v, bool) for v in numbers):
+            return None
+        if not all(v.isprintable() and len(v) <= TEXT_MAX for v in text):
+            return None  # shown on a terminal as it is
+        level, block_size = numbers
+        if not -LEVEL_MAX <= level <= LEVEL_MAX or block_size not in BLOCK_SIZES:
             return None
         return cls(**data)

@@ -19,6 +19,7 @@ copy was found damaged) is read from the newer segment.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import secrets
 import stat
@@ -88,13 +89,19 @@ class SegmentWriter:
 
     def publish(self) -> None:
         """Rename the segment into place, then write its index; with nothing written,
-        remove it."""
+        remove it. Raises OSError when it can't be published, having removed it."""
+        published = self.directory / f"{self.name}{SEGMENT_SUFFIX}"
         try:
             if self.size == 0:
                 self.temporary.unlink()
                 return
-            os.rename(self.temporary, self.directory / f"{self.name}{SEGMENT_SUFFIX}")
+            os.rename(self.temporary, published)
             write_atomically(self.directory / f"{self.name}{INDEX_SUFFIX}", self.records)
+        except OSError:
+            for path in (self.temporary, published):
+                with contextlib.suppress(OSError):
+                    path.unlink()
+            raise
         finally:
             os.close(self.fd)
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import errno
 import json
 import os
@@ -173,8 +172,6 @@ class BlockCache:
         try:
             writer.publish()
         except OSError as exc:
-            with contextlib.suppress(OSError):
-                writer.temporary.unlink()
             self.stats.write_errors += 1
             self.unwritable = f"{writer.directory}: {_reason(exc)}"
 

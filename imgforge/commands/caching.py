@@ -14,6 +14,7 @@ from imgforge.cache import (
     check_dir,
     default_root,
     format_size,
+    index_files,
     listings,
     parse_size,
     prune,
@@ -79,7 +80,8 @@ def _when(moment: float | None, layout: str, convert: Any) -> str | None:
 def _du(root: Path, out: Output) -> int:
     found = listings(root)
     entries = sum(listing.entries for listing in found)
-    size = sum(listing.size for listing in found)
+    # The layer indexes count toward the limit: they count here too.
+    size = sum(listing.size for listing in found) + sum(i.size for i in index_files(root))
     out.json({"root": str(root), "entries": entries, "bytes": size, "profiles": len(found)})
     profiles = f"{len(found)} profile" + ("" if len(found) == 1 else "s")
     out.say(f"{root}: {format_size(size)} ({size} bytes) in {entries} entries, {profiles}")

@@ -103,7 +103,12 @@ class Codec:
                 found = inflate.decompress(data, self.block_size)
                 return found if inflate.eof and not inflate.unused_data else None
             if self.name == "zstd":
-                # One whole frame and nothing after it (the kernel reads no more).
+                # A frame that says it holds at most a block (ours always say; one that
+                # doesn't, or says more, is refused before a byte is decompressed: a few
+                # bytes of zstd can stand for gigabytes), whole and with nothing after it
+                # (the kernel reads no more). The library holds it to what it says.
+                if _zstd().get_frame_parameters(data).content_size > self.block_size:
+                    return None
                 unzstd = _zstd().ZstdDecompressor().decompressobj()
                 found = bytes(unzstd.decompress(data))
                 fits = unzstd.eof and not unzstd.unused_data and len(found) <= self.block_size

@@ -73,6 +73,23 @@ def test_ls_json(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert profile["last_used"].endswith("Z")
 
 
+@pytest.mark.parametrize(
+    "field, value",
+    [("block_size", 10**400), ("block_size", 1000), ("level", 10**30),
+     ("compressor", "gz\ud800"), ("writer", "w\x1b[2J"), ("writer", "w" * 5000)],
+)  # fmt: skip
+def test_ls_shows_a_profile_json_it_cant_have_written_as_unknown(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], field: str, value: object
+) -> None:
+    root = tmp_path / "c"
+    filled(root, GZIP, 1)
+    path = root / "blocks" / GZIP.ident() / "profile.json"
+    path.write_text(json.dumps({**json.loads(path.read_text()), field: value}))
+    code, out, err = run(capsys, "cache", "ls", "--cache-dir", str(root))
+    assert (code, err) == (0, "")
+    assert "(no profile.json)" in out and "\x1b" not in out
+
+
 def test_du_counts_every_profile_and_an_absent_cache_is_empty(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -10,6 +10,7 @@ import threading
 from pathlib import Path
 
 import pytest
+import zstandard
 
 from imgforge.cache import BlockCache, Profile, catalog, listings, prune, segment
 from imgforge.cache.layout import PROFILE_FILE, RECORDS
@@ -86,6 +87,23 @@ def test_zstd_data_after_the_frame_is_not_a_block() -> None:
     assert codec.decompress(packed) == b"a" * 5000
     assert codec.decompress(packed + b"junk") is None
     assert codec.decompress(packed + packed) is None
+
+
+def test_a_zstd_frame_standing_for_more_than_a_block_is_refused_unread() -> None:
+    """A few bytes of zstd can stand for gigabytes: a frame that says it holds more than a
+    block, says nothing of its size, or holds more than it says is not a block."""
+    codec = Codec.of("zstd")
+    assert codec is not None and codec.block_size == 128 * 1024
+    bomb = bytearray(zstandard.ZstdCompressor(level=3).compress(bytes(64 << 20)))
+    assert codec.decompress(bytes(bomb)) is None  # says 64 MiB
+    unsized = zstandard.ZstdCompressor(write_content_size=False).compress(bytes(64 << 20))
+    assert codec.decompress(unsized) is None
+    # The same frame saying it holds 5000 bytes: the library holds it to that.
+    descriptor = bomb[4]
+    assert descriptor >> 6 == 2 and not descriptor & 0x20 and not descriptor & 0x03
+    bomb[6:10] = (5000).to_bytes(4, "little")
+    assert codec.decompress(bytes(bomb)) is None
+    assert codec.decompress(codec.compress(bytes(codec.block_size))) == bytes(codec.block_size)
 
 
 def closes_soon(root: Path, limit: int) -> BlockCache:

@@ -3,6 +3,7 @@ it, and what a killed build left behind goes when the next one closes the cache.
 
 from __future__ import annotations
 
+import errno
 import os
 import signal
 import subprocess
@@ -13,7 +14,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from imgforge.cache import BlockCache, Profile, listings
+from imgforge.cache import BlockCache, Profile, listings, segment
 
 PROFILE = Profile("gzip", 9, 128 * 1024, "imgforge-squashfs 2; zlib 1.2.13")
 
@@ -78,3 +79,32 @@ def test_a_build_over_the_limit_keeps_the_newest_segments(tmp_path: Path) -> Non
     cache = build(root, [], limit=sum(s.size for s in newest))
     assert cache.evicted is not None and cache.evicted.entries == 3
     assert listings(root)[0].segments == newest
+
+
+def test_the_layer_indexes_count_toward_the_limit(tmp_path: Path) -> None:
+    root = tmp_path / "cache"
+    build(root, [b"a" * 1000], limit=None)
+    layers = root / "layers" / PROFILE.ident()
+    layers.mkdir(parents=True)
+    (layers / ("ab" * 32)).write_bytes(b"i" * 5000)
+    segments = on_disk(root)
+    cache = build(root, [], limit=segments + 4000)
+    assert cache.evicted is not None and on_disk(root) + indexes(root) <= segments + 4000
+    cache = build(root, [b"b" * 100], limit=10)
+    assert on_disk(root) + indexes(root) <= 10
+
+
+def indexes(root: Path) -> int:
+    return sum(p.stat().st_size for p in (root / "layers").rglob("*") if p.is_file())
+
+
+def test_a_segment_that_cant_be_published_is_removed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def full(path: Path, blob: object) -> None:
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path))
+
+    monkeypatch.setattr(segment, "write_atomically", full)
+    cache = build(tmp_path, [b"a" * 1000], limit=None)
+    assert cache.stats.write_errors == 1 and cache.unwritable
+    assert [p.name for p in (tmp_path / "blocks" / PROFILE.ident()).iterdir()] == ["profile.json"]
