@@ -11,7 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from imgforge.cache import entry, segment
-from imgforge.cache.entryfile import TOUCH_SECONDS, mine
+from imgforge.cache.entryfile import TOUCH_SECONDS, mine, open_regular
 
 # A location packs the segment's number, the entry's offset and its size in one int.
 _SIZE_BITS, _OFFSET_BITS = 24, 40
@@ -120,18 +120,10 @@ class Catalog:
         return (*self._opened(held.data), True)
 
     def _opened(self, path: str) -> tuple[int | None, bool]:
-        flags = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
-        try:
-            fd = os.open(path, flags)
-        except OSError:
+        opened = open_regular(path)
+        if opened is None:
             return None, False
-        try:
-            found = os.fstat(fd)
-        except OSError:
-            found = None
-        if found is None or not stat.S_ISREG(found.st_mode):
-            os.close(fd)
-            return None, False
+        fd, found = opened
         return fd, mine(found) and self._private(self.directory)
 
     def close(self) -> None:

@@ -58,6 +58,26 @@ def _create(path: Path) -> int:
     return fd
 
 
+def open_regular(path: str | Path) -> tuple[int, os.stat_result] | None:
+    """A read-only descriptor of ``path`` and its stat, for a regular file only: a
+    symbolic link planted there is never followed, a FIFO never waited on, and a device or
+    directory never opened for reading (None, as for a file that can't be opened). The
+    caller closes the descriptor."""
+    flags = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
+    try:
+        fd = os.open(path, flags)
+    except OSError:
+        return None
+    try:
+        found = os.fstat(fd)
+    except OSError:
+        found = None
+    if found is None or not stat.S_ISREG(found.st_mode):
+        os.close(fd)
+        return None
+    return fd, found
+
+
 def mine(found: os.stat_result) -> bool:
     """A file this user owns and no one else may write."""
     return found.st_uid == os.geteuid() and not found.st_mode & (stat.S_IWGRP | stat.S_IWOTH)

@@ -24,14 +24,13 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import os
-import stat
 import struct
 import threading
 from pathlib import Path
 from typing import NamedTuple
 
 from imgforge.cache import entry, layerfile
-from imgforge.cache.entryfile import make_private_dir, mine, write_atomically
+from imgforge.cache.entryfile import make_private_dir, mine, open_regular, write_atomically
 from imgforge.cache.layout import layers_dir
 from imgforge.cache.store import BlockCache
 
@@ -121,15 +120,13 @@ class LayerIndex:
         """The saved index of ``layer``: empty when there is none, or it is damaged, too
         large, not a regular file, or not private."""
         path = self._file(layer)
-        flags = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
-        try:
-            fd = os.open(path, flags)
-        except OSError:
+        opened = open_regular(path)
+        if opened is None:
             return {}
+        fd, found = opened
         try:
-            found = os.fstat(fd)
             private = mine(found) and self.store.private(path.parent)
-            if not stat.S_ISREG(found.st_mode) or found.st_size > INDEX_MAX or not private:
+            if found.st_size > INDEX_MAX or not private:
                 return {}
             decoded = entry.decode(_key(layer), os.read(fd, found.st_size + 1))
             if decoded is not None:

@@ -14,6 +14,8 @@ LOCK = "lock"
 # What an earlier version kept in the root (its usage records): eviction removes them.
 RECORDS = ("usage", "added")
 PROFILE_FILE = "profile.json"
+# The digits of the names the cache gives its files and directories.
+HEX_DIGITS = frozenset("0123456789abcdef")
 # A writer's temporary file starts with this; nothing else in the cache does.
 TEMPORARY_PREFIX = "."
 

@@ -8,10 +8,11 @@ import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from stat import S_ISDIR, S_ISREG
+from stat import S_ISDIR
 from typing import NamedTuple
 
-from imgforge.cache.layout import BLOCKS, LAYERS, PROFILE_FILE, TEMPORARY_PREFIX
+from imgforge.cache.entryfile import open_regular
+from imgforge.cache.layout import BLOCKS, HEX_DIGITS, LAYERS, PROFILE_FILE, TEMPORARY_PREFIX
 from imgforge.cache.profile import IDENT_BYTES, Profile
 from imgforge.cache.segment import INDEX_SUFFIX, SEGMENT_SUFFIX, count, is_name
 
@@ -21,7 +22,6 @@ PROFILE_MAX = 1 << 16
 INDEX_NAME_LENGTH = 64  # hex digits of the SHA-256 of a layer directory's path
 FAN_OUT_LENGTH = 2
 IDENT_LENGTH = 2 * IDENT_BYTES
-_HEX = frozenset("0123456789abcdef")
 # An index, or a writer's temporary file of one (entryfile.write_atomically: .NAME.PID.THREAD).
 _INDEX = f"[0-9a-f]{{{INDEX_NAME_LENGTH}}}"
 _INDEX_NAME = re.compile(rf"{_INDEX}|{re.escape(TEMPORARY_PREFIX)}{_INDEX}\.[0-9]+\.[0-9]+")
@@ -104,18 +104,16 @@ def _segment_file(name: str) -> bool:
 
 def read_profile(directory: Path) -> Profile | None:
     """The profile ``profile.json`` says this directory's entries were made with."""
-    flags = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
+    opened = open_regular(directory / PROFILE_FILE)  # never waits on a planted FIFO
+    if opened is None:
+        return None
+    fd = opened[0]
     try:
-        fd = os.open(directory / PROFILE_FILE, flags)  # never waits on a planted FIFO
-        try:
-            if not S_ISREG(os.fstat(fd).st_mode):
-                return None
-            text = os.read(fd, PROFILE_MAX)
-        finally:
-            os.close(fd)
-        return Profile.from_json(json.loads(text))
+        return Profile.from_json(json.loads(os.read(fd, PROFILE_MAX)))
     except (OSError, ValueError, RecursionError):
         return None
+    finally:
+        os.close(fd)
 
 
 def index_directories(root: Path) -> list[Path]:
@@ -153,7 +151,7 @@ def _subdirectories(directory: Path, length: int) -> list[Path]:
                 Path(i.path)
                 for i in items
                 if len(i.name) == length
-                and _HEX.issuperset(i.name)
+                and HEX_DIGITS.issuperset(i.name)
                 and i.is_dir(follow_symlinks=False)
             )
     except (FileNotFoundError, NotADirectoryError):

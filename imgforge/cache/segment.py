@@ -22,7 +22,6 @@ from __future__ import annotations
 import contextlib
 import os
 import secrets
-import stat
 import struct
 import threading
 import time
@@ -30,8 +29,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from imgforge.cache import entry
-from imgforge.cache.entryfile import FILE_MODE, make_private_dir, write_atomically
-from imgforge.cache.layout import TEMPORARY_PREFIX
+from imgforge.cache.entryfile import FILE_MODE, make_private_dir, open_regular, write_atomically
+from imgforge.cache.layout import HEX_DIGITS, TEMPORARY_PREFIX
 
 SEGMENT_SUFFIX = ".seg"
 INDEX_SUFFIX = ".idx"
@@ -40,7 +39,6 @@ INDEX_VERSION = 1
 _INDEX_HEADER = struct.Struct("<4sBxxx")
 RECORD = struct.Struct("<32sQI")
 NAME_LENGTH = 32
-_HEX = frozenset("0123456789abcdef")
 # A larger index is not one the cache wrote (a million and a half entries).
 INDEX_MAX = 64 << 20
 
@@ -48,7 +46,7 @@ INDEX_MAX = 64 << 20
 def is_name(name: str, suffix: str) -> bool:
     """Whether ``name`` is a published segment's file with ``suffix``."""
     stem = name[: -len(suffix)]
-    return name.endswith(suffix) and len(stem) == NAME_LENGTH and _HEX.issuperset(stem)
+    return name.endswith(suffix) and len(stem) == NAME_LENGTH and HEX_DIGITS.issuperset(stem)
 
 
 def new_name() -> str:
@@ -110,14 +108,12 @@ def read_index(path: str) -> tuple[bytes, os.stat_result] | None:
     """An index file's records (whole ones only) and its stat; None for anything but a
     regular file of at most INDEX_MAX bytes that starts as an index does (never a symbolic
     link followed or a FIFO waited on)."""
-    flags = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
-    try:
-        fd = os.open(path, flags)
-    except OSError:
+    opened = open_regular(path)
+    if opened is None:
         return None
+    fd, found = opened
     try:
-        found = os.fstat(fd)
-        if not stat.S_ISREG(found.st_mode) or found.st_size > INDEX_MAX:
+        if found.st_size > INDEX_MAX:
             return None
         raw = os.read(fd, INDEX_MAX)
     except OSError:
