@@ -10,7 +10,7 @@ from pathlib import Path
 
 from imgforge.cache import lock
 from imgforge.cache.layout import BLOCKS, LAYERS, PROFILE_FILE, RECORDS, profile_dir
-from imgforge.cache.scan import Segment, fan_outs, index_directories, index_files, listings
+from imgforge.cache.scan import Entry, Segment, fan_outs, index_directories, index_files, listings
 from imgforge.errors import ImgforgeError
 
 
@@ -36,8 +36,8 @@ def evict(root: Path, limit: int) -> Removed:
     for temporary in (t for listing in found for t in listing.temporaries):
         _remove(temporary.path)
     segments = sorted((s for listing in found for s in listing.segments), key=_age)
-    indexes = sum(index.size for index in index_files(root))
-    total = sum(s.size for s in segments) + indexes
+    indexes = index_files(root)
+    total = sum(s.size for s in segments) + sum(index.size for index in indexes)
     entries = sum(s.entries for s in segments)
     removed = removed_entries = removed_size = 0
     for segment in segments:
@@ -52,9 +52,9 @@ def evict(root: Path, limit: int) -> Removed:
         )
     if removed or total > limit:
         kept = segments[removed:]
-        gone = _evict_indexes(root, min((s.used for s in kept), default=None))
+        gone, indexes = _evict_indexes(indexes, min((s.used for s in kept), default=None))
         if total - gone > limit:  # the indexes alone are over it
-            gone += _evict_indexes(root, None)
+            gone += _evict_indexes(indexes, None)[0]
         total, removed_size = total - gone, removed_size + gone
     _remove_records(root)
     return Removed(removed_entries, removed_size, entries - removed_entries, total)
@@ -66,15 +66,17 @@ def _remove_segment(segment: Segment) -> None:
     _remove(segment.data_path)
 
 
-def _evict_indexes(root: Path, oldest: float | None) -> int:
-    """Remove layer indexes last used before the oldest segment kept (None: all of them):
-    what they name is mostly gone. The bytes removed."""
-    gone = 0
-    for index in index_files(root):
+def _evict_indexes(indexes: list[Entry], oldest: float | None) -> tuple[int, list[Entry]]:
+    """Remove the layer indexes last used before the oldest segment kept (None: all of
+    them): what they name is mostly gone. The bytes removed, and the indexes kept."""
+    gone, kept = 0, []
+    for index in indexes:
         if oldest is None or index.used < oldest:
             _remove(index.path)
             gone += index.size
-    return gone
+        else:
+            kept.append(index)
+    return gone, kept
 
 
 def _age(segment: Segment) -> tuple[float, str]:
@@ -102,7 +104,7 @@ def clear(root: Path) -> Removed:
         _remove(str(directory / PROFILE_FILE))
         _remove_directory(directory)
     _remove_directory(root / BLOCKS)
-    _evict_indexes(root, None)
+    _evict_indexes(index_files(root), None)
     for directory in index_directories(root):
         _remove_directory(directory)
     _remove_directory(root / LAYERS)
